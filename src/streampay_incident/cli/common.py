@@ -1,0 +1,109 @@
+"""What every command shares: output format, ``--fail-on``, exit codes, input errors."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import InputError
+from ..model import Report
+from ..report import render
+from ..stellar.networks import resolve_network
+from ..timefmt import parse_rfc3339
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_INPUT = 2
+
+_FAIL_LEVELS = {"warning": ("warn", "fail"), "critical": ("fail",)}
+
+
+def exit_code_for(status: str, fail_on: str) -> int:
+    """1 when the status is at or above ``--fail-on``, else 0."""
+    return EXIT_FINDINGS if status in _FAIL_LEVELS[fail_on] else EXIT_OK
+
+
+def output_options(func: F) -> F:
+    """``--format text|json|markdown`` and ``--fail-on warning|critical``."""
+    func = click.option(
+        "--fail-on",
+        type=click.Choice(["warning", "critical"]),
+        default="warning",
+        show_default=True,
+        help="Exit 1 when the report's status is at or above this severity.",
+    )(func)
+    func = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help="text for people, json for machines, markdown for the incident channel.",
+    )(func)
+    return func
+
+
+def emit(report: Report, fmt: str, fail_on: str) -> None:
+    """Print the report on stdout and exit with the code its status calls for."""
+    color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    click.echo(render(report, fmt, color=color), nl=False)
+    sys.exit(exit_code_for(report.overall, fail_on))
+
+
+def fail_input(error: InputError) -> None:
+    """Exit 2 with one line per problem on stderr, and no report."""
+    for problem in error.problems:
+        click.echo(f"error: {problem}", err=True)
+    sys.exit(EXIT_INPUT)
+
+
+def handle_input_errors(func: F) -> F:
+    """Turn :class:`InputError` raised anywhere in a command into exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as error:
+            fail_input(error)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class RFC3339(click.ParamType):
+    """A click parameter: an RFC 3339 timestamp with offset -> aware UTC datetime."""
+
+    name = "RFC3339"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_rfc3339(str(value))
+        except ValueError as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
+
+
+class Network(click.ParamType):
+    """``public``, ``testnet``, ``futurenet``, ``standalone`` or a full passphrase."""
+
+    name = "public|testnet|PASSPHRASE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value).strip()
+        if not text:
+            self.fail("empty network passphrase", param, ctx)
+        return resolve_network(text)
+
+
+def utc_now() -> datetime:
+    """The one place the CLI reads the clock (``--now`` overrides it)."""
+    return datetime.now(UTC)

@@ -1,0 +1,157 @@
+"""The one table of finding codes.
+
+Every code the tool can emit is declared here once: its default severity, a
+title, and the runbook section an on-call engineer follows. The checks, the
+reports, ``streampay-incident checks``, the docs and the alert rules all read
+from this table; tests fail when a code has no runbook heading or a runbook
+code heading has no code.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+
+class Severity(enum.Enum):
+    """How bad a finding is. Ordered: ``info < warning < critical``."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+RUNBOOK_DIR = "docs/runbooks"
+
+
+def anchor_for(code: str) -> str:
+    """The explicit heading id of a code: lower case, ``_`` turned into ``-``."""
+    return code.lower().replace("_", "-")
+
+
+@attrs.frozen
+class FindingCode:
+    """One declared finding code."""
+
+    code: str
+    severity: Severity
+    title: str
+    runbook_file: str
+
+    @property
+    def anchor(self) -> str:
+        return anchor_for(self.code)
+
+    @property
+    def runbook(self) -> str:
+        """Link relative to the repository root: ``docs/runbooks/<file>.md#<anchor>``."""
+        return f"{RUNBOOK_DIR}/{self.runbook_file}#{self.anchor}"
+
+
+_C = Severity.CRITICAL
+_W = Severity.WARNING
+_I = Severity.INFO
+
+_STUCK = "stuck-settlement.md"
+_DOUBLE = "double-payout.md"
+_CHAIN = "chain-outage.md"
+_INDEX = "README.md"
+
+_TABLE: tuple[FindingCode, ...] = (
+    # Payout rules (double payout).
+    FindingCode("PAYOUT_DUPLICATE_TX_RECORD", _W, "Several payout rows share one tx hash", _DOUBLE),
+    FindingCode(
+        "PAYOUT_DUPLICATE_SETTLEMENT", _W, "One settlement paid by several transfers", _DOUBLE
+    ),
+    FindingCode("PAYOUT_DUPLICATE_MEMO", _C, "One memo paid for several settlements", _DOUBLE),
+    FindingCode(
+        "PAYOUT_IDEMPOTENCY_CONFLICT", _C, "Idempotency key reused with other content", _DOUBLE
+    ),
+    FindingCode(
+        "PAYOUT_SUSPECTED_REPEAT", _W, "Same destination, asset and amount paid repeatedly", _DOUBLE
+    ),
+    # Escrow reconciliation (escrow leak).
+    FindingCode(
+        "ESCROW_UNRECORDED_OUTFLOW", _C, "Money left the escrow with no payout record", _DOUBLE
+    ),
+    FindingCode(
+        "ESCROW_RECORD_NOT_ON_CHAIN", _C, "Confirmed payout with no payment on chain", _DOUBLE
+    ),
+    FindingCode(
+        "ESCROW_AMOUNT_MISMATCH", _C, "Payout record and on-chain payment disagree", _DOUBLE
+    ),
+    FindingCode(
+        "ESCROW_OUTSIDE_WINDOW", _I, "Payout rows outside the window the chain data covers", _DOUBLE
+    ),
+    # Settlement rules (stuck settlement).
+    FindingCode(
+        "SETTLEMENT_CONFIRMED_NOT_RECORDED", _W, "Landed on chain but not recorded as paid", _STUCK
+    ),
+    FindingCode("SETTLEMENT_TX_FAILED", _W, "Settlement transaction failed on chain", _STUCK),
+    FindingCode("SETTLEMENT_DEAD_LETTERED", _C, "Settlement dead-lettered", _STUCK),
+    FindingCode("SETTLEMENT_RETRIES_EXHAUSTED", _C, "Settlement failed after every attempt", _STUCK),
+    FindingCode("SETTLEMENT_LEASE_EXPIRED", _W, "Worker lease expired while processing", _STUCK),
+    FindingCode(
+        "SETTLEMENT_STUCK_UNSUBMITTED", _W, "Settlement never submitted to the network", _STUCK
+    ),
+    FindingCode(
+        "SETTLEMENT_STUCK_UNCONFIRMED", _W, "Submitted transaction not confirmed on chain", _STUCK
+    ),
+    FindingCode(
+        "SETTLEMENT_CHAIN_BLOCKED", _W, "Settlement waiting on an unhealthy network", _STUCK
+    ),
+    # Chain health (Stellar outage or Horizon hard-down).
+    FindingCode("CHAIN_ENDPOINT_UNREACHABLE", _C, "Endpoint unreachable before the deadline", _CHAIN),
+    FindingCode("CHAIN_ENDPOINT_ERROR", _C, "Endpoint answered with an error", _CHAIN),
+    FindingCode("CHAIN_RATE_LIMITED", _W, "Endpoint is rate limiting us", _CHAIN),
+    FindingCode("CHAIN_HORIZON_UNHEALTHY", _C, "Horizon reports itself unhealthy", _CHAIN),
+    FindingCode("CHAIN_RPC_UNHEALTHY", _C, "Stellar RPC reports itself unhealthy", _CHAIN),
+    FindingCode("CHAIN_NETWORK_MISMATCH", _C, "Endpoint is on another network", _CHAIN),
+    FindingCode("CHAIN_LEDGER_STALE", _W, "Latest closed ledger is old", _CHAIN),
+    FindingCode("CHAIN_HORIZON_INGEST_LAG", _W, "Horizon ingestion lags stellar-core", _CHAIN),
+    FindingCode("CHAIN_PROTOCOL_MISMATCH", _W, "stellar-core behind the network protocol", _CHAIN),
+    FindingCode("CHAIN_ENDPOINTS_DIVERGED", _W, "Endpoint far behind the others", _CHAIN),
+    FindingCode("CHAIN_FEE_SURGE", _W, "Surge pricing: fees far above the base fee", _CHAIN),
+    # The tool itself.
+    FindingCode("PLUGIN_ERROR", _W, "A check plugin raised an error", _INDEX),
+)
+
+CODES: dict[str, FindingCode] = {c.code: c for c in _TABLE}
+
+
+def lookup(code: str) -> FindingCode:
+    """The declared code; ``KeyError`` names an undeclared one."""
+    try:
+        return CODES[code]
+    except KeyError:
+        raise KeyError(f"finding code {code!r} is not declared in streampay_incident.codes") from None
+
+
+def all_codes() -> tuple[FindingCode, ...]:
+    """Every declared code, in table order."""
+    return tuple(CODES.values())
+
+
+def register_code(code: FindingCode) -> None:
+    """Declare a plugin's own code (called by the registry for plugin codes)."""
+    existing = CODES.get(code.code)
+    if existing is not None and existing != code:
+        raise ValueError(f"finding code {code.code!r} is already declared differently")
+    CODES[code.code] = code

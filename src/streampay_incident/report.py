@@ -1,0 +1,147 @@
+"""Rendering a :class:`~streampay_incident.model.Report` for people and machines.
+
+JSON is the pinned contract (``streampay-incident.report/v1``); text is for a
+terminal at 3 a.m. (grouped by severity, coloured on a TTY); Markdown is for
+the incident channel and the postmortem.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from .__about__ import __version__
+from .codes import Severity
+from .model import Finding, Report
+from .timefmt import format_rfc3339
+
+SCHEMA = "streampay-incident.report/v1"
+TOOL = {"name": "streampay-incident", "version": __version__}
+
+_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+_STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+_STATUS_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red"}
+
+
+def sorted_findings(findings: tuple[Finding, ...]) -> list[Finding]:
+    """Worst first, then by code and subject: a stable order for every output."""
+    return sorted(findings, key=lambda f: (_ORDER[f.severity], f.code, f.subject))
+
+
+def report_to_json(report: Report) -> dict[str, Any]:
+    """The pinned JSON document."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "status": report.overall,
+        "generated_at": format_rfc3339(report.generated_at),
+        "tool": dict(TOOL),
+        "inputs": dict(report.inputs),
+        "findings": [f.to_json() for f in sorted_findings(report.findings)],
+    }
+    if report.settlements is not None:
+        doc["settlements"] = [v.to_json() for v in report.settlements]
+    for key, value in report.extra.items():
+        doc.setdefault(key, value)
+    return doc
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report_to_json(report), indent=2, ensure_ascii=False) + "\n"
+
+
+def _evidence_line(finding: Finding) -> str:
+    parts = []
+    ev = finding.evidence
+    if "payout_ids" in ev:
+        ids = list(ev["payout_ids"])
+        shown = ", ".join(ids[:8]) + (f" (+{len(ids) - 8} more)" if len(ids) > 8 else "")
+        parts.append(f"payouts: {shown}")
+    if "amount_at_risk" in ev and ev["amount_at_risk"]:
+        risk = ", ".join(f"{amt} {asset}" for asset, amt in sorted(ev["amount_at_risk"].items()))
+        parts.append(f"at risk: {risk}")
+    return "; ".join(parts)
+
+
+def render_text(report: Report, *, color: bool = False, width: int = 100) -> str:
+    """Findings grouped by severity, worst first, each with its runbook link."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    buf = io.StringIO()
+    console = Console(
+        file=buf, force_terminal=color, no_color=not color, width=width, highlight=False
+    )
+    status = report.overall
+    console.print(
+        f"[{_STATUS_STYLE[status]}]{status.upper()}[/] streampay-incident {report.command}: "
+        f"{len(report.findings)} finding(s) at {format_rfc3339(report.generated_at)}"
+    )
+    for key, value in report.inputs.items():
+        console.print(f"  {escape(str(key))}: {escape(str(value))}")
+    for severity in (Severity.CRITICAL, Severity.WARNING, Severity.INFO):
+        group = [f for f in sorted_findings(report.findings) if f.severity is severity]
+        if not group:
+            continue
+        console.print()
+        console.print(f"[{_STYLE[severity]}]{severity.value.upper()} ({len(group)})[/]")
+        for f in group:
+            console.print(f"  [{_STYLE[severity]}]{f.code}[/] {escape(f.subject)}")
+            console.print(f"    {escape(f.summary)}")
+            extra = _evidence_line(f)
+            if extra:
+                console.print(f"    {escape(extra)}")
+            console.print(f"    runbook: {f.runbook}")
+    if report.settlements is not None:
+        console.print()
+        console.print("[bold]Settlements[/]")
+        console.print(f"  {'settlement_id':<36} {'state':<10} {'retry_safe':<10} reason")
+        for v in report.settlements:
+            safe = "[green]yes[/]" if v.retry_safe else "[red]NO[/] "
+            console.print(
+                f"  {escape(v.settlement_id):<36} {v.state:<10} {safe}        {v.retry_reason}"
+            )
+    if not report.findings:
+        console.print("No findings.")
+    return buf.getvalue()
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: Report) -> str:
+    """A Markdown summary for the incident channel or a postmortem."""
+    lines = [
+        f"## streampay-incident {report.command}: **{report.overall.upper()}**",
+        "",
+        f"Generated {format_rfc3339(report.generated_at)} by streampay-incident {__version__}.",
+        "",
+    ]
+    if report.inputs:
+        lines += [f"- {k}: `{v}`" for k, v in report.inputs.items()] + [""]
+    if report.findings:
+        lines += ["| severity | code | subject | summary | runbook |", "|---|---|---|---|---|"]
+        for f in sorted_findings(report.findings):
+            lines.append(
+                f"| {f.severity.value} | `{f.code}` | `{_md_cell(f.subject)}` | "
+                f"{_md_cell(f.summary)} | [{f.code}]({f.runbook}) |"
+            )
+    else:
+        lines.append("No findings.")
+    if report.settlements is not None:
+        lines += ["", "| settlement | state | retry safe | reason |", "|---|---|---|---|"]
+        for v in report.settlements:
+            safe = "yes" if v.retry_safe else "**no**"
+            lines.append(
+                f"| `{_md_cell(v.settlement_id)}` | {v.state} | {safe} | {v.retry_reason} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def render(report: Report, fmt: str, *, color: bool = False) -> str:
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "markdown":
+        return render_markdown(report)
+    return render_text(report, color=color)

@@ -1,0 +1,1 @@
+"""Stellar-specific decoding: networks, StrKeys, envelopes (stellar-sdk, imported lazily)."""

@@ -1,0 +1,43 @@
+"""Shared test fixtures: where the recorded Stellar bodies live, hypothesis profiles."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("STREAMPAY_INCIDENT_SHARED_DIR", REPO.parent / "shared"))
+FIXTURES = SHARED / "fixtures" / "stellar"
+HMAC_VECTORS = SHARED / "interop" / "streampay-hmac-v1.json"
+
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+if not FIXTURES.is_dir():  # pragma: no cover - a misconfigured checkout must fail loudly
+    raise RuntimeError(
+        f"recorded Stellar fixtures not found at {FIXTURES}; "
+        "set STREAMPAY_INCIDENT_SHARED_DIR to the shared/ folder"
+    )
+
+
+def load_fixture(relative: str) -> Any:
+    """A recorded body from ``shared/fixtures/stellar`` as parsed JSON."""
+    return json.loads((FIXTURES / relative).read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
