@@ -140,6 +140,7 @@ def run_checks(
     """
     findings: list[Finding] = []
     caller = getattr(pm.hook, hook_name)
+    trace = pm.trace.root.get("check")  # writes only when tracing is enabled
     for impl in caller.get_hookimpls():
         name = plugin_name(pm, impl.plugin)
         try:
@@ -156,6 +157,7 @@ def run_checks(
             except Exception as exc:  # noqa: BLE001
                 findings.append(_plugin_error(name, _check_name(check), exc))
                 continue
+            trace(f"{hook_name} {name} {_check_name(check)} -> {len(produced)} finding(s)")
             findings.extend(produced)
     return tuple(findings)
 

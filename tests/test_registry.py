@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from streampay_incident import codes, hookimpl
+from streampay_incident.codes import FindingCode, Severity
+from streampay_incident.model import Finding, make_finding
+from streampay_incident.registry import (
+    DEFAULT_PLUGINS,
+    PluginSettings,
+    get_plugin_manager,
+    loaded_plugins,
+    plugin_settings_from_env,
+    run_checks,
+)
+from streampay_incident import hookspecs
+
+HOOK = "streampay_incident_register_payout_checks"
+
+
+class GoodPlugin:
+    @hookimpl
+    def streampay_incident_register_codes(self) -> list[FindingCode]:
+        return [FindingCode("TEAM_X_ODD_PAYOUT", Severity.INFO, "Odd payout", "README.md")]
+
+    @hookimpl
+    def streampay_incident_register_payout_checks(self) -> list[Any]:
+        def odd(payouts: list[str], *, policy: object) -> list[Finding]:
+            return [make_finding("TEAM_X_ODD_PAYOUT", p, "odd") for p in payouts]
+
+        return [odd]
+
+
+class RaisingCheck:
+    @hookimpl
+    def streampay_incident_register_payout_checks(self) -> list[Any]:
+        def boom(payouts: object, *, policy: object) -> list[Finding]:
+            raise RuntimeError("kaboom")
+
+        return [boom]
+
+
+class RaisingRegistration:
+    @hookimpl
+    def streampay_incident_register_payout_checks(self) -> list[Any]:
+        raise ValueError("cannot register")
+
+
+class WrongType:
+    @hookimpl
+    def streampay_incident_register_payout_checks(self) -> list[Any]:
+        return [lambda payouts, *, policy: ["not a finding"]]
+
+
+def test_a_raising_plugin_becomes_a_finding_and_others_still_run(
+    streampay_incident_plugin: Any,
+) -> None:
+    streampay_incident_plugin(GoodPlugin(), name="good")
+    streampay_incident_plugin(RaisingCheck(), name="raiser")
+    streampay_incident_plugin(RaisingRegistration(), name="reg")
+    pm = streampay_incident_plugin(WrongType(), name="wrong")
+    # The good plugin's code was registered after the manager was built: declare it now.
+    for declared in pm.hook.streampay_incident_register_codes():
+        for code in declared:
+            codes.register_code(code)
+    findings = run_checks(pm, HOOK, ["p1", "p2"], policy=None)
+    by_code: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_code.setdefault(f.code, []).append(f)
+    assert [f.subject for f in by_code["TEAM_X_ODD_PAYOUT"]] == ["p1", "p2"]
+    errors = {f.subject: f for f in by_code["PLUGIN_ERROR"]}
+    assert set(errors) == {"raiser", "reg", "wrong"}
+    assert errors["raiser"].severity is Severity.WARNING
+    assert "kaboom" in errors["raiser"].summary
+    assert "cannot register" in errors["reg"].summary
+    assert "not a Finding" in errors["wrong"].summary
+
+
+def test_register_code_conflict() -> None:
+    codes.register_code(codes.CODES["PLUGIN_ERROR"])  # identical re-declaration is fine
+    with pytest.raises(ValueError, match="already declared"):
+        codes.register_code(FindingCode("PLUGIN_ERROR", Severity.INFO, "other", "README.md"))
+    with pytest.raises(KeyError, match="not declared"):
+        codes.lookup("NOPE")
+
+
+def test_env_switches() -> None:
+    s = plugin_settings_from_env(
+        {
+            "STREAMPAY_INCIDENT_DISABLE_PLUGINS": "a, b",
+            "STREAMPAY_INCIDENT_LOAD_PLUGINS": "c",
+            "STREAMPAY_INCIDENT_TRACE_PLUGINS": "1",
+        }
+    )
+    assert s == PluginSettings(frozenset({"a", "b"}), False, frozenset({"c"}), True)
+    assert plugin_settings_from_env({"STREAMPAY_INCIDENT_DISABLE_PLUGINS": "all"}).disable_all
+    assert plugin_settings_from_env({}) == PluginSettings()
+
+
+def test_builtins_are_plugins_and_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    pm = get_plugin_manager(PluginSettings(trace=True))
+    names = [p["name"] for p in loaded_plugins(pm)]
+    for builtin in DEFAULT_PLUGINS:
+        assert builtin in names
+    run_checks(pm, HOOK, [], policy=None)
+    assert "streampay_incident_register_payout_checks" in capsys.readouterr().err
+
+
+def test_entry_point_plugins_load_and_obey_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata as md
+
+    class EP:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.dist = type("D", (), {"version": "9.9"})()
+
+        def load(self) -> object:
+            return GoodPlugin()
+
+    eps = [EP("alpha"), EP("beta"), EP("gamma")]
+    monkeypatch.setattr(md, "entry_points", lambda group: eps)
+    pm = get_plugin_manager(PluginSettings(disabled=frozenset({"beta"})))
+    listed = {p["name"]: p["version"] for p in loaded_plugins(pm)}
+    assert listed["alpha"] == "9.9" and "gamma" in listed and "beta" not in listed
+    pm = get_plugin_manager(PluginSettings(allow=frozenset({"gamma"})))
+    assert {p["name"] for p in loaded_plugins(pm)} & {"alpha", "gamma"} == {"gamma"}
+    pm = get_plugin_manager(PluginSettings(disable_all=True))
+    assert not {p["name"] for p in loaded_plugins(pm)} & {"alpha", "beta", "gamma"}
+
+
+def test_every_hookspec_is_documented_and_tested() -> None:
+    """datasette's test_plugin_hooks_are_documented / _have_tests, for our hooks."""
+    from pathlib import Path
+
+    specs = [n for n in dir(hookspecs) if n.startswith("streampay_incident_")]
+    assert specs, "no hookspecs found"
+    docs = (Path(__file__).parents[1] / "docs" / "plugins.md")
+    tests_text = "\n".join(
+        p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("test_*.py")
+    )
+    for name in specs:
+        fn = getattr(hookspecs, name)
+        assert fn.__doc__ and len(fn.__doc__.strip()) > 40, f"{name} has no docstring"
+        assert name in tests_text.replace("def " + name, ""), f"{name} has no test"
+        if docs.exists():
+            assert name in docs.read_text(encoding="utf-8"), f"{name} missing from docs/plugins.md"
+
+
+def test_import_stays_light() -> None:
+    code = (
+        "import sys, streampay_incident; "
+        "heavy = [m for m in ('stellar_sdk', 'httpx', 'starlette', 'rich', 'duckdb') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
