@@ -1,0 +1,167 @@
+"""``streampay-incident demo``: the real commands on bundled data, read as on-call would.
+
+Each scenario prints the command an engineer types, its real output, and the
+runbook step to follow for every answer. ``--write-data DIR`` copies the
+bundled files out for tabletop exercises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+
+DEMO_NOW = "2026-11-27T03:00:00Z"
+DEMO_LEDGER_CLOSE = "2026-11-27T02:59:56Z"
+DATA_FILES = ("payouts.csv", "settlements.jsonl", "transactions.json", "chain-outage.json")
+
+# What each retry verdict tells the engineer to do.
+RETRY_ADVICE: dict[str, str] = {
+    "never_submitted": "retry is safe: it was never submitted",
+    "tx_expired": "retry is safe: a ledger closed after the transaction's max time",
+    "tx_failed": "retry is safe: the transaction failed on chain",
+    "sequence_consumed": "retry is safe: the source account's sequence moved past it",
+    "tx_landed": "DO NOT RETRY: the transaction landed; record it as paid",
+    "recorded_succeeded": "nothing to do: recorded as succeeded",
+    "in_flight": "wait: still within its normal time",
+    "unknown_submission": "DO NOT RETRY: it may have been submitted; find the tx hash first",
+    "tx_may_still_land": "DO NOT RETRY: the transaction can still land",
+    "no_ledger_after_max_time": (
+        "DO NOT RETRY yet: pass --latest-ledger-close-time (or --horizon) to prove expiry"
+    ),
+    "tx_status_unknown": "DO NOT RETRY: the chain could not say; look it up again",
+    "chain_unhealthy": "DO NOT RETRY: the network is unhealthy; never retry into an outage",
+}
+
+
+@attrs.frozen
+class Scenario:
+    name: str
+    title: str
+    story: str
+    args: tuple[str, ...]
+    runbook: str
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "stuck-settlement",
+        "Stuck settlement",
+        "SettlementJobStuck fired. Which settlements are stuck, and which may be retried?",
+        (
+            "settlements", "{data}/settlements.jsonl", "--transactions", "{data}/transactions.json",
+            "--network", "testnet", "--now", DEMO_NOW,
+            "--latest-ledger-close-time", DEMO_LEDGER_CLOSE,
+        ),
+        "docs/runbooks/stuck-settlement.md",
+    ),
+    Scenario(
+        "double-payout",
+        "Suspected double payout",
+        "Finance saw the escrow balance drop faster than payouts explain. Any paid twice?",
+        ("payouts", "{data}/payouts.csv"),
+        "docs/runbooks/double-payout.md",
+    ),
+    Scenario(
+        "chain-outage",
+        "Stellar or Horizon outage",
+        "Settlements stopped confirming. Is the network or our Horizon/RPC the problem?",
+        (
+            "chain", "--snapshot", "{data}/chain-outage.json", "--now", DEMO_NOW,
+            "--network", "testnet",
+        ),
+        "docs/runbooks/chain-outage.md",
+    ),
+)
+
+
+@contextlib.contextmanager
+def demo_data_dir() -> Iterator[Path]:
+    """The bundled demo files as a real directory (package data)."""
+    with resources.as_file(resources.files("streampay_incident") / "demo_data") as path:
+        yield Path(path)
+
+
+def _run(args: list[str], *, capture: bool) -> tuple[int, str]:
+    from . import main
+
+    buf = io.StringIO()
+    target = buf if capture else None
+    with contextlib.redirect_stdout(target) if target else contextlib.nullcontext():
+        try:
+            main.main(args=args, prog_name="streampay-incident", standalone_mode=False)
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, buf.getvalue()
+
+
+def _advice(scenario: Scenario, doc: dict[str, Any]) -> list[str]:
+    lines = []
+    for verdict in doc.get("settlements", []):
+        advice = RETRY_ADVICE.get(verdict["retry_reason"], verdict["retry_reason"])
+        lines.append(f"  {verdict['settlement_id']:<12} {advice} ({verdict['retry_reason']})")
+    for finding in doc.get("findings", []):
+        lines.append(f"  {finding['code']} {finding['subject']}: follow {finding['runbook']}")
+    if not lines:
+        lines.append(f"  nothing to do; runbook: {scenario.runbook}")
+    return lines
+
+
+def run_scenario(scenario: Scenario, data: Path) -> int:
+    """Print one scenario; return the command's exit code (0 or 1 are both a success)."""
+    args = [a.replace("{data}", str(data)) for a in scenario.args]
+    shown = " ".join(a.replace("{data}/", "") for a in scenario.args)
+    click.secho(f"=== {scenario.title} ({scenario.name}) ===", bold=True)
+    click.echo(scenario.story)
+    click.echo("")
+    click.secho(f"$ streampay-incident {shown}", fg="cyan")
+    code, _ = _run(args, capture=False)
+    if code not in (0, 1):
+        return code
+    _, raw = _run([*args, "--format", "json"], capture=True)
+    click.echo("")
+    click.secho(f"What to do (runbook {scenario.runbook}; no money moves without a second "
+                "engineer checking destination, amount, asset and retry_safe):", bold=True)
+    for line in _advice(scenario, json.loads(raw)):
+        click.echo(line)
+    click.echo("")
+    return code
+
+
+@click.command("demo")
+@click.option(
+    "--scenario",
+    type=click.Choice(["all", *(s.name for s in SCENARIOS)]),
+    default="all",
+    show_default=True,
+    help="Which incident to replay.",
+)
+@click.option(
+    "--write-data",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Copy the bundled demo files to this directory (for tabletop exercises) and exit.",
+)
+def demo(scenario: str, write_data: Path | None) -> None:
+    """Replay bundled incidents through the real commands, with the runbook step to follow."""
+    with demo_data_dir() as data:
+        if write_data is not None:
+            write_data.mkdir(parents=True, exist_ok=True)
+            for name in DATA_FILES:
+                if (data / name).exists():
+                    shutil.copy(data / name, write_data / name)
+                    click.echo(str(write_data / name))
+            return
+        chosen = [s for s in SCENARIOS if scenario in ("all", s.name)]
+        for sc in chosen:
+            code = run_scenario(sc, data)
+            if code not in (0, 1):
+                raise SystemExit(code)
