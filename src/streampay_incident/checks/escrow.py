@@ -1,0 +1,566 @@
+"""Escrow reconciliation: what left the escrow on chain against StreamPay's payout rows.
+
+Pure: payout rows and chain payments in, findings out. The chain payments come
+from :mod:`streampay_incident.io.chain_payments` (a file) or
+:mod:`streampay_incident.probes.payments` (live Horizon / Stellar RPC), which
+also say which time window the chain data covers (:class:`CoverageWindow`).
+
+Counting only what actually moved:
+
+- a payment of a failed transaction moved nothing and is ignored (it is only
+  quoted as evidence when a confirmed payout points at it);
+- a fee-bump transaction has an outer and an inner hash; a payout row may have
+  recorded either, and both identify the same chain payments;
+- a path payment's destination receives ``amount`` of the destination asset;
+  that (not the ``source_amount`` the escrow sent) is what the payout promised;
+- ``create_account`` moves the ``starting_balance`` out of the funder;
+- ``account_merge`` moves the whole merged balance. Horizon's payment records
+  do not carry that amount (``amount`` is None): such a payment matches a
+  payout row by tx hash, destination and asset only, and its findings say the
+  amount is unknown;
+- payments into the escrow (funding) and the escrow paying itself (a path
+  payment converting between its own assets) are not outflows;
+- destinations compare exactly as given: an ``M...`` muxed address differs from
+  its ``G...`` base and from other muxed ids.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import attrs
+
+from ..amounts import format_stroops
+from ..model import NO_MEMO, Asset, Finding, Memo, Payout, make_finding
+from ..timefmt import format_rfc3339
+
+PaymentKind = Literal[
+    "payment",
+    "path_payment_strict_send",
+    "path_payment_strict_receive",
+    "create_account",
+    "account_merge",
+    "invoke_host_function",
+    "sac_transfer",
+]
+
+PAYMENT_KINDS: tuple[str, ...] = (
+    "payment",
+    "path_payment_strict_send",
+    "path_payment_strict_receive",
+    "create_account",
+    "account_merge",
+    "invoke_host_function",
+    "sac_transfer",
+)
+
+MERGE_AMOUNT_NOTE = (
+    "Horizon payment records for account_merge do not carry the merged amount; "
+    "read it from the operation's account_credited effect"
+)
+
+
+@attrs.frozen
+class ChainPayment:
+    """One movement of money on chain, as Horizon or Stellar RPC reported it.
+
+    ``tx_hash`` is the hash the record was listed under (lower-case hex);
+    ``hashes`` every hash of that transaction (outer and inner for a
+    fee-bump). ``from_account`` is the paying account or contract (``G...`` /
+    ``C...``); ``to_account`` the destination exactly as the chain gives it,
+    muxed ``M...`` kept. ``amount`` is int stroops of ``asset`` that reached
+    the destination, or None when the record does not say (Horizon
+    ``account_merge``). Path payments also carry what the source sent.
+    ``operation_id`` is the Horizon operation id or the RPC event id.
+    """
+
+    tx_hash: str
+    successful: bool
+    from_account: str
+    to_account: str
+    asset: Asset
+    amount: int | None
+    kind: PaymentKind
+    hashes: tuple[str, ...] = ()
+    memo: Memo = NO_MEMO
+    ledger: int | None = None
+    closed_at: datetime | None = None
+    operation_id: str | None = None
+    source_asset: Asset | None = None
+    source_amount: int | None = None
+
+    @property
+    def all_hashes(self) -> tuple[str, ...]:
+        """The listed hash first, then the others, all lower-case, no repeats."""
+        out: list[str] = []
+        for h in (self.tx_hash, *self.hashes):
+            h = h.lower()
+            if h and h not in out:
+                out.append(h)
+        return tuple(out)
+
+
+@attrs.frozen
+class CoverageWindow:
+    """The time span the chain data covers; None bounds are open.
+
+    ``complete`` is False when the source could not cover what was asked (an
+    RPC retention window that starts after ``--since``, paging cut short by
+    the deadline); ``note`` says why, for the report.
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    complete: bool = True
+    note: str = ""
+
+    def contains(self, moment: datetime | None) -> bool:
+        """True when ``moment`` is inside the window (an unknown moment counts as inside)."""
+        if moment is None:
+            return True
+        if self.since is not None and moment < self.since:
+            return False
+        return not (self.until is not None and moment > self.until)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": format_rfc3339(self.since) if self.since else None,
+            "until": format_rfc3339(self.until) if self.until else None,
+            "complete": self.complete,
+            "note": self.note,
+        }
+
+
+# --- StrKey: the base G... account of an M... muxed account (pure, no stellar_sdk) ----------
+
+_VERSION_G = 6 << 3
+_VERSION_M = 12 << 3
+
+
+def _crc16_xmodem(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+def base_account(address: str) -> str:
+    """The ``G...`` account behind an ``M...`` muxed address; anything else unchanged."""
+    if not (address.startswith("M") and len(address) == 69):
+        return address
+    try:
+        raw = base64.b32decode(address + "=" * (-len(address) % 8))
+    except ValueError:
+        return address
+    if len(raw) != 43 or raw[0] != _VERSION_M:
+        return address
+    payload = bytes([_VERSION_G]) + raw[1:33]
+    checksum = _crc16_xmodem(payload).to_bytes(2, "little")
+    return base64.b32encode(payload + checksum).decode("ascii").rstrip("=")
+
+
+# --- reconciliation ------------------------------------------------------------------------
+
+
+def _asset_key(asset: Asset) -> tuple[str, ...]:
+    # ``native`` and ``XLM`` are the same asset; credit assets by code and issuer.
+    return ("native",) if asset.is_native else (asset.code, asset.issuer or "")
+
+
+def _asset_text(asset: Asset | None) -> str | None:
+    return None if asset is None else str(asset)
+
+
+def is_outflow(payment: ChainPayment, escrow: str) -> bool:
+    """A payment out of ``escrow`` to someone else (funding and self-payments are not)."""
+    return (
+        base_account(payment.from_account) == escrow and base_account(payment.to_account) != escrow
+    )
+
+
+def _payment_json(p: ChainPayment) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "tx_hash": p.tx_hash.lower(),
+        "tx_hashes": list(p.all_hashes),
+        "operation_id": p.operation_id,
+        "kind": p.kind,
+        "successful": p.successful,
+        "from": p.from_account,
+        "destination": p.to_account,
+        "asset": str(p.asset),
+        "amount": format_stroops(p.amount) if p.amount is not None else None,
+        "ledger": p.ledger,
+        "closed_at": format_rfc3339(p.closed_at) if p.closed_at else None,
+    }
+    if p.amount is None:
+        doc["amount_note"] = MERGE_AMOUNT_NOTE if p.kind == "account_merge" else "amount unknown"
+    if p.source_asset is not None or p.source_amount is not None:
+        doc["source_asset"] = _asset_text(p.source_asset)
+        doc["source_amount"] = (
+            format_stroops(p.source_amount) if p.source_amount is not None else None
+        )
+    return doc
+
+
+def _payout_json(row: Payout) -> dict[str, Any]:
+    return {
+        "payout_id": row.payout_id,
+        "settlement_id": row.settlement_id,
+        "status": row.status,
+        "tx_hash": row.tx_hash.lower() if row.tx_hash else None,
+        "destination": row.destination,
+        "asset": str(row.asset),
+        "amount": format_stroops(row.amount),
+        "created_at": format_rfc3339(row.created_at),
+    }
+
+
+def _payment_order(p: ChainPayment) -> tuple[Any, ...]:
+    return (
+        p.tx_hash.lower(),
+        p.operation_id or "",
+        p.to_account,
+        _asset_key(p.asset),
+        -1 if p.amount is None else p.amount,
+        p.kind,
+    )
+
+
+def _payout_order(row: Payout) -> tuple[str, ...]:
+    return ((row.tx_hash or "").lower(), row.payout_id)
+
+
+def _sums(items: Iterable[tuple[Asset, int | None]]) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    for asset, amount in items:
+        if amount is not None:
+            totals[str(asset) if not asset.is_native else "native"] += amount
+    return dict(totals)
+
+
+def _decimal_map(totals: Mapping[str, int]) -> dict[str, str]:
+    return {asset: format_stroops(amount) for asset, amount in sorted(totals.items())}
+
+
+class _Transactions:
+    """Union of hashes: every hash a payment answers to joins one transaction."""
+
+    def __init__(self) -> None:
+        self._parent: dict[str, str] = {}
+
+    def find(self, h: str) -> str:
+        root = h
+        while self._parent.setdefault(root, root) != root:
+            root = self._parent[root]
+        while self._parent[h] != root:
+            self._parent[h], h = root, self._parent[h]
+        return root
+
+    def join(self, hashes: Sequence[str]) -> None:
+        roots = sorted({self.find(h) for h in hashes})
+        for other in roots[1:]:
+            self._parent[other] = roots[0]
+
+    def known(self, h: str) -> bool:
+        return h in self._parent
+
+
+def _pair(
+    rows: list[Payout], outflows: list[ChainPayment]
+) -> tuple[list[Payout], list[ChainPayment]]:
+    """Pair each row with a payment of the same destination, asset and amount.
+
+    Returns what is left unpaired on each side. A payment of unknown amount
+    (Horizon ``account_merge``) pairs on destination and asset alone, after the
+    exact pairs are taken.
+    """
+    left_rows = sorted(rows, key=_payout_order)
+    left_pay = sorted(outflows, key=_payment_order)
+    for exact in (True, False):
+        remaining_rows: list[Payout] = []
+        for row in left_rows:
+            match = None
+            for i, p in enumerate(left_pay):
+                if p.to_account != row.destination or _asset_key(p.asset) != _asset_key(row.asset):
+                    continue
+                if (exact and p.amount == row.amount) or (not exact and p.amount is None):
+                    match = i
+                    break
+            if match is None:
+                remaining_rows.append(row)
+            else:
+                del left_pay[match]
+        left_rows = remaining_rows
+    return left_rows, left_pay
+
+
+def _differences(rows: list[Payout], outflows: list[ChainPayment]) -> list[str]:
+    """Which of destination, asset, amount disagree (for one row against one payment)."""
+    if len(rows) != 1 or len(outflows) != 1:
+        return ["payments"]
+    row, pay = rows[0], outflows[0]
+    diffs = []
+    if row.destination != pay.to_account:
+        diffs.append("destination")
+    if _asset_key(row.asset) != _asset_key(pay.asset):
+        diffs.append("asset")
+    if pay.amount is not None and pay.amount != row.amount:
+        diffs.append("amount")
+    return diffs
+
+
+def reconcile_escrow(
+    payouts: Iterable[Payout],
+    chain_payments: Iterable[ChainPayment],
+    *,
+    escrow: str,
+    window: CoverageWindow,
+) -> list[Finding]:
+    """Compare payout rows with what actually left ``escrow`` on chain.
+
+    Findings (sorted by code and subject, so the result does not depend on
+    input order):
+
+    - ``ESCROW_UNRECORDED_OUTFLOW``: a successful payment out of the escrow,
+      inside ``window``, whose transaction (any of its hashes) no payout row
+      names. Subject: the tx hash.
+    - ``ESCROW_AMOUNT_MISMATCH``: the rows naming a transaction and the
+      escrow's payments in it do not pair up one to one on destination, asset
+      and amount. Subject: the tx hash the rows recorded.
+    - ``ESCROW_RECORD_NOT_ON_CHAIN``: a ``confirmed`` row created inside
+      ``window`` whose tx hash has no successful payment from the escrow (or
+      that has no tx hash at all). Subject: the tx hash, else the payout_id.
+    - ``ESCROW_OUTSIDE_WINDOW`` [info]: confirmed rows that match nothing but
+      were created outside ``window`` (not called missing), and a window that
+      does not cover what was asked (``window.complete`` False). Subject: the
+      escrow.
+    """
+    rows = list(payouts)
+    payments = list(chain_payments)
+    findings: list[Finding] = []
+
+    outflows = [p for p in payments if p.successful and is_outflow(p, escrow)]
+    failed_out = [p for p in payments if not p.successful and is_outflow(p, escrow)]
+    succeeded_elsewhere = [p for p in payments if p.successful and not is_outflow(p, escrow)]
+
+    txs = _Transactions()
+    for p in outflows:
+        txs.join(p.all_hashes)
+    by_tx: dict[str, list[ChainPayment]] = defaultdict(list)
+    for p in outflows:
+        by_tx[txs.find(p.all_hashes[0])].append(p)
+
+    rows_by_tx: dict[str, list[Payout]] = defaultdict(list)
+    unmatched_rows: list[Payout] = []
+    for row in rows:
+        h = row.tx_hash.lower() if row.tx_hash else None
+        if h is not None and txs.known(h):
+            rows_by_tx[txs.find(h)].append(row)
+        else:
+            unmatched_rows.append(row)
+
+    outside_chain: list[ChainPayment] = []
+    for root, group in by_tx.items():
+        recorded = rows_by_tx.get(root, [])
+        group = sorted(group, key=_payment_order)
+        if not recorded:
+            if not any(window.contains(p.closed_at) for p in group):
+                outside_chain.extend(group)
+                continue
+            findings.append(_unrecorded(group, escrow))
+            continue
+        left_rows, left_pay = _pair(recorded, group)
+        if left_rows or left_pay:
+            findings.append(_mismatch(recorded, group, left_rows, left_pay, escrow))
+
+    failed_by_hash: dict[str, list[ChainPayment]] = defaultdict(list)
+    for p in failed_out:
+        for h in p.all_hashes:
+            failed_by_hash[h].append(p)
+    elsewhere_hashes = {h for p in succeeded_elsewhere for h in p.all_hashes}
+
+    missing: dict[str, list[Payout]] = defaultdict(list)
+    outside_rows: list[Payout] = []
+    for row in unmatched_rows:
+        if row.status != "confirmed":
+            continue
+        if not window.contains(row.created_at):
+            outside_rows.append(row)
+            continue
+        missing[row.tx_hash.lower() if row.tx_hash else row.payout_id].append(row)
+    for subject, group_rows in missing.items():
+        findings.append(
+            _not_on_chain(
+                subject,
+                group_rows,
+                failed_by_hash.get(subject, []),
+                subject in elsewhere_hashes,
+                escrow,
+                window,
+            )
+        )
+
+    if outside_rows or outside_chain or not window.complete:
+        findings.append(_outside(outside_rows, outside_chain, escrow, window))
+
+    return sorted(findings, key=lambda f: (f.code, f.subject))
+
+
+def _unrecorded(group: list[ChainPayment], escrow: str) -> Finding:
+    subject = min(p.tx_hash.lower() for p in group)
+    moved = _sums((p.asset, p.amount) for p in group)
+    unknown = [p for p in group if p.amount is None]
+    amounts = ", ".join(f"{amt} {asset}" for asset, amt in _decimal_map(moved).items())
+    if unknown:
+        amounts = (amounts + " and " if amounts else "") + "an unknown amount (account_merge)"
+    destinations = sorted({p.to_account for p in group})
+    evidence: dict[str, Any] = {
+        "escrow": escrow,
+        "payout_ids": [],
+        "tx_hashes": sorted({h for p in group for h in p.all_hashes}),
+        "on_chain": [_payment_json(p) for p in group],
+        "destinations": destinations,
+        "amount_at_risk": _decimal_map(moved),
+    }
+    if unknown:
+        evidence["amount_unknown"] = MERGE_AMOUNT_NOTE
+    return make_finding(
+        "ESCROW_UNRECORDED_OUTFLOW",
+        subject=subject,
+        summary=(
+            f"{amounts} left escrow {escrow} in tx {subject} to {', '.join(destinations)} "
+            "and no payout row records this transaction"
+        ),
+        evidence=evidence,
+    )
+
+
+def _mismatch(
+    recorded: list[Payout],
+    group: list[ChainPayment],
+    left_rows: list[Payout],
+    left_pay: list[ChainPayment],
+    escrow: str,
+) -> Finding:
+    recorded = sorted(recorded, key=_payout_order)
+    subject = min(r.tx_hash.lower() for r in recorded if r.tx_hash)
+    on_chain = _sums((p.asset, p.amount) for p in group)
+    in_rows = _sums((r.asset, r.amount) for r in recorded)
+    at_risk = {
+        asset: amount - in_rows.get(asset, 0)
+        for asset, amount in on_chain.items()
+        if amount > in_rows.get(asset, 0)
+    }
+    diffs = _differences(left_rows, left_pay)
+    if left_rows and left_pay:
+        what = f"{', '.join(diffs)} differ"
+    elif left_pay:
+        what = f"{len(left_pay)} payment(s) out of the escrow in this tx match no row"
+    else:
+        what = f"{len(left_rows)} row(s) match no payment out of the escrow in this tx"
+    evidence: dict[str, Any] = {
+        "escrow": escrow,
+        "payout_ids": sorted(r.payout_id for r in recorded),
+        "tx_hashes": sorted({h for p in group for h in p.all_hashes}),
+        "differences": diffs if (left_rows and left_pay) else [],
+        "recorded": [_payout_json(r) for r in recorded],
+        "on_chain": [_payment_json(p) for p in group],
+        "unmatched_recorded": [_payout_json(r) for r in left_rows],
+        "unmatched_on_chain": [_payment_json(p) for p in left_pay],
+        "recorded_total": _decimal_map(in_rows),
+        "on_chain_total": _decimal_map(on_chain),
+        "amount_at_risk": _decimal_map(at_risk),
+    }
+    if any(p.amount is None for p in group):
+        evidence["amount_unknown"] = MERGE_AMOUNT_NOTE
+    return make_finding(
+        "ESCROW_AMOUNT_MISMATCH",
+        subject=subject,
+        summary=f"tx {subject}: payout record and escrow payment disagree: {what}",
+        evidence=evidence,
+    )
+
+
+def _not_on_chain(
+    subject: str,
+    rows: list[Payout],
+    failed: list[ChainPayment],
+    seen_elsewhere: bool,
+    escrow: str,
+    window: CoverageWindow,
+) -> Finding:
+    rows = sorted(rows, key=_payout_order)
+    has_hash = rows[0].tx_hash is not None
+    if not has_hash:
+        chain_status, why = "no_tx_hash", "the row has no tx hash to look for"
+    elif failed:
+        chain_status, why = "failed", "its transaction failed on chain and moved nothing"
+    elif seen_elsewhere:
+        chain_status = "not_from_escrow"
+        why = "the transaction succeeded but paid nothing out of the escrow"
+    else:
+        chain_status, why = "not_found", "no successful payment from the escrow has this hash"
+    recorded = _sums((r.asset, r.amount) for r in rows)
+    evidence: dict[str, Any] = {
+        "escrow": escrow,
+        "payout_ids": [r.payout_id for r in rows],
+        "tx_hashes": [subject] if has_hash else [],
+        "chain_status": chain_status,
+        "recorded": [_payout_json(r) for r in rows],
+        "recorded_total": _decimal_map(recorded),
+        "window": window.to_json(),
+    }
+    if failed:
+        evidence["on_chain"] = [_payment_json(p) for p in sorted(failed, key=_payment_order)]
+    ids = ", ".join(r.payout_id for r in rows)
+    return make_finding(
+        "ESCROW_RECORD_NOT_ON_CHAIN",
+        subject=subject,
+        summary=f"payout {ids} is confirmed but {why}",
+        evidence=evidence,
+    )
+
+
+def _outside(
+    rows: list[Payout], chain: list[ChainPayment], escrow: str, window: CoverageWindow
+) -> Finding:
+    rows = sorted(rows, key=_payout_order)
+    span = (
+        f"{format_rfc3339(window.since) if window.since else 'the start'} .. "
+        f"{format_rfc3339(window.until) if window.until else 'now'}"
+    )
+    parts = []
+    if rows:
+        parts.append(
+            f"{len(rows)} confirmed payout row(s) fall outside the chain data's window {span} "
+            "and were not checked"
+        )
+    if chain:
+        parts.append(
+            f"{len(chain)} escrow payment(s) in the chain data fall outside the window {span} "
+            "and were not judged"
+        )
+    if not window.complete:
+        parts.append(f"the chain data does not cover everything asked: {window.note}")
+    evidence: dict[str, Any] = {
+        "escrow": escrow,
+        "payout_ids": [r.payout_id for r in rows],
+        "tx_hashes": sorted({r.tx_hash.lower() for r in rows if r.tx_hash}),
+        "window": window.to_json(),
+        "outside_recorded": [_payout_json(r) for r in rows],
+    }
+    if chain:
+        evidence["outside_on_chain"] = [_payment_json(p) for p in sorted(chain, key=_payment_order)]
+    return make_finding(
+        "ESCROW_OUTSIDE_WINDOW",
+        subject=escrow,
+        summary="; ".join(parts),
+        evidence=evidence,
+    )
