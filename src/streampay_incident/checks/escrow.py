@@ -161,6 +161,8 @@ def base_account(address: str) -> str:
         return address
     if len(raw) != 43 or raw[0] != _VERSION_M:
         return address
+    if _crc16_xmodem(raw[:-2]).to_bytes(2, "little") != raw[-2:]:
+        return address
     payload = bytes([_VERSION_G]) + raw[1:33]
     checksum = _crc16_xmodem(payload).to_bytes(2, "little")
     return base64.b32encode(payload + checksum).decode("ascii").rstrip("=")
