@@ -1,0 +1,273 @@
+"""``streampay-incident chain``: is Stellar (or our Horizon) down? Probe, grade, report.
+
+Live: probe every ``--horizon`` / ``--rpc`` endpoint under one ``--timeout``
+deadline, optionally ``--record`` every raw answer. Offline: ``--snapshot
+FILE --now T`` grades a recording again, with no network access at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import click
+
+from ..errors import InputError, InputProblem, SecretSeedError
+from ..logevents import log_event
+from ..model import Report
+from ..report import render
+from ..stellar.networks import network_name
+from .common import (
+    RFC3339,
+    Network,
+    exit_code_for,
+    handle_input_errors,
+    output_options,
+    utc_now,
+)
+
+if TYPE_CHECKING:
+    from ..checks.chain import ChainGrade
+
+HORIZON_ENV = "STREAMPAY_INCIDENT_HORIZON_URLS"
+RPC_ENV = "STREAMPAY_INCIDENT_RPC_URLS"
+NETWORK_ENV = "STREAMPAY_INCIDENT_NETWORK"
+
+_SEED = re.compile(r"S[A-Z2-7]{55}")
+
+
+def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -> tuple[str, ...]:
+    """The URLs given with ``option``, else the comma-separated environment value; validated.
+
+    Each URL is kept exactly as given (it is the subject of its findings), once.
+    Raises :class:`click.UsageError` for one that is not http(s), and
+    :class:`SecretSeedError` for one holding something shaped like a secret seed.
+    """
+    raw = list(given) if given else [u for u in (env_value or "").split(",")]
+    urls: list[str] = []
+    for value in raw:
+        url = value.strip()
+        if not url:
+            continue
+        if _SEED.search(url):
+            raise SecretSeedError(
+                InputProblem(
+                    option, None, None, "looks like a Stellar secret seed; refused (not shown)"
+                )
+            )
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise click.UsageError(f"{option}: {url!r} is not an http(s) URL")
+        if url not in urls:
+            urls.append(url)
+    return tuple(urls)
+
+
+def chain_report(
+    grade: ChainGrade,
+    *,
+    now: datetime,
+    network_passphrase: str,
+    horizon_urls: Sequence[str],
+    rpc_urls: Sequence[str],
+    timeout: float,
+) -> Report:
+    """The standard report for a graded round, with the per-endpoint grades under ``endpoints``."""
+    return Report(
+        command="chain",
+        findings=grade.findings,
+        generated_at=now,
+        inputs={
+            "network": network_name(network_passphrase),
+            "horizon": list(horizon_urls),
+            "rpc": list(rpc_urls),
+            "timeout_seconds": timeout,
+        },
+        status=grade.status,
+        extra={"endpoints": [e.to_json() for e in grade.endpoints]},
+    )
+
+
+def _endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
+    lines = ["", "Endpoints"]
+    for e in endpoints:
+        age = "-" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}s"
+        lag = "-" if e["ingest_lag"] is None else str(e["ingest_lag"])
+        ledger = "-" if e["latest_ledger"] is None else str(e["latest_ledger"])
+        lines.append(
+            f"  {e['status'].upper():<5} {e['kind']:<8} {e['url']}  ledger {ledger}, age {age}, "
+            f"ingest lag {lag}, {e['duration_seconds']:.2f}s"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        "",
+        "| endpoint | kind | status | latest ledger | ledger age (s) | ingest lag | probe (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in endpoints:
+        cells = [
+            f"`{e['url']}`",
+            e["kind"],
+            e["status"],
+            "" if e["latest_ledger"] is None else str(e["latest_ledger"]),
+            "" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}",
+            "" if e["ingest_lag"] is None else str(e["ingest_lag"]),
+            f"{e['duration_seconds']:.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
+    """Print the report (with an endpoint table for people) and exit with its code."""
+    color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    text = render(report, fmt, color=color)
+    endpoints = report.extra.get("endpoints", [])
+    if fmt == "text" and endpoints:
+        text += _endpoint_table_text(endpoints)
+    elif fmt == "markdown" and endpoints:
+        text += _endpoint_table_markdown(endpoints)
+    click.echo(text, nl=False)
+    log_event("report", command="chain", status=report.overall, findings=len(report.findings))
+    sys.exit(exit_code_for(report.overall, fail_on))
+
+
+@click.command("chain")
+@click.option(
+    "--horizon",
+    "horizon",
+    multiple=True,
+    metavar="URL",
+    help=f"A Horizon endpoint (repeatable). Default: ${HORIZON_ENV} (comma-separated).",
+)
+@click.option(
+    "--rpc",
+    "rpc",
+    multiple=True,
+    metavar="URL",
+    help=f"A Stellar RPC endpoint (repeatable). Default: ${RPC_ENV} (comma-separated).",
+)
+@click.option(
+    "--network",
+    type=Network(),
+    envvar=NETWORK_ENV,
+    help=f"public, testnet or a passphrase: the endpoints' network. Default: ${NETWORK_ENV}.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds for the whole run, however many endpoints hang.",
+)
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write every raw answer (status, headers, body, timing) to this JSON file.",
+)
+@click.option(
+    "--snapshot",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Grade a recording made with --record instead of probing (needs --now).",
+)
+@click.option(
+    "--now", type=RFC3339(), help="Grade as of this RFC 3339 time (required with --snapshot)."
+)
+@output_options
+@click.pass_context
+@handle_input_errors
+def chain(
+    ctx: click.Context,
+    horizon: tuple[str, ...],
+    rpc: tuple[str, ...],
+    network: str | None,
+    timeout: float,
+    record: Path | None,
+    snapshot: Path | None,
+    now: datetime | None,
+    fmt: str,
+    fail_on: str,
+) -> None:
+    """Probe Horizon and Stellar RPC endpoints and grade chain health.
+
+    Findings per endpoint: unreachable, errors, rate limiting, unhealthy,
+    wrong network, stale ledger, ingest lag, protocol mismatch, divergence,
+    fee surge. Status: fail when every endpoint of a kind given has a critical
+    finding; else warn on any finding; else pass.
+    """
+    from ..checks.chain import grade_chain
+    from ..registry import get_plugin_manager, plugin_settings_from_env
+
+    pm = get_plugin_manager(plugin_settings_from_env(os.environ))
+    if snapshot is not None:
+        from ..probes import observations_from_recording, read_recording
+
+        if horizon or rpc:
+            raise click.UsageError(
+                "--snapshot replays the recorded endpoints: drop --horizon, --rpc"
+            )
+        if record is not None:
+            raise click.UsageError("--record and --snapshot do not go together")
+        if now is None:
+            raise click.UsageError("--snapshot needs --now (the moment to grade the recording at)")
+        recording = read_recording(snapshot)
+        given = ctx.get_parameter_source("network") is click.core.ParameterSource.COMMANDLINE
+        passphrase = network if (given and network) else recording.network_passphrase
+        observations = observations_from_recording(recording)
+        grade = grade_chain(observations, now=now, expected_network=passphrase, plugin_manager=pm)
+        report = chain_report(
+            grade,
+            now=now,
+            network_passphrase=passphrase,
+            horizon_urls=[e.url for e in recording.endpoints if e.kind == "horizon"],
+            rpc_urls=[e.url for e in recording.endpoints if e.kind == "rpc"],
+            timeout=recording.timeout_seconds,
+        )
+        emit_chain_report(report, fmt, fail_on)
+        return
+
+    horizon_urls = endpoint_urls(horizon, os.environ.get(HORIZON_ENV), option="--horizon")
+    rpc_urls = endpoint_urls(rpc, os.environ.get(RPC_ENV), option="--rpc")
+    if not horizon_urls and not rpc_urls:
+        raise click.UsageError(
+            f"no endpoint: give --horizon URL and/or --rpc URL (or set {HORIZON_ENV} / {RPC_ENV})"
+        )
+    if not network:
+        raise click.UsageError(
+            f"no network: give --network public|testnet|PASSPHRASE (or set {NETWORK_ENV})"
+        )
+    from ..probes import ChainConfig, Recorder, observe_chain
+
+    config = ChainConfig(horizon_urls, rpc_urls, network, timeout)
+    recorder = Recorder() if record is not None else None
+    observations = asyncio.run(observe_chain(config, recorder=recorder))
+    # The one clock read: after the round, so ledger ages are not understated.
+    graded_at = now or utc_now()
+    grade = grade_chain(observations, now=graded_at, expected_network=network, plugin_manager=pm)
+    if recorder is not None and record is not None:
+        recorder.now = graded_at
+        try:
+            recorder.write(record)
+        except OSError as exc:
+            raise InputError(
+                InputProblem(str(record), None, None, f"cannot write the recording: {exc.strerror}")
+            ) from None
+    report = chain_report(
+        grade,
+        now=graded_at,
+        network_passphrase=network,
+        horizon_urls=horizon_urls,
+        rpc_urls=rpc_urls,
+        timeout=timeout,
+    )
+    emit_chain_report(report, fmt, fail_on)

@@ -1,0 +1,340 @@
+"""Live lookups for settlement triage: what the network says about each tx hash, now.
+
+Horizon ``GET /transactions/{hash}`` and Stellar RPC ``getTransaction``
+answer for each hash (every endpoint is asked, so a lagging Horizon's 404 for
+a transaction that did land is overruled by another endpoint that has it);
+Horizon ``GET /accounts/{id}`` gives a source account's current sequence
+number; a chain-health round, run at the same time under the same deadline,
+gives the grade and the latest ledger close time.
+
+What an answer means (the pure classifier decides the rest):
+
+- Horizon 200 -> the record (success or failed); Horizon 404 -> ``not_found``;
+- RPC SUCCESS/FAILED -> the record; RPC NOT_FOUND -> ``not_found`` with the
+  RPC's ``oldestLedgerCloseTime`` (before that the RPC cannot know);
+- Horizon 410 ``before_history``, a lookup that timed out or errored, an RPC
+  NOT_FOUND without a retention window, and a ``not_found`` from an endpoint
+  not confirmed to be on the expected network -> ``unknown``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ..errors import InputError
+from ..model import ChainTransaction
+from . import ChainConfig, ChainObservations, observe_chain
+from .http import READ_RETRY, Deadline, Exchange, ExchangeSink, bounded_map, fetch, join_url, run_within
+from .rpc import rpc_reply, rpc_request_body
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .record import Recorder
+
+DEFAULT_CONCURRENCY = 8
+# The inner rounds end themselves at the deadline; the outer bound waits a little longer.
+_GRACE = 0.5
+
+
+@attrs.frozen
+class TransactionAnswer:
+    """What one endpoint said about one hash."""
+
+    endpoint: str
+    transaction: ChainTransaction
+
+
+@attrs.frozen
+class SequenceAnswer:
+    """One Horizon's current sequence number for one account."""
+
+    endpoint: str
+    account: str
+    sequence: int
+
+
+@attrs.frozen
+class SettlementChainObservations:
+    """Everything a live lookup learned: the chain round, per-endpoint tx and sequence answers."""
+
+    chain: ChainObservations
+    transactions: tuple[TransactionAnswer, ...]
+    sequences: tuple[SequenceAnswer, ...]
+
+
+def _unknown(tx_hash: str, source: str) -> ChainTransaction:
+    return ChainTransaction(hash=tx_hash, status="unknown", source=source)
+
+
+def _all_unknown(
+    hashes: Iterable[str], horizon_urls: Iterable[str], rpc_urls: Iterable[str]
+) -> tuple[TransactionAnswer, ...]:
+    endpoints = [*((u, "horizon") for u in horizon_urls), *((u, "rpc") for u in rpc_urls)]
+    return tuple(
+        TransactionAnswer(url, _unknown(tx_hash, f"{kind} {url}"))
+        for tx_hash in hashes
+        for url, kind in endpoints
+    )
+
+
+def horizon_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
+    """Interpret ``GET /transactions/{hash}``: record, ``not_found`` (404) or ``unknown``."""
+    from ..io.transactions import chain_transaction_from_horizon
+
+    source = f"horizon {exchange.endpoint}"
+    if exchange.status == 404:
+        return ChainTransaction(hash=tx_hash, status="not_found", source=source)
+    if exchange.status != 200:
+        # 410 before_history, 429, 5xx, no answer: it may exist; we cannot tell.
+        return _unknown(tx_hash, source)
+    try:
+        record = exchange.json_body()
+        return chain_transaction_from_horizon(record, source=source)
+    except (ValueError, InputError):
+        return _unknown(tx_hash, source)
+
+
+def rpc_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
+    """Interpret ``getTransaction``: record, ``not_found`` (with the window) or ``unknown``."""
+    from ..io.transactions import chain_transaction_from_rpc
+
+    source = f"rpc {exchange.endpoint}"
+    call, result, _error = rpc_reply(exchange)
+    if call.outcome != "ok" or not isinstance(result, Mapping):
+        return _unknown(tx_hash, source)
+    try:
+        transaction = chain_transaction_from_rpc(result, tx_hash, source=source)
+    except InputError:
+        return _unknown(tx_hash, source)
+    if transaction.status == "not_found" and transaction.oldest_ledger_close_time is None:
+        # Every RPC keeps a window; one that does not say where it starts proves nothing.
+        return _unknown(tx_hash, source)
+    return transaction
+
+
+def horizon_sequence(exchange: Exchange) -> int | None:
+    """``sequence`` of ``GET /accounts/{id}`` (a decimal string), or None."""
+    if exchange.status != 200:
+        return None
+    try:
+        doc = exchange.json_body()
+    except ValueError:
+        return None
+    value = doc.get("sequence") if isinstance(doc, dict) else None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
+async def lookup_transactions(
+    client: httpx.AsyncClient,
+    tx_hashes: Iterable[str],
+    *,
+    horizon_urls: Iterable[str] = (),
+    rpc_urls: Iterable[str] = (),
+    deadline: Deadline,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    sink: ExchangeSink | None = None,
+) -> list[TransactionAnswer]:
+    """Ask every endpoint about every hash, ``concurrency`` hashes at a time, within ``deadline``.
+
+    Never raises on network faults: a hash an endpoint did not answer for in
+    time is ``unknown`` from that endpoint.
+    """
+    hashes = list(dict.fromkeys(h.lower() for h in tx_hashes))
+    horizons, rpcs = list(horizon_urls), list(rpc_urls)
+    answers: dict[tuple[str, str, str], ChainTransaction] = {}
+
+    async def one(tx_hash: str) -> None:
+        async def ask_horizon(url: str) -> None:
+            exchange = await fetch(
+                client,
+                "GET",
+                join_url(url, f"transactions/{tx_hash}"),
+                endpoint=url,
+                call="transaction",
+                deadline=deadline,
+                retry=READ_RETRY,
+                sink=sink,
+            )
+            answers[("horizon", url, tx_hash)] = horizon_transaction(exchange, tx_hash)
+
+        async def ask_rpc(url: str) -> None:
+            exchange = await fetch(
+                client,
+                "POST",
+                url,
+                endpoint=url,
+                call="getTransaction",
+                deadline=deadline,
+                request_body=rpc_request_body("getTransaction", 1, {"hash": tx_hash}),
+                retry=READ_RETRY,
+                sink=sink,
+            )
+            answers[("rpc", url, tx_hash)] = rpc_transaction(exchange, tx_hash)
+
+        await run_within(deadline, [*map(ask_horizon, horizons), *map(ask_rpc, rpcs)])
+
+    await run_within(deadline, [bounded_map(one, hashes, concurrency=concurrency)])
+    result: list[TransactionAnswer] = []
+    for tx_hash in hashes:
+        for kind, urls in (("horizon", horizons), ("rpc", rpcs)):
+            for url in urls:
+                tx = answers.get((kind, url, tx_hash)) or _unknown(tx_hash, f"{kind} {url}")
+                result.append(TransactionAnswer(url, tx))
+    return result
+
+
+async def lookup_account_sequences(
+    client: httpx.AsyncClient,
+    accounts: Iterable[str],
+    *,
+    horizon_urls: Iterable[str],
+    deadline: Deadline,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    sink: ExchangeSink | None = None,
+) -> list[SequenceAnswer]:
+    """Each account's current sequence number from every Horizon that answers in time."""
+    wanted = list(dict.fromkeys(accounts))
+    horizons = list(horizon_urls)
+    found: list[SequenceAnswer] = []
+
+    async def one(account: str) -> None:
+        async def ask(url: str) -> None:
+            exchange = await fetch(
+                client,
+                "GET",
+                join_url(url, f"accounts/{account}"),
+                endpoint=url,
+                call="account",
+                deadline=deadline,
+                retry=READ_RETRY,
+                sink=sink,
+            )
+            sequence = horizon_sequence(exchange)
+            if sequence is not None:
+                found.append(SequenceAnswer(url, account, sequence))
+
+        await run_within(deadline, [ask(url) for url in horizons])
+
+    await run_within(deadline, [bounded_map(one, wanted, concurrency=concurrency)])
+    return found
+
+
+async def observe_settlement_chain(
+    config: ChainConfig,
+    *,
+    tx_hashes: Iterable[str],
+    accounts: Iterable[str] = (),
+    concurrency: int = DEFAULT_CONCURRENCY,
+    client: httpx.AsyncClient | None = None,
+    recorder: Recorder | None = None,
+) -> SettlementChainObservations:
+    """Chain round, tx lookups and sequence lookups at once, all within ``config.timeout``."""
+    from .http import make_client
+
+    hashes = list(dict.fromkeys(h.lower() for h in tx_hashes))
+    deadline = Deadline(config.timeout)
+    own_client = client is None
+    active = client if client is not None else make_client(timeout=config.timeout)
+    try:
+        chain_job = observe_chain(config, client=active, recorder=recorder)
+        tx_job = lookup_transactions(
+            active,
+            hashes,
+            horizon_urls=config.horizon_urls,
+            rpc_urls=config.rpc_urls,
+            deadline=deadline,
+            concurrency=concurrency,
+            sink=recorder,
+        )
+        seq_job = lookup_account_sequences(
+            active,
+            accounts,
+            horizon_urls=config.horizon_urls,
+            deadline=deadline,
+            concurrency=concurrency,
+            sink=recorder,
+        )
+        chain, transactions, sequences = await run_within(
+            deadline, [chain_job, tx_job, seq_job], grace=_GRACE
+        )
+    finally:
+        if own_client:
+            await active.aclose()
+    return SettlementChainObservations(
+        chain=chain if isinstance(chain, ChainObservations) else ChainObservations(()),
+        transactions=(
+            tuple(transactions)
+            if isinstance(transactions, list)
+            # Cut off as a whole: every hash is unknown, never "not found".
+            else _all_unknown(hashes, config.horizon_urls, config.rpc_urls)
+        ),
+        sequences=tuple(sequences) if isinstance(sequences, list) else (),
+    )
+
+
+@attrs.frozen
+class SettlementChainFacts:
+    """What the settlement classifier takes from a live lookup."""
+
+    transactions: tuple[ChainTransaction, ...]
+    account_sequences: Mapping[str, int]
+    latest_ledger_close_time: datetime | None
+
+
+def settlement_chain_facts(
+    observed: SettlementChainObservations, *, expected_network: str
+) -> SettlementChainFacts:
+    """Keep only what can be trusted. Pure.
+
+    A found transaction is trusted from any endpoint (its hash commits to the
+    network); a ``not_found`` only from an endpoint confirmed on
+    ``expected_network`` (else ``unknown``); a sequence number likewise (the
+    highest wins: sequence numbers only grow, and a lagging Horizon shows an
+    older one); the latest ledger close time is the newest on that network.
+    """
+    from ..checks.chain import latest_ledger_close_time
+
+    confirmed = {
+        obs.url for obs in observed.chain.endpoints if obs.network_passphrase == expected_network
+    }
+    transactions: list[ChainTransaction] = []
+    for answer in observed.transactions:
+        tx = answer.transaction
+        if tx.status == "not_found" and answer.endpoint not in confirmed:
+            tx = _unknown(tx.hash, tx.source)
+        transactions.append(tx)
+    sequences: dict[str, int] = {}
+    for seq in observed.sequences:
+        if seq.endpoint in confirmed:
+            sequences[seq.account] = max(seq.sequence, sequences.get(seq.account, seq.sequence))
+    return SettlementChainFacts(
+        transactions=tuple(transactions),
+        account_sequences=sequences,
+        latest_ledger_close_time=latest_ledger_close_time(
+            observed.chain, expected_network=expected_network
+        ),
+    )
+
+
+__all__ = [
+    "SequenceAnswer",
+    "SettlementChainFacts",
+    "SettlementChainObservations",
+    "TransactionAnswer",
+    "horizon_sequence",
+    "horizon_transaction",
+    "lookup_account_sequences",
+    "lookup_transactions",
+    "observe_settlement_chain",
+    "rpc_transaction",
+    "settlement_chain_facts",
+]
