@@ -1,0 +1,115 @@
+"""``streampay-incident serve``: the incident endpoints as a sidecar for non-Python hosts.
+
+Serves the app of :mod:`streampay_incident.web` under ``/internal/incident``.
+Refuses to start without HMAC keys unless ``--insecure-no-auth`` is given,
+which only binds to loopback and marks every response with a warning header.
+starlette and uvicorn (the ``web`` extra) are imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from .common import EXIT_INPUT
+
+MOUNT_PATH = "/internal/incident"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ``::1``."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_INPUT)
+
+
+def build_sidecar_app(config: Any) -> Any:
+    """A Starlette app serving :func:`create_app` under ``/internal/incident``."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from ..web import create_app
+
+    return Starlette(routes=[Mount(MOUNT_PATH, app=create_app(config))])
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Serve without HMAC keys (loopback only; every response carries a warning header).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
+    """Serve the read-only incident endpoints under /internal/incident.
+
+    Configuration comes from the environment: INTERNAL_SERVICE_HMAC_KEYS (JSON object of
+    key id -> secret), INTERNAL_SERVICE_CLOCK_SKEW_SECONDS, STREAMPAY_INCIDENT_ALLOWED_SERVICES,
+    STREAMPAY_INCIDENT_METRICS_TOKEN, STREAMPAY_INCIDENT_HEALTH_TTL,
+    STREAMPAY_INCIDENT_HORIZON_URLS, STREAMPAY_INCIDENT_RPC_URLS, STREAMPAY_INCIDENT_NETWORK.
+    GET /internal/incident/livez is the liveness probe; /health is chain health.
+    """
+    try:
+        import uvicorn  # noqa: F401 - probe the web extra before anything else
+        from prometheus_client import CollectorRegistry  # noqa: F401
+        from starlette.applications import Starlette  # noqa: F401
+    except ImportError as exc:
+        _fail(
+            f"the web extra is not installed ({exc.name} is missing): "
+            "pip install 'streampay-incident[web]'"
+        )
+    import attrs
+    import uvicorn
+
+    from ..web import WebConfig, WebConfigError
+
+    try:
+        config = WebConfig.from_env(os.environ)
+    except WebConfigError as exc:
+        _fail(str(exc))
+    if insecure_no_auth:
+        if not is_loopback(host):
+            _fail(f"--insecure-no-auth only binds to loopback (127.0.0.1 or ::1), not {host!r}")
+        config = attrs.evolve(config, insecure_no_auth=True)
+        click.echo(
+            "WARNING: authentication is disabled (--insecure-no-auth); serving on loopback only",
+            err=True,
+        )
+    elif not config.hmac_keys:
+        _fail(
+            "INTERNAL_SERVICE_HMAC_KEYS is not set: refusing to serve internal endpoints "
+            "without authentication. Set it to a JSON object of key id -> secret "
+            "(or use --insecure-no-auth on loopback for local testing)"
+        )
+    if not config.chain_configured:
+        click.echo(
+            "note: no STREAMPAY_INCIDENT_HORIZON_URLS / _RPC_URLS: /health will answer fail",
+            err=True,
+        )
+    uvicorn.run(
+        build_sidecar_app(config),
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+    )

@@ -1,0 +1,120 @@
+"""Shared helpers for the web tests: uvicorn on 127.0.0.1 in a thread, and signing.
+
+``running(app)`` binds a free loopback port, serves ``app`` with uvicorn in a
+thread, yields the base URL and stops the server afterwards. ``signed(...)``
+builds streampay-hmac-v1 headers for one request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from streampay_incident.auth import sign_request
+
+PREFIX = "/internal/incident"
+KEY_ID = "current"
+SECRET = "test-secret-current-0123456789abcdef"
+NEXT_KEY_ID = "next"
+NEXT_SECRET = "test-secret-next-0123456789abcdef"
+SERVICE = "streampay-backend"
+METRICS_TOKEN = "metrics-token-0123456789"  # noqa: S105 - a test value
+
+
+def mounted(app: Any, prefix: str = PREFIX) -> Starlette:
+    """A host app that mounts ``app`` at ``prefix``, as StreamPay's backend does."""
+    return Starlette(routes=[Mount(prefix, app=app)])
+
+
+def signed(
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    key_id: str = KEY_ID,
+    secret: str = SECRET,
+    service: str = SERVICE,
+    timestamp_ms: int | None = None,
+) -> dict[str, str]:
+    return sign_request(
+        method,
+        path,
+        body,
+        service_name=service,
+        key_id=key_id,
+        secret=secret,
+        timestamp_ms=timestamp_ms,
+    )
+
+
+@contextlib.contextmanager
+def running(app: Any) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 with uvicorn in a thread; yield ``http://127.0.0.1:PORT``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+HORIZON = "https://horizon.example.test"
+RPC = "https://rpc.example.test"
+
+
+def chain_grade(status: str = "pass", *, findings: tuple = (), ledger_age: float | None = 4.2):
+    """A real ChainGrade for a fake probe round: one Horizon and one RPC endpoint."""
+    from streampay_incident.checks.chain import ChainGrade, EndpointGrade
+
+    def endpoint_status(url: str) -> str:
+        severities = {f.severity.value for f in findings if f.subject == url}
+        if "critical" in severities:
+            return "fail"
+        return "warn" if severities else "pass"
+
+    endpoints = (
+        EndpointGrade(HORIZON, "horizon", endpoint_status(HORIZON), 5_000_000, ledger_age, 1, 0.12),
+        EndpointGrade(RPC, "rpc", endpoint_status(RPC), 5_000_001, ledger_age, None, 0.08),
+    )
+    return ChainGrade(status=status, findings=tuple(findings), endpoints=endpoints)
+
+
+class FakeChain:
+    """A health source that counts rounds and returns what the test sets."""
+
+    def __init__(self, grade=None, *, delay: float = 0.0, error: Exception | None = None):
+        self.grade = grade if grade is not None else chain_grade()
+        self.delay = delay
+        self.error = error
+        self.rounds = 0
+
+    async def __call__(self):
+        import asyncio
+
+        self.rounds += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        return self.grade
