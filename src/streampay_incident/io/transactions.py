@@ -184,7 +184,11 @@ def _records(doc: Any, source: str, line: int | None) -> Iterator[tuple[int | No
     line, else the 0-based index in the array or page (as :mod:`.rows` numbers them)."""
     if isinstance(doc, list):
         for index, item in enumerate(doc):
-            yield (line if line is not None else index), item
+            item_line = line if line is not None else index
+            if isinstance(item, Mapping):  # a record, or a JSON-RPC envelope around one
+                yield from _records(item, source, item_line)
+            else:
+                yield item_line, item
         return
     if not isinstance(doc, Mapping):
         raise _problem(source, line, None, "expected a JSON object or array of transactions")

@@ -1,0 +1,168 @@
+"""``streampay-incident settlements``: which settlements are stuck, and is a retry safe?
+
+The shell around :func:`~streampay_incident.checks.settlements.classify_settlements`:
+read the export and what the chain says, run the registered settlement checks
+(built-in and plugins), print the report with a verdict per settlement.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+import click
+
+from ..checks.settlements import ChainStatus, TransactionIndex, classify_settlements
+from ..io.rows import iter_text_rows
+from ..io.settlements import read_settlements, settlements_from_rows
+from ..io.transactions import read_transactions
+from ..logevents import log_event
+from ..model import ChainTransaction, Report, Settlement, SettlementPolicy
+from ..registry import get_plugin_manager, plugin_settings_from_env, run_checks
+from ..stellar.networks import network_name
+from ..timefmt import format_rfc3339
+from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
+
+SETTLEMENT_HOOK = "streampay_incident_register_settlement_checks"
+
+
+@attrs.frozen
+class ChainView:
+    """What the chain says, gathered before the pure checks run.
+
+    From ``--transactions`` and ``--latest-ledger-close-time`` today; live
+    lookups (``--horizon``/``--rpc``) add their transactions, the latest ledger
+    close time, the chain grade and the source accounts' sequence numbers here.
+    """
+
+    transactions: tuple[ChainTransaction, ...] = ()
+    latest_ledger_close_time: datetime | None = None
+    chain_status: ChainStatus | None = None
+    account_sequences: dict[str, int] | None = None
+    inputs: dict[str, Any] = attrs.field(factory=dict)
+
+    def index(self) -> TransactionIndex:
+        return TransactionIndex(
+            self.transactions,
+            latest_ledger_close_time=self.latest_ledger_close_time,
+            chain_status=self.chain_status,
+            account_sequences=self.account_sequences,
+        )
+
+
+def load_settlements(path: str, network_passphrase: str | None) -> list[Settlement]:
+    """The export at ``path`` (``-`` for stdin)."""
+    if path == "-":
+        text = sys.stdin.read()
+        return settlements_from_rows(
+            iter_text_rows(text, source="<stdin>"),
+            source="<stdin>",
+            network_passphrase=network_passphrase,
+        )
+    return read_settlements(path, network_passphrase=network_passphrase)
+
+
+def gather_chain_view(
+    settlements: Sequence[Settlement],
+    *,
+    transactions_file: str | None,
+    latest_ledger_close_time: datetime | None,
+) -> ChainView:
+    """Everything the checks need to know about the chain, from files and options.
+
+    Live lookup plugs in here (issue 3: ``--horizon``/``--rpc``/``--timeout``):
+    look up each hash of ``settlements`` not already answered by the file, take
+    the latest ledger close time when none was given, grade the chain and read
+    the source accounts' sequence numbers, all within one deadline.
+    """
+    transactions: tuple[ChainTransaction, ...] = ()
+    inputs: dict[str, Any] = {}
+    if transactions_file is not None:
+        transactions = tuple(read_transactions(transactions_file))
+        inputs["transactions"] = transactions_file
+        inputs["transaction_records"] = len(transactions)
+    return ChainView(
+        transactions=transactions,
+        latest_ledger_close_time=latest_ledger_close_time,
+        inputs=inputs,
+    )
+
+
+@click.command("settlements")
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--transactions",
+    "transactions_file",
+    metavar="FILE",
+    help="What the chain says: Horizon transaction records/pages or RPC getTransaction "
+    "results (JSON, JSON Lines).",
+)
+@click.option(
+    "--network",
+    type=Network(),
+    help="public, testnet or a passphrase; needed when the export has envelope_xdr.",
+)
+@click.option("--now", type=RFC3339(), help="Evaluate as of this time (default: the clock).")
+@click.option(
+    "--latest-ledger-close-time",
+    type=RFC3339(),
+    help="Close time of a ledger known to have closed: proves a max time has passed.",
+)
+@output_options
+@handle_input_errors
+def settlements(
+    file: str,
+    transactions_file: str | None,
+    network: str | None,
+    now: datetime | None,
+    latest_ledger_close_time: datetime | None,
+    fmt: str,
+    fail_on: str,
+) -> None:
+    """Triage settlement_outbox rows: stuck, failed, settled, and whether a retry is safe.
+
+    FILE is a JSON Lines, CSV or JSON export (``-`` for stdin). Exit 2 on bad
+    input, 1 when the report is at or above --fail-on, else 0.
+    """
+    moment = now or utc_now()
+    records = load_settlements(file, network)
+    chain = gather_chain_view(
+        records,
+        transactions_file=transactions_file,
+        latest_ledger_close_time=latest_ledger_close_time,
+    )
+    policy = SettlementPolicy()
+    triage = classify_settlements(
+        records,
+        transactions=chain.transactions,
+        now=moment,
+        latest_ledger_close_time=chain.latest_ledger_close_time,
+        policy=policy,
+        chain_status=chain.chain_status,
+        account_sequences=chain.account_sequences,
+    )
+    pm = get_plugin_manager(plugin_settings_from_env(os.environ))
+    # Every registered check (the built-in rules are one) gets the same values.
+    findings = run_checks(
+        pm, SETTLEMENT_HOOK, records, transactions=chain.index(), now=moment, policy=policy
+    )
+    inputs: dict[str, Any] = {"settlements": file, "records": len(records)}
+    inputs.update(chain.inputs)
+    if network is not None:
+        inputs["network"] = network_name(network)
+    inputs["now"] = format_rfc3339(moment)
+    if chain.latest_ledger_close_time is not None:
+        inputs["latest_ledger_close_time"] = format_rfc3339(chain.latest_ledger_close_time)
+    report = Report(
+        command="settlements",
+        findings=findings,
+        generated_at=moment,
+        inputs=inputs,
+        settlements=triage.verdicts,
+    )
+    log_event("report", command="settlements", status=report.overall, findings=len(findings))
+    emit(report, fmt, fail_on)
