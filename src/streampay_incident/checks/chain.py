@@ -209,12 +209,16 @@ def _stale(obs: EndpointObservation, now: datetime, policy: ChainPolicy) -> Find
     severity = Severity.CRITICAL if age > policy.stale_critical_seconds else Severity.WARNING
     closed_at = obs.latest_ledger_close_time
     assert closed_at is not None
+    threshold = (
+        policy.stale_critical_seconds
+        if severity is Severity.CRITICAL
+        else policy.stale_warning_seconds
+    )
     return make_finding(
         "CHAIN_LEDGER_STALE",
         obs.url,
-        f"latest closed ledger {obs.latest_ledger} is {age:.0f}s old "
-        f"(> {policy.stale_warning_seconds:g}s warning, "
-        f"> {policy.stale_critical_seconds:g}s critical)",
+        f"latest closed ledger {obs.latest_ledger} closed {age:.0f}s ago "
+        f"(over the {threshold:g}s {severity.value} threshold)",
         {
             "latest_ledger": obs.latest_ledger,
             "closed_at": closed_at.isoformat().replace("+00:00", "Z"),

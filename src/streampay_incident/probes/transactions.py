@@ -28,7 +28,16 @@ import attrs
 from ..errors import InputError
 from ..model import ChainTransaction
 from . import ChainConfig, ChainObservations, observe_chain
-from .http import READ_RETRY, Deadline, Exchange, ExchangeSink, bounded_map, fetch, join_url, run_within
+from .http import (
+    READ_RETRY,
+    Deadline,
+    Exchange,
+    ExchangeSink,
+    bounded_map,
+    fetch,
+    join_url,
+    run_within,
+)
 from .rpc import rpc_reply, rpc_request_body
 
 if TYPE_CHECKING:
