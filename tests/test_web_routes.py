@@ -1,4 +1,4 @@
-"""Every route of the incident app over a real socket (uvicorn on 127.0.0.1), mounted as StreamPay does."""
+"""Every route of the incident app over a real socket (uvicorn on 127.0.0.1), mounted."""
 
 from __future__ import annotations
 

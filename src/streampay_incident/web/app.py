@@ -95,7 +95,9 @@ def signed_target(scope: Scope) -> str:
     """
     raw = scope.get("raw_path")
     if raw:
-        path = raw.decode("latin-1")
+        # A literal '?' cannot be part of a path: a server that left the query in raw_path
+        # still has it in query_string.
+        path = raw.partition(b"?")[0].decode("latin-1")
     else:
         path = scope.get("path", "")
         root = scope.get("root_path", "")
