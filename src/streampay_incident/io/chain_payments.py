@@ -265,8 +265,9 @@ def chain_payments_from_horizon(record: Mapping[str, Any]) -> list[ChainPayment]
                 from_account=_account(record, "account"),
                 to_account=destination,
                 asset=NATIVE,
-                # Horizon does not put the merged balance in the payment record.
-                amount=None,
+                # Horizon does not put the merged balance in the payment record; the live
+                # probe adds it from the operation's account_credited effect.
+                amount=_amount(record, "amount") if "amount" in record else None,
                 kind="account_merge",
                 operation_id=op_id,
                 **common,
@@ -299,7 +300,8 @@ def chain_payments_from_horizon(record: Mapping[str, Any]) -> list[ChainPayment]
 def _balance_changes(
     record: Mapping[str, Any], op_id: str | None, common: dict[str, Any]
 ) -> list[ChainPayment]:
-    changes = record.get("asset_balance_changes") or []
+    changes = record.get("asset_balance_changes")
+    changes = [] if changes is None else changes
     if not isinstance(changes, list):
         raise RecordProblem("asset_balance_changes", "not a list")
     out = []
