@@ -215,9 +215,8 @@ def _retry_safety(
 
 
 def _duration(delta: timedelta) -> str:
+    """``2h05m``, ``4m30s``, ``12s`` (callers only pass positive ages)."""
     seconds = int(delta.total_seconds())
-    if seconds < 0:
-        return f"-{_duration(-delta)}"
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
