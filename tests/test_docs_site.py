@@ -48,7 +48,8 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.fail(f"mkdocs / mkdocs-material must be installed (extra 'docs'): {exc}")
     site = tmp_path_factory.mktemp("site")
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(MKDOCS_YML), "-d", str(site)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict"]
+        + ["-f", str(MKDOCS_YML), "-d", str(site)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -67,7 +68,9 @@ def test_every_finding_code_anchor_is_an_id_in_the_built_site(built_site: Path) 
     # attr_list turns `## CODE {#code-anchor}` into id="code-anchor" in the HTML.
     for code in all_codes():
         page = code.runbook_file.removesuffix(".md")
-        html_path = built_site / "runbooks" / ("index.html" if page == "README" else f"{page}/index.html")
+        html_path = built_site / "runbooks" / (
+            "index.html" if page == "README" else f"{page}/index.html"
+        )
         html = html_path.read_text(encoding="utf-8")
         assert f'id="{code.anchor}"' in html, f"{code.code}: no id {code.anchor} in {html_path}"
 

@@ -56,7 +56,9 @@ def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
         if os.environ.get("STREAMPAY_INCIDENT_REQUIRE_PROMTOOL") == "1":
-            pytest.fail("promtool is required (STREAMPAY_INCIDENT_REQUIRE_PROMTOOL=1) but not on PATH")
+            pytest.fail(
+                "promtool is required (STREAMPAY_INCIDENT_REQUIRE_PROMTOOL=1) but not on PATH"
+            )
         pytest.skip("promtool not on PATH (apt-get install prometheus); alert rules not checked")
     return path
 
@@ -124,7 +126,9 @@ def test_alert_has_severity_and_a_runbook_url_that_resolves(rule: dict[str, Any]
     assert match, f"{rule['alert']}: runbook_url must end in docs/runbooks/<file>.md#<anchor>"
     runbook, anchor = match.groups()
     assert (RUNBOOKS / runbook).is_file(), f"{rule['alert']}: {runbook} does not exist"
-    assert anchor in heading_ids(RUNBOOKS / runbook), f"{rule['alert']}: no {{#{anchor}}} in {runbook}"
+    assert anchor in heading_ids(RUNBOOKS / runbook), (
+        f"{rule['alert']}: no {{#{anchor}}} in {runbook}"
+    )
 
 
 def test_alerts_only_use_pinned_metrics() -> None:
@@ -145,7 +149,9 @@ def test_the_alerts_the_issue_asks_for_exist() -> None:
         by_name["StreampayHorizonIngestLag"]["expr"]
     )
     stale = by_name["StreampayIncidentProbeStale"]["expr"]
-    assert re.search(r"time\(\)\s*-\s*streampay_incident_last_probe_timestamp_seconds\s*>\s*300", stale)
+    assert re.search(
+        r"time\(\)\s*-\s*streampay_incident_last_probe_timestamp_seconds\s*>\s*300", stale
+    )
     assert by_name["StreampayIncidentProbeMissing"]["expr"].startswith("absent(")
     critical = by_name["StreampayIncidentCriticalFindings"]["expr"]
     assert 'streampay_incident_findings{severity="critical"}' in critical
