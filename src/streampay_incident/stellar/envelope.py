@@ -69,8 +69,9 @@ class EnvelopeIdentity:
     ``hash`` is the hash of what was submitted (the outer hash of a fee-bump);
     ``inner_hash`` is set for fee-bumps only. ``source_account`` and
     ``sequence`` are the inner transaction's: the G... account whose sequence
-    number the transaction consumes (the base account of an M... source). ``max_time``/``min_time`` are None when
-    absent or 0 (0 means no bound on Stellar).
+    number the transaction consumes (the base account of an M... source).
+    ``max_time``/``min_time`` are None when absent or 0 (0 means no bound on
+    Stellar).
     """
 
     hash: str
