@@ -9,17 +9,22 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from streampay_incident import codes
 from streampay_incident.codes import all_codes
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 MKDOCS_YML = REPO / "mkdocs.yml"
+# The built-in codes, taken at import: tests of plugins register codes of their own later.
+BUILTIN_CODES = all_codes()
 
 
 def _nav_files(nav: Any) -> list[str]:
@@ -66,7 +71,7 @@ def test_mkdocs_build_strict_passes(built_site: Path) -> None:
 
 def test_every_finding_code_anchor_is_an_id_in_the_built_site(built_site: Path) -> None:
     # attr_list turns `## CODE {#code-anchor}` into id="code-anchor" in the HTML.
-    for code in all_codes():
+    for code in BUILTIN_CODES:
         page = code.runbook_file.removesuffix(".md")
         html_path = built_site / "runbooks" / (
             "index.html" if page == "README" else f"{page}/index.html"
@@ -102,3 +107,30 @@ def test_docs_do_not_link_outside_docs() -> None:
         for match in link.finditer(text):
             ups = match.group(0).count("../")
             assert ups <= depth, f"{page}: link leaves docs/: {match.group(0)}"
+
+
+def _python_blocks(page: Path) -> list[str]:
+    text = page.read_text(encoding="utf-8")
+    return [textwrap.dedent(b) for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL)]
+
+
+def test_the_plugin_example_and_its_test_work(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    streampay_incident_plugin: Callable[..., Any],
+) -> None:
+    # docs/plugins.md shows a whole plugin module and a pytest test for it: run both as shown.
+    plugin_source, test_source = _python_blocks(DOCS / "plugins.md")
+    package = tmp_path / "team_risk_checks"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "plugin.py").write_text(plugin_source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # The example declares a code; keep it out of the table the other tests read.
+    monkeypatch.setattr(codes, "CODES", dict(codes.CODES))
+    namespace: dict[str, Any] = {}
+    exec(compile(test_source, "docs/plugins.md", "exec"), namespace)  # noqa: S102
+    namespace["test_large_payouts_are_flagged"](streampay_incident_plugin)
+    assert "RISK_LARGE_PAYOUT" in codes.CODES
+    sys.modules.pop("team_risk_checks.plugin", None)
+    sys.modules.pop("team_risk_checks", None)
