@@ -630,3 +630,29 @@ def test_chain_outage_answer_key_matches_the_tool(demo_data: Path) -> None:
     got = sorted((f["code"], f["severity"], f["subject"]) for f in doc["findings"])
     rows = _answer_rows("chain-outage", r"CHAIN_")
     assert got == sorted((code, severity, endpoint) for code, severity, endpoint, _why in rows)
+
+
+_CODE_SECTION_PARTS = ("**Meaning.**", "**What to check.**", "**Is retry safe?**",
+                       "**When to escalate.**")
+
+
+@pytest.mark.parametrize("code", BUILTIN_CODES, ids=lambda c: c.code)
+def test_every_code_section_says_meaning_check_retry_and_escalation(code: Any) -> None:
+    text = (RUNBOOKS / code.runbook_file).read_text(encoding="utf-8")
+    section = _section(text, f"## {code.code} {{#{code.anchor}}}")
+    for part in _CODE_SECTION_PARTS:
+        assert part in section, f"{code.code}: its section lacks {part}"
+
+
+def test_grafana_panels_named_in_the_runbooks_exist() -> None:
+    board = REPO / "ops" / "grafana" / "streampay-incident.json"
+    dashboard = json.loads(board.read_text(encoding="utf-8"))
+    titles = {p["title"] for p in dashboard["panels"]}
+    named: set[str] = set()
+    for path in _runbook_files():
+        text = re.sub(r"\s+", " ", path.read_text(encoding="utf-8"))
+        for match in re.finditer(r"\bpanels?\b", text):
+            window = text[match.end() : match.end() + 120]
+            named |= {b for b in re.findall(r"\*\*([^*]+)\*\*", window) if b[-1] not in ".?:"}
+    assert len(named) >= 6, named
+    assert named <= titles, f"panels named in the runbooks, not on the dashboard: {named - titles}"
