@@ -58,10 +58,6 @@ class Deadline:
         """Seconds left, never negative."""
         return max(0.0, self.expires_at - self._clock())
 
-    @property
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0
-
 
 @attrs.frozen
 class RetryPolicy:
@@ -244,6 +240,10 @@ def _kept_headers(headers: httpx.Headers) -> dict[str, str]:
     }
 
 
+class _BodyTooLarge(Exception):
+    """A body past :data:`MAX_BODY_BYTES`: stop reading, keep nothing."""
+
+
 async def _attempt(
     client: httpx.AsyncClient,
     method: str,
@@ -277,13 +277,13 @@ async def _attempt(
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > MAX_BODY_BYTES:
-                        error, detail = "too_large", f"body over {MAX_BODY_BYTES} bytes"
-                        break
+                        raise _BodyTooLarge
                     chunks.append(chunk)
-                if error is None:
-                    status = response.status_code
-                    headers = _kept_headers(response.headers)
-                    body = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
+                status = response.status_code
+                headers = _kept_headers(response.headers)
+                body = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
+    except _BodyTooLarge:
+        error, detail = "too_large", f"body over {MAX_BODY_BYTES} bytes"
     except TimeoutError:
         error, detail = "deadline", f"no complete answer within the {deadline.seconds:g}s deadline"
     except httpx.HTTPError as exc:

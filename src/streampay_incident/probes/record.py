@@ -127,9 +127,6 @@ class Recording:
             now=times["now"],
         )
 
-    def exchanges_for(self, url: str) -> tuple[Exchange, ...]:
-        return tuple(x for x in self.exchanges if x.endpoint == url)
-
 
 def _time(moment: datetime | None) -> str | None:
     return None if moment is None else format_rfc3339(moment)
