@@ -1,0 +1,272 @@
+"""Escrow reconciliation options of ``streampay-incident payouts``.
+
+``--chain-payments FILE | --horizon URL | --rpc URL`` with ``--escrow G...|C...``
+and ``--since T --until T``: what left the escrow on chain, compared with the
+payout rows by :func:`~streampay_incident.checks.escrow.reconcile_escrow`. A
+``G...`` escrow is read from Horizon's payments of the account, a ``C...``
+escrow contract from Stellar RPC ``getEvents`` transfer events; a file may hold
+either shape. ``--escrow`` without a chain source, or a source without
+``--escrow``, is a usage error (exit 2).
+
+The payouts command adds :func:`escrow_options` to its options and calls
+:func:`escrow_findings` with the rows it read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import click
+
+from ..checks.escrow import ChainPayment, CoverageWindow, reconcile_escrow
+from ..io.chain_payments import ChainPaymentBatch, read_chain_payments
+from ..io.rows import contains_seed
+from ..model import Finding, Payout
+from ..timefmt import format_rfc3339
+from .common import RFC3339
+
+if TYPE_CHECKING:
+    from ..probes.payments import PaymentsFetch
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ESCROW_OPTION_NAMES = (
+    "chain_payments",
+    "horizon",
+    "rpc",
+    "escrow",
+    "since",
+    "until",
+    "cursor_file",
+    "chain_timeout",
+)
+
+
+def escrow_options(func: F) -> F:
+    """The escrow reconciliation options (passed to the command as keyword arguments)."""
+    options = [
+        click.option(
+            "--chain-timeout",
+            "chain_timeout",
+            type=click.FloatRange(min=0.1),
+            default=10.0,
+            show_default=True,
+            help="Deadline in seconds for each Horizon/RPC request while paging.",
+        ),
+        click.option(
+            "--cursor-file",
+            metavar="FILE",
+            help="Keep the paging cursor and what was read here; a re-run continues from it.",
+        ),
+        click.option("--until", type=RFC3339(), help="End of the reconciled window (RFC 3339)."),
+        click.option("--since", type=RFC3339(), help="Start of the reconciled window (RFC 3339)."),
+        click.option(
+            "--escrow",
+            metavar="G...|C...",
+            help="The escrow account (G..., Horizon payments) or contract (C..., RPC events).",
+        ),
+        click.option("--rpc", metavar="URL", help="Stellar RPC to read a C... escrow's transfers."),
+        click.option("--horizon", metavar="URL", help="Horizon to read a G... escrow's payments."),
+        click.option(
+            "--chain-payments",
+            metavar="FILE",
+            help="Horizon payment records/pages or RPC getEvents results (JSON, JSON Lines).",
+        ),
+    ]
+    for option in options:
+        func = option(func)
+    return func
+
+
+@attrs.frozen
+class EscrowRequest:
+    """What the escrow options ask for, checked."""
+
+    escrow: str
+    chain_payments: str | None = None
+    horizon: str | None = None
+    rpc: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    cursor_file: str | None = None
+    timeout: float = 10.0
+
+    @property
+    def source(self) -> str:
+        return self.chain_payments or self.horizon or self.rpc or ""
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> EscrowRequest | None:
+        """None when no escrow option was given; ``click.UsageError`` (exit 2) when they clash."""
+        sources = [n for n in ("chain_payments", "horizon", "rpc") if options.get(n)]
+        escrow = options.get("escrow")
+        if not sources and not escrow:
+            for name in ("since", "until", "cursor_file"):
+                if options.get(name):
+                    flag = "--" + name.replace("_", "-")
+                    raise click.UsageError(f"{flag} needs --escrow and a chain source")
+            return None
+        if not escrow:
+            raise click.UsageError(
+                "--chain-payments/--horizon/--rpc need --escrow G...|C... (the escrow to reconcile)"
+            )
+        if not sources:
+            raise click.UsageError(
+                "--escrow needs a chain source: --chain-payments FILE, --horizon URL or --rpc URL"
+            )
+        if len(sources) > 1:
+            raise click.UsageError("give one of --chain-payments, --horizon, --rpc")
+        escrow = escrow.strip()
+        _check_escrow(escrow)
+        if options.get("horizon") and not escrow.startswith("G"):
+            raise click.UsageError("--horizon reads a G... escrow account; use --rpc for C...")
+        if options.get("rpc") and not escrow.startswith("C"):
+            raise click.UsageError("--rpc reads a C... escrow contract; use --horizon for G...")
+        if options.get("cursor_file") and options.get("chain_payments"):
+            raise click.UsageError("--cursor-file goes with --horizon or --rpc, not a file")
+        since, until = options.get("since"), options.get("until")
+        if since is not None and until is not None and since > until:
+            raise click.UsageError("--since is after --until")
+        return cls(
+            escrow=escrow,
+            chain_payments=options.get("chain_payments"),
+            horizon=options.get("horizon"),
+            rpc=options.get("rpc"),
+            since=since,
+            until=until,
+            cursor_file=options.get("cursor_file"),
+            timeout=float(options.get("chain_timeout") or 10.0),
+        )
+
+
+def _check_escrow(escrow: str) -> None:
+    if contains_seed(escrow):
+        # Never echo it: this is someone's secret key.
+        raise click.UsageError(
+            "--escrow looks like a secret seed (S...); give the escrow's public G... or C... "
+            "address. This tool never needs a secret."
+        )
+    from stellar_sdk import StrKey
+
+    if not (StrKey.is_valid_ed25519_public_key(escrow) or StrKey.is_valid_contract(escrow)):
+        raise click.UsageError(f"--escrow {escrow!r} is not a valid G... account or C... contract")
+
+
+def _file_window(request: EscrowRequest, batch: ChainPaymentBatch) -> CoverageWindow:
+    """What a file covers: the asked bounds, narrowed to an RPC retention window, else the
+    span of its records when a bound was not given."""
+    notes: list[str] = []
+    complete = True
+    since, until = request.since, request.until
+    oldest = batch.oldest_ledger_close_time
+    if oldest is not None and (since is None or since < oldest):
+        if since is not None:
+            complete = False
+            notes.append(
+                f"the RPC's retention window starts at {format_rfc3339(oldest)}, after --since"
+            )
+        since = oldest
+    if until is None and batch.latest_ledger_close_time is not None:
+        until = batch.latest_ledger_close_time
+    times = [p.closed_at for p in batch.payments if p.closed_at is not None]
+    if times and since is None:
+        since = min(times)
+        notes.append(
+            f"no --since: the window starts at the file's first record ({format_rfc3339(since)})"
+        )
+    if times and until is None:
+        until = max(times)
+        notes.append(
+            f"no --until: the window ends at the file's last record ({format_rfc3339(until)})"
+        )
+    if not batch.payments and request.since is None and request.until is None:
+        notes.append("the chain payments file holds no payments")
+    return CoverageWindow(since=since, until=until, complete=complete, note="; ".join(notes))
+
+
+@contextlib.contextmanager
+def _progress_line() -> Iterator[Callable[[int, int, datetime | None], None]]:
+    """A live progress line on stderr when it is a terminal; a no-op otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda *_: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("paging escrow payments", total=None)
+
+    def update(pages: int, payments: int, reached: datetime | None) -> None:
+        at = format_rfc3339(reached) if reached else "..."
+        progress.update(task, description=f"{pages} page(s), {payments} payment(s), at {at}")
+
+    with progress:
+        yield update
+
+
+ChainView = tuple[Sequence[ChainPayment], CoverageWindow, list[Finding]]
+
+
+def _from_file(request: EscrowRequest) -> ChainView:
+    batch = read_chain_payments(request.chain_payments or "")
+    return batch.payments, _file_window(request, batch), []
+
+
+def _from_network(request: EscrowRequest) -> ChainView:
+    from ..probes.payments import fetch_escrow_payments
+
+    with _progress_line() as update:
+        return _fetched(
+            fetch_escrow_payments(
+                request.horizon or request.rpc or "",
+                request.escrow,
+                since=request.since,
+                until=request.until,
+                timeout=request.timeout,
+                cursor_file=request.cursor_file,
+                progress=update,
+            )
+        )
+
+
+def _fetched(fetched: PaymentsFetch) -> ChainView:
+    return fetched.payments, fetched.window, list(fetched.findings)
+
+
+def escrow_findings(
+    payouts: Sequence[Payout], request: EscrowRequest
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Reconcile ``payouts`` with the chain source; the findings and the report inputs.
+
+    A file that cannot be read raises :class:`~streampay_incident.errors.InputError`
+    (exit 2); an endpoint that misbehaves gives ``CHAIN_*`` findings and an
+    incomplete window instead.
+    """
+    payments, window, chain_findings = (
+        _from_file(request) if request.chain_payments else _from_network(request)
+    )
+    findings = reconcile_escrow(payouts, payments, escrow=request.escrow, window=window)
+    inputs: dict[str, Any] = {
+        "escrow": request.escrow,
+        "chain_source": request.source,
+        "chain_payments": len(payments),
+        "escrow_window": (
+            f"{format_rfc3339(window.since) if window.since else 'start'} .. "
+            f"{format_rfc3339(window.until) if window.until else 'latest'}"
+        ),
+        "escrow_window_complete": window.complete,
+    }
+    if window.note:
+        inputs["escrow_window_note"] = window.note
+    return chain_findings + findings, inputs
