@@ -828,3 +828,12 @@ def test_rpc_pages_with_other_events_and_missing_close_times() -> None:
     with rpc([events_page(events), events_page([], cursor="0")]) as server:
         fetched = asyncio.run(fetch_rpc_transfers(server.url, CONTRACT))
     assert len(fetched.payments) == 1 and fetched.payments[0].closed_at is None
+
+
+def test_partial_history_of_unknown_age_is_not_called_complete() -> None:
+    gone = fixture_reply("horizon/problems/404_not_found_py.json", 404)
+    with horizon([page([])], elder=48530161, **{"GET /ledgers/*": gone}) as server:
+        fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=SINCE))
+    assert server.queries(PAYMENTS_PATH)[0]["cursor"] == ""
+    assert not fetched.window.complete
+    assert "did not say when that ledger closed" in fetched.window.note

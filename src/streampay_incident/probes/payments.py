@@ -391,6 +391,12 @@ async def _horizon_start(
             f"Horizon's history starts at ledger {elder} ({format_rfc3339(elder_at)}){after}"
         )
         return "", elder_at
+    if elder > 2 and elder_at is None and since is not None:
+        run.unverified = True
+        notes.append(
+            f"Horizon's history starts at ledger {elder} and it did not say when that ledger "
+            "closed: it may start after --since"
+        )
     return "", None
 
 
