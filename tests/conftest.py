@@ -15,6 +15,9 @@ SHARED = Path(os.environ.get("STREAMPAY_INCIDENT_SHARED_DIR", REPO.parent / "sha
 FIXTURES = SHARED / "fixtures" / "stellar"
 HMAC_VECTORS = SHARED / "interop" / "streampay-hmac-v1.json"
 
+# The fixture plugin authors use (they add the same line to their conftest.py).
+pytest_plugins = ["streampay_incident.testing"]
+
 settings.register_profile(
     "ci",
     max_examples=60,

@@ -1,4 +1,6 @@
-"""pytest helpers for plugin authors (loaded through the ``pytest11`` entry point).
+"""pytest helpers for plugin authors.
+
+Enable them in a ``conftest.py`` with ``pytest_plugins = ["streampay_incident.testing"]``.
 
 ``streampay_incident_plugin`` registers a plugin object for one test::
 
