@@ -7,7 +7,6 @@ FILE --now T`` grades a recording again, with no network access at all.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import sys
@@ -34,6 +33,8 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    import pluggy
+
     from ..checks.chain import ChainGrade
 
 HORIZON_ENV = "STREAMPAY_INCIDENT_HORIZON_URLS"
@@ -205,13 +206,10 @@ def chain(
     fee surge. Status: fail when every endpoint of a kind given has a critical
     finding; else warn on any finding; else pass.
     """
-    from ..checks.chain import grade_chain
     from ..registry import get_plugin_manager, plugin_settings_from_env
 
     pm = get_plugin_manager(plugin_settings_from_env(os.environ))
     if snapshot is not None:
-        from ..probes import observations_from_recording, read_recording
-
         if horizon or rpc:
             raise click.UsageError(
                 "--snapshot replays the recorded endpoints: drop --horizon, --rpc"
@@ -220,37 +218,65 @@ def chain(
             raise click.UsageError("--record and --snapshot do not go together")
         if now is None:
             raise click.UsageError("--snapshot needs --now (the moment to grade the recording at)")
-        recording = read_recording(snapshot)
         given = ctx.get_parameter_source("network") is click.core.ParameterSource.COMMANDLINE
-        passphrase = network if (given and network) else recording.network_passphrase
-        observations = observations_from_recording(recording)
-        grade = grade_chain(observations, now=now, expected_network=passphrase, plugin_manager=pm)
-        report = chain_report(
-            grade,
-            now=now,
-            network_passphrase=passphrase,
-            horizon_urls=[e.url for e in recording.endpoints if e.kind == "horizon"],
-            rpc_urls=[e.url for e in recording.endpoints if e.kind == "rpc"],
-            timeout=recording.timeout_seconds,
+        report = replay_report(snapshot, now=now, network=network if given else None, pm=pm)
+    else:
+        horizon_urls = endpoint_urls(horizon, os.environ.get(HORIZON_ENV), option="--horizon")
+        rpc_urls = endpoint_urls(rpc, os.environ.get(RPC_ENV), option="--rpc")
+        if not horizon_urls and not rpc_urls:
+            raise click.UsageError(
+                f"no endpoint: give --horizon URL and/or --rpc URL "
+                f"(or set {HORIZON_ENV} / {RPC_ENV})"
+            )
+        if not network:
+            raise click.UsageError(
+                f"no network: give --network public|testnet|PASSPHRASE (or set {NETWORK_ENV})"
+            )
+        report = live_report(
+            horizon_urls, rpc_urls, network=network, timeout=timeout, record=record, now=now, pm=pm
         )
-        emit_chain_report(report, fmt, fail_on)
-        return
+    emit_chain_report(report, fmt, fail_on)
 
-    horizon_urls = endpoint_urls(horizon, os.environ.get(HORIZON_ENV), option="--horizon")
-    rpc_urls = endpoint_urls(rpc, os.environ.get(RPC_ENV), option="--rpc")
-    if not horizon_urls and not rpc_urls:
-        raise click.UsageError(
-            f"no endpoint: give --horizon URL and/or --rpc URL (or set {HORIZON_ENV} / {RPC_ENV})"
-        )
-    if not network:
-        raise click.UsageError(
-            f"no network: give --network public|testnet|PASSPHRASE (or set {NETWORK_ENV})"
-        )
+
+def replay_report(
+    snapshot: Path, *, now: datetime, network: str | None, pm: pluggy.PluginManager
+) -> Report:
+    """Grade a recording at ``now`` (against ``network``, else the recorded one). No network I/O."""
+    from ..checks.chain import grade_chain
+    from ..probes import observations_from_recording, read_recording
+
+    recording = read_recording(snapshot)
+    passphrase = network or recording.network_passphrase
+    observations = observations_from_recording(recording)
+    grade = grade_chain(observations, now=now, expected_network=passphrase, plugin_manager=pm)
+    return chain_report(
+        grade,
+        now=now,
+        network_passphrase=passphrase,
+        horizon_urls=[e.url for e in recording.endpoints if e.kind == "horizon"],
+        rpc_urls=[e.url for e in recording.endpoints if e.kind == "rpc"],
+        timeout=recording.timeout_seconds,
+    )
+
+
+def live_report(
+    horizon_urls: tuple[str, ...],
+    rpc_urls: tuple[str, ...],
+    *,
+    network: str,
+    timeout: float,
+    record: Path | None,
+    now: datetime | None,
+    pm: pluggy.PluginManager,
+) -> Report:
+    """Probe the endpoints within ``timeout``, grade, and write the recording when asked."""
+    from ..checks.chain import grade_chain
     from ..probes import ChainConfig, Recorder, observe_chain
+    from ..probes.http import run_sync
 
     config = ChainConfig(horizon_urls, rpc_urls, network, timeout)
     recorder = Recorder() if record is not None else None
-    observations = asyncio.run(observe_chain(config, recorder=recorder))
+    observations = run_sync(observe_chain(config, recorder=recorder))
     # The one clock read: after the round, so ledger ages are not understated.
     graded_at = now or utc_now()
     grade = grade_chain(observations, now=graded_at, expected_network=network, plugin_manager=pm)
@@ -262,7 +288,7 @@ def chain(
             raise InputError(
                 InputProblem(str(record), None, None, f"cannot write the recording: {exc.strerror}")
             ) from None
-    report = chain_report(
+    return chain_report(
         grade,
         now=graded_at,
         network_passphrase=network,
@@ -270,4 +296,3 @@ def chain(
         rpc_urls=rpc_urls,
         timeout=timeout,
     )
-    emit_chain_report(report, fmt, fail_on)

@@ -17,10 +17,11 @@ time is left.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -388,6 +389,22 @@ async def run_within(
         else:
             results.append(task.result())
     return results
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from synchronous code (the CLI) and return its result.
+
+    The coroutine gets a fresh event loop in a worker thread. Why not plain
+    ``asyncio.run`` in the caller's thread: httpx connects through anyio's
+    cancel scopes, and on CPython 3.11 those upset a tracer (coverage, a
+    profiler) attached to the frame that runs the loop; in a worker thread the
+    caller's frames stay untouched. The deadline inside ``coro`` still bounds
+    how long this blocks.
+    """
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="streampay-incident-probe"
+    ) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def bounded_map(
