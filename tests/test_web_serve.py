@@ -181,3 +181,16 @@ def test_real_sidecar_process():
         proc.wait(timeout=10)
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_no_note_when_endpoints_are_configured(captured_run):
+    env = {
+        **KEYS_ENV,
+        "STREAMPAY_INCIDENT_RPC_URLS": "http://127.0.0.1:9",
+        "STREAMPAY_INCIDENT_NETWORK": "testnet",
+    }
+    result = invoke([], env=env)
+    assert result.exit_code == 0, result.output
+    assert "note:" not in result.output
+    ((app, _),) = captured_run
+    assert app.routes[0].path == "/internal/incident"

@@ -203,7 +203,12 @@ class AuthGate:
         except _ClientGone:
             status[0] = 499  # nginx's "client closed request"; nothing is sent
         except Exception as exc:  # noqa: BLE001 - never let a trace reach the caller
-            log_event("internal_error", level=logging.ERROR, error=type(exc).__name__, path=path)
+            log_event(
+                "internal_error",
+                level=logging.ERROR,
+                error=type(exc).__name__,
+                path=signed_target({**scope, "query_string": b""}),
+            )
             _log.error("unhandled error in %s %s", method, _route_label(path), exc_info=exc)
             if not started[0]:
                 await JSONResponse({"error": "internal error"}, status_code=500)(
@@ -236,14 +241,14 @@ class AuthGate:
                 and _header(scope, b"authorization")
             ):
                 signed = AuthFailure("BAD_BEARER_TOKEN")  # type: ignore[arg-type]
-            await self._refuse(scope, receive, send, signed, path)
+            await self._refuse(scope, receive, send, signed)
             return
         body = await self._body_or_413(scope, receive, send, limit)
         if body is None:
             return
         failure = self.verifier.check_body(signed, method, signed_target(scope), body)
         if failure is not None:
-            await self._refuse(scope, receive, send, failure, path)
+            await self._refuse(scope, receive, send, failure)
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -265,7 +270,7 @@ class AuthGate:
         return None
 
     async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, failure: AuthFailure, path: str
+        self, scope: Scope, receive: Receive, send: Send, failure: AuthFailure
     ) -> None:
         self.metrics.observe_auth_failure(failure.reason)
         log_event(
@@ -274,7 +279,8 @@ class AuthGate:
             reason=failure.reason,
             service=failure.service,
             key_id=failure.key_id,
-            path=path,
+            # The path as the client sent it (mount prefix included, query left out).
+            path=signed_target({**scope, "query_string": b""}),
         )
         await not_found()(scope, receive, send)
 
