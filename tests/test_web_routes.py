@@ -10,12 +10,16 @@ import pytest
 
 from streampay_incident import hookimpl
 from streampay_incident.codes import all_codes
-from streampay_incident.model import ChainTransaction, Settlement
+from streampay_incident.model import ChainTransaction, Settlement, make_finding
 from streampay_incident.web import WebConfig, create_app
+from streampay_incident.web.health import ChainReading
 from web_harness import (
     KEY_ID,
     PREFIX,
+    RPC,
     SECRET,
+    FakeChain,
+    chain_grade,
     mounted,
     running,
     signed,
@@ -431,7 +435,7 @@ def test_repeat_window_is_applied(client, destination):
     assert "PAYOUT_SUSPECTED_REPEAT" not in codes_of(post(client, "/triage/payouts", rows).json())
     wide = post(client, "/triage/payouts?repeat_window=1h", rows).json()
     assert "PAYOUT_SUSPECTED_REPEAT" in codes_of(wide)
-    assert wide["inputs"]["repeat_window"] == "1h"
+    assert wide["inputs"]["repeat_window"] == "3600s"
 
 
 def test_body_over_the_limit_is_413(client):
@@ -533,3 +537,64 @@ def test_plugin_checks_that_raise_become_findings(destination):
     assert codes_of(response.json()) == {"PLUGIN_ERROR"}
     assert "/home/ops" not in response.text
     assert "ValueError" in response.text
+
+
+# --- what the chain says now feeds the settlement verdicts --------------------------------
+
+
+class PendingLookup:
+    @hookimpl
+    def streampay_incident_find_settlement(self, settlement_id):
+        return Settlement(
+            settlement_id,
+            "processing",
+            datetime(2026, 11, 27, 1, tzinfo=UTC),
+            tx_hash=TX_HASH,
+            tx_max_time=datetime(2026, 11, 27, 1, 30, tzinfo=UTC),
+        )
+
+
+def test_the_health_rounds_close_time_proves_expiry():
+
+    closed = datetime(2026, 11, 27, 2, 59, 55, tzinfo=UTC)
+    source = FakeChain(ChainReading(chain_grade("pass"), closed))
+    config = WebConfig(hmac_keys={KEY_ID: SECRET})
+    app = create_app(config, plugins=[PendingLookup()], health_source=source, clock=lambda: NOW)
+    with running(mounted(app)) as url, httpx.Client(base_url=url) as c:
+        doc = get(c, "/settlements/s-1").json()
+        triaged = post(
+            c,
+            "/triage/settlements",
+            [
+                {
+                    "settlement_id": "s-2",
+                    "status": "processing",
+                    "tx_hash": TX_HASH,
+                    "created_at": "2026-11-27T01:00:00Z",
+                    "tx_max_time": "2026-11-27T01:30:00Z",
+                }
+            ],
+        ).json()
+    for report in (doc, triaged):
+        assert report["settlements"][0]["retry_reason"] == "tx_expired"
+        assert report["settlements"][0]["retry_safe"] is True
+        assert report["inputs"]["latest_ledger_close_time"] == "2026-11-27T02:59:55Z"
+        assert report["inputs"]["chain_status"] == "pass"
+    assert source.rounds == 1
+
+
+def test_never_retry_into_an_outage():
+
+    down = make_finding("CHAIN_ENDPOINT_UNREACHABLE", RPC, "no answer")
+    source = FakeChain(chain_grade("fail", findings=(down,)))
+    config = WebConfig(hmac_keys={KEY_ID: SECRET})
+    app = create_app(config, plugins=[PendingLookup()], health_source=source, clock=lambda: NOW)
+    with running(mounted(app)) as url, httpx.Client(base_url=url) as c:
+        doc = get(c, "/settlements/s-1").json()
+        triaged = post(c, "/triage/settlements", SETTLEMENTS).json()
+    assert doc["settlements"][0]["retry_reason"] == "chain_unhealthy"
+    assert codes_of(doc) == {"SETTLEMENT_CHAIN_BLOCKED"}
+    verdicts = {v["settlement_id"]: v for v in triaged["settlements"]}
+    assert verdicts["s-old"]["retry_reason"] == "chain_unhealthy"
+    assert verdicts["s-old"]["retry_safe"] is False
+    assert triaged["inputs"]["chain_status"] == "fail"

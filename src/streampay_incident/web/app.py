@@ -36,8 +36,8 @@ from ..logevents import log_event
 from ..model import Finding, PayoutPolicy, Report, Status, make_finding
 from ..registry import get_plugin_manager, loaded_plugins, plugin_settings_from_env
 from ..report import render_markdown, report_to_json
-from ..stellar.networks import resolve_network
-from ..timefmt import parse_duration, parse_rfc3339
+from ..stellar.networks import network_name, resolve_network
+from ..timefmt import format_rfc3339, parse_duration, parse_rfc3339
 from . import triage
 from .config import WebConfig
 from .health import MEDIA_TYPE as HEALTH_MEDIA_TYPE
@@ -418,23 +418,28 @@ class _Endpoints:
         if problems:
             return self._query_error(problems)
         body = await request.body()
-        fmt: triage.BodyFormat = "json"
-        try:
-            text = triage.decode_body(body)
-            fmt = triage.body_format(request.headers.get("content-type"), text)
-            rows = triage.rows_from_text(text, fmt, kind="payouts")
-            report = await run_in_threadpool(
-                triage.triage_payouts,
-                rows,
-                pm=self.pm,
-                policy=policy,
-                now=now,
-                inputs={"source": triage.SOURCE, "repeat_window": window or "10m"},
-            )
-        except InputError as error:
+        inputs = {
+            "payouts": triage.SOURCE,
+            "repeat_window": f"{int(policy.repeat_window.total_seconds())}s",
+        }
+
+        def work() -> Report | tuple[triage.BodyFormat, InputError]:
+            # Parsing up to the body limit is CPU work: keep it off the event loop.
+            fmt, rows = triage.read_body(body, request.headers.get("content-type"), kind="payouts")
+            if isinstance(rows, InputError):
+                return fmt, rows
+            try:
+                return triage.triage_payouts(
+                    rows, pm=self.pm, policy=policy, now=now, inputs=inputs
+                )
+            except InputError as error:
+                return fmt, error
+
+        outcome = await run_in_threadpool(work)
+        if not isinstance(outcome, Report):
             log_event("triage_request", kind="payouts", status="invalid")
-            return self._unprocessable(triage.problems_json(error, fmt))
-        return self._render(request, report, "payouts")
+            return self._unprocessable(triage.problems_json(outcome[1], outcome[0]))
+        return self._render(request, outcome, "payouts")
 
     async def triage_settlements(self, request: Request) -> Response:
         allowed = {"now": "", "network": "", "latest_ledger_close_time": ""}
@@ -452,28 +457,41 @@ class _Endpoints:
         if problems:
             return self._query_error(problems)
         body = await request.body()
-        fmt: triage.BodyFormat = "json"
         chain_status, chain_close_time = await self._chain_view()
-        try:
-            text = triage.decode_body(body)
-            fmt = triage.body_format(request.headers.get("content-type"), text)
-            rows = triage.rows_from_text(text, fmt, kind="settlements")
-            settlements = await run_in_threadpool(
-                triage.settlements_from_body_rows, rows, network_passphrase=passphrase
+        inputs: dict[str, Any] = {"settlements": triage.SOURCE}
+        if passphrase is not None:
+            inputs["network"] = network_name(passphrase)
+        inputs["now"] = format_rfc3339(now)
+        ledger_close = close_time or chain_close_time
+        if ledger_close is not None:
+            inputs["latest_ledger_close_time"] = format_rfc3339(ledger_close)
+        if chain_status is not None:
+            inputs["chain_status"] = chain_status
+
+        def work() -> Report | tuple[triage.BodyFormat, InputError]:
+            fmt, rows = triage.read_body(
+                body, request.headers.get("content-type"), kind="settlements"
             )
-        except InputError as error:
+            if isinstance(rows, InputError):
+                return fmt, rows
+            try:
+                settlements = triage.settlements_from_body_rows(rows, network_passphrase=passphrase)
+            except InputError as error:
+                return fmt, error
+            return triage.triage_settlements(
+                settlements,
+                pm=self.pm,
+                now=now,
+                latest_ledger_close_time=ledger_close,
+                chain_status=chain_status,
+                inputs=inputs,
+            )
+
+        outcome = await run_in_threadpool(work)
+        if not isinstance(outcome, Report):
             log_event("triage_request", kind="settlements", status="invalid")
-            return self._unprocessable(triage.problems_json(error, fmt))
-        report = await run_in_threadpool(
-            triage.triage_settlements,
-            settlements,
-            pm=self.pm,
-            now=now,
-            latest_ledger_close_time=close_time or chain_close_time,
-            chain_status=chain_status,
-            inputs=_settlement_inputs(chain_status),
-        )
-        return self._render(request, report, "settlements")
+            return self._unprocessable(triage.problems_json(outcome[1], outcome[0]))
+        return self._render(request, outcome, "settlements")
 
     async def _chain_view(self) -> tuple[Status | None, datetime | None]:
         """Chain status and latest ledger close time from the (cached) health round.
@@ -496,34 +514,33 @@ class _Endpoints:
                 command="settlements",
                 findings=(error,),
                 generated_at=self.clock(),
-                inputs={"source": "streampay_incident_find_settlement", "records": 0},
+                inputs={"settlements": "streampay_incident_find_settlement", "records": 0},
                 settlements=(),
             )
             return self._render(request, report, "settlement")
         if settlement is None:
             return not_found()
         chain_status, chain_close_time = await self._chain_view()
+        now = self.clock()
+        inputs: dict[str, Any] = {
+            "settlements": "streampay_incident_find_settlement",
+            "now": format_rfc3339(now),
+        }
+        if chain_close_time is not None:
+            inputs["latest_ledger_close_time"] = format_rfc3339(chain_close_time)
+        if chain_status is not None:
+            inputs["chain_status"] = chain_status
         report = await run_in_threadpool(
             triage.triage_settlements,
             [settlement],
             pm=self.pm,
             transactions=[transaction] if transaction is not None else [],
-            now=self.clock(),
+            now=now,
             latest_ledger_close_time=chain_close_time,
             chain_status=chain_status,
-            inputs={
-                **_settlement_inputs(chain_status),
-                "source": "streampay_incident_find_settlement",
-            },
+            inputs=inputs,
         )
         return self._render(request, report, "settlement")
-
-
-def _settlement_inputs(chain_status: str | None) -> dict[str, Any]:
-    inputs: dict[str, Any] = {"source": triage.SOURCE}
-    if chain_status is not None:
-        inputs["chain_status"] = chain_status
-    return inputs
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

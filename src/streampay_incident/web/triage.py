@@ -86,6 +86,23 @@ def rows_from_text(text: str, fmt: BodyFormat, *, kind: RecordKind) -> list[Row]
     return _rows_from_object(text, kind)
 
 
+def read_body(
+    body: bytes, content_type: str | None, *, kind: RecordKind
+) -> tuple[BodyFormat, list[Row] | InputError]:
+    """The body's format and its rows, or the :class:`InputError` naming every bad record.
+
+    Returns the error instead of raising it so that the caller knows whether to
+    name problems by array index or by line either way.
+    """
+    fmt: BodyFormat = "json"
+    try:
+        text = decode_body(body)
+        fmt = body_format(content_type, text)
+        return fmt, rows_from_text(text, fmt, kind=kind)
+    except InputError as error:
+        return fmt, error
+
+
 def _rows_from_object(text: str, kind: RecordKind) -> list[Row]:
     from ..io.rows import contains_seed, seed_problem
 
