@@ -21,6 +21,7 @@ from streampay_incident.auth import (
     canonical_request,
     path_and_query,
     sign_request,
+    verify_request,
 )
 
 SPEC = json.loads(HMAC_VECTORS.read_text(encoding="utf-8"))
@@ -369,3 +370,18 @@ def test_sign_then_verify_round_trips(method, path, query, body, service, secret
         assert verifier.verify(method, target, headers, flipped, now_ms=NOW).reason == (
             "BAD_CONTENT_HASH"
         )
+
+
+def test_verify_request_in_one_call():
+    headers = _sign(service_name="ops-cli")
+    target = "/internal/incident/health"
+    ok = verify_request("GET", target, headers, keys=KEYS, now_ms=NOW, allowed_services=["ops-cli"])
+    assert isinstance(ok, SignedHeaders)
+    refused = verify_request("GET", target, headers, keys=KEYS, now_ms=NOW, allowed_services=[])
+    assert refused.reason == "SERVICE_NOT_ALLOWED"
+    big = verify_request("GET", target, headers, b"xx", keys=KEYS, now_ms=NOW, max_body_bytes=1)
+    assert big.reason == "BODY_TOO_LARGE"
+    stale = verify_request(
+        "GET", target, headers, keys=KEYS, now_ms=NOW + 61_000, clock_skew_seconds=60
+    )
+    assert stale.reason == "STALE_TIMESTAMP"

@@ -270,6 +270,32 @@ class HmacVerifier:
         return failure or signed
 
 
+def verify_request(
+    method: str,
+    url_or_path: str,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    body: bytes = b"",
+    *,
+    keys: Mapping[str, str],
+    clock_skew_seconds: int = DEFAULT_CLOCK_SKEW_SECONDS,
+    allowed_services: Iterable[str] | None = None,
+    max_body_bytes: int | None = None,
+    now_ms: int | None = None,
+) -> SignedHeaders | AuthFailure:
+    """One-call verification: :class:`SignedHeaders` when genuine, else the :class:`AuthFailure`.
+
+    The same checks, in the same order, as :meth:`HmacVerifier.verify`.
+    """
+    verifier = HmacVerifier(
+        keys,
+        clock_skew_seconds=clock_skew_seconds,
+        allowed_services=frozenset(allowed_services) if allowed_services is not None else None,
+    )
+    return verifier.verify(
+        method, url_or_path, headers, body, now_ms=now_ms, max_body_bytes=max_body_bytes
+    )
+
+
 def bearer_token_matches(authorization: str | None, token: str | None) -> bool:
     """``Authorization: Bearer <token>`` against the configured token, in constant time."""
     if not token or not authorization:
