@@ -1,17 +1,402 @@
-"""Built-in payouts checks (placeholder until implemented)."""
+"""The built-in payout checks: the five pinned double-payout rules.
+
+Pure: payout values and a policy in, findings out. Registered as a plugin
+through :func:`streampay_incident_register_payout_checks`, like any
+third-party check.
+
+Normalisation shared by every rule: tx hashes compare lower-cased (the
+parser stores them so); ``native`` equals ``XLM`` (assets compare by their
+text, where both read ``native``); amounts compare as stroops; destinations
+compare as the exact address given (an ``M...`` address differs from its
+``G...`` base and from other muxed ids). A *transfer* is a row with status
+``submitted`` or ``confirmed``; transfers are told apart by tx hash, else by
+payout_id (:attr:`Payout.transfer_key`).
+
+Every finding carries ``evidence.payout_ids`` (sorted) and
+``evidence.amount_at_risk``: per asset, the sum of every transfer of the
+group beyond the first, as a decimal string. The first transfer is the
+earliest (``created_at``, then transfer key) and is presumed the intended
+one; a transfer recorded by several rows counts once, at the amount of its
+earliest row. So ``PAYOUT_DUPLICATE_TX_RECORD``, whose rows are one
+transaction recorded twice, puts nothing at risk by itself: ``{}``. An
+asset whose sum is zero is left out.
+
+Exports run to millions of rows, so each rule first finds the keys that
+occur more than once with C-level ``Counter``/``attrgetter`` passes and only
+then looks at the few groups that can hold a finding.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
-from ..hookspecs import hookimpl
+from ..amounts import format_stroops
+from ..codes import Severity
+from ..hookspecs import PayoutCheck, hookimpl
+from ..model import Finding, Memo, Payout, PayoutPolicy, make_finding
+
+TRANSFER_STATUSES = frozenset({"submitted", "confirmed"})
+
+_CODE_ORDER = {
+    "PAYOUT_DUPLICATE_TX_RECORD": 0,
+    "PAYOUT_DUPLICATE_SETTLEMENT": 1,
+    "PAYOUT_DUPLICATE_MEMO": 2,
+    "PAYOUT_IDEMPOTENCY_CONFLICT": 3,
+    "PAYOUT_SUSPECTED_REPEAT": 4,
+}
 
 
 @hookimpl
-def streampay_incident_register_payout_checks() -> Sequence[Any]:
-    return []
+def streampay_incident_register_payout_checks() -> Sequence[PayoutCheck]:
+    """The built-in payout rules, run as one check."""
+    return [find_payout_anomalies]
 
 
-def find_payout_anomalies(payouts: Any, *, policy: Any = None) -> Any:
-    raise NotImplementedError
+def find_payout_anomalies(
+    payouts: Iterable[Payout], *, policy: PayoutPolicy | None = None
+) -> list[Finding]:
+    """Every double-payout finding in ``payouts``: one per group, in a stable order.
+
+    The answer does not depend on the order of ``payouts``. See the module
+    docstring for the rules and the evidence each finding carries.
+    """
+    policy = policy or PayoutPolicy()
+    records = payouts if isinstance(payouts, list | tuple) else list(payouts)
+    findings = [
+        *duplicate_tx_records(records),
+        *duplicate_settlements(records),
+        *duplicate_memos(records),
+        *idempotency_conflicts(records),
+        *suspected_repeats(records, repeat_window=policy.repeat_window),
+    ]
+    findings.sort(key=_finding_order)
+    return findings
+
+
+# -- rule 1 ---------------------------------------------------------------------------------
+
+
+def duplicate_tx_records(payouts: Sequence[Payout]) -> list[Finding]:
+    """``PAYOUT_DUPLICATE_TX_RECORD`` [warning]: two or more rows name one tx hash."""
+    findings = []
+    for tx_hash, rows in _repeated(payouts, attrgetter("tx_hash")).items():
+        settlements = _distinct(rows, "settlement_id")
+        findings.append(
+            make_finding(
+                "PAYOUT_DUPLICATE_TX_RECORD",
+                subject=str(tx_hash),
+                summary=(
+                    f"{len(rows)} payout rows record the same transaction "
+                    f"for {_count(settlements, 'settlement')}"
+                ),
+                evidence=_evidence(rows, _transfers(rows)),
+            )
+        )
+    return findings
+
+
+# -- rule 2 ---------------------------------------------------------------------------------
+
+
+def duplicate_settlements(payouts: Sequence[Payout]) -> list[Finding]:
+    """``PAYOUT_DUPLICATE_SETTLEMENT``: one settlement paid by two or more distinct transfers.
+
+    Critical when at least two of those transfers are confirmed (money left
+    twice), else a warning (a second transfer may still land). The finding's
+    rows are every row of those transfers.
+    """
+    findings = []
+    transfers_only = [p for p in payouts if p.status in TRANSFER_STATUSES]
+    for settlement_id, rows in _repeated(transfers_only, attrgetter("settlement_id")).items():
+        transfers = _transfers(rows)
+        if len(transfers) < 2:
+            continue  # several rows, one transaction: rule 1's business
+        confirmed = sum(1 for t in transfers if any(p.status == "confirmed" for p in t))
+        severity = Severity.CRITICAL if confirmed >= 2 else Severity.WARNING
+        findings.append(
+            make_finding(
+                "PAYOUT_DUPLICATE_SETTLEMENT",
+                subject=str(settlement_id),
+                summary=(
+                    f"settlement {settlement_id} was paid by {len(transfers)} distinct transfers "
+                    f"({confirmed} confirmed)"
+                ),
+                evidence={
+                    **_evidence(rows, transfers),
+                    "confirmed_transfers": confirmed,
+                },
+                severity=severity,
+            )
+        )
+    return findings
+
+
+# -- rule 3 ---------------------------------------------------------------------------------
+
+
+def memo_text(memo: Memo) -> str:
+    """A memo as readable text: ``text:<value>``, ``id:<n>``, ``hash:<hex>``, ``return:<hex>``.
+
+    Text memos are shown as UTF-8 (invalid bytes as ``\\x..`` escapes); hash
+    and return memos as 64 lower-case hex digits; an empty memo as ``none``.
+    """
+    value = memo.value
+    if memo.is_empty:
+        return "none"
+    if isinstance(value, int):
+        return f"{memo.type}:{value}"
+    raw = value.encode() if isinstance(value, str) else bytes(value or b"")
+    if memo.type == "text":
+        return "text:" + raw.decode("utf-8", "backslashreplace")
+    return f"{memo.type}:{raw.hex()}"
+
+
+def _memo_key(memo: Memo) -> tuple[str, Hashable] | None:
+    """What makes two memos the same memo: type and value (text as bytes, id as a number)."""
+    if memo.is_empty:
+        return None
+    value = memo.value
+    return memo.type, value.encode() if isinstance(value, str) else value
+
+
+def duplicate_memos(payouts: Sequence[Payout]) -> list[Finding]:
+    """``PAYOUT_DUPLICATE_MEMO`` [critical]: one memo on confirmed rows of several settlements.
+
+    Reported when the confirmed rows carrying the memo span two or more
+    settlement_ids and two or more distinct transfers. Empty memos and
+    ``none`` never group. ``subject`` is :func:`memo_text` of the memo.
+    """
+    confirmed = [p for p in payouts if p.status == "confirmed"]
+    # Pre-filter on the bare value (C-level hashing); the exact key adds the memo type.
+    candidates = _repeated(confirmed, attrgetter("memo.value"))
+    findings = []
+    groups: dict[tuple[str, Hashable], list[Payout]] = defaultdict(list)
+    for rows in candidates.values():
+        for payout in rows:
+            key = _memo_key(payout.memo)
+            if key is not None:
+                groups[key].append(payout)
+    for rows in groups.values():
+        settlements = _distinct(rows, "settlement_id")
+        transfers = _transfers(rows)
+        if len(settlements) < 2 or len(transfers) < 2:
+            continue
+        memo = rows[0].memo
+        subject = memo_text(memo)
+        findings.append(
+            make_finding(
+                "PAYOUT_DUPLICATE_MEMO",
+                subject=subject,
+                summary=(
+                    f"memo {subject} is on {len(transfers)} confirmed transfers "
+                    f"for {_count(settlements, 'settlement')}"
+                ),
+                evidence={
+                    **_evidence(rows, transfers),
+                    "memo_type": memo.type,
+                    "memo": subject.partition(":")[2],
+                },
+            )
+        )
+    return findings
+
+
+# -- rule 4 ---------------------------------------------------------------------------------
+
+_CONFLICT_FIELDS: tuple[tuple[str, Callable[[Payout], Hashable]], ...] = (
+    ("settlement_id", attrgetter("settlement_id")),
+    ("destination", attrgetter("destination")),
+    ("asset", lambda p: str(p.asset)),
+    ("amount", attrgetter("amount")),
+)
+
+
+def idempotency_conflicts(payouts: Sequence[Payout]) -> list[Finding]:
+    """``PAYOUT_IDEMPOTENCY_CONFLICT`` [critical]: one idempotency key, different payouts.
+
+    Rows sharing an ``idempotency_key`` that differ in settlement_id,
+    destination, asset or amount. The finding's rows are all rows with that key.
+    """
+    findings = []
+    for key, rows in _repeated(payouts, attrgetter("idempotency_key")).items():
+        differs = [name for name, get in _CONFLICT_FIELDS if len({get(p) for p in rows}) > 1]
+        if not differs:
+            continue  # a retry of the same payout under the same key: what keys are for
+        findings.append(
+            make_finding(
+                "PAYOUT_IDEMPOTENCY_CONFLICT",
+                subject=str(key),
+                summary=(
+                    f"idempotency key {key} is on {len(rows)} rows that differ in "
+                    f"{', '.join(differs)}"
+                ),
+                evidence={
+                    **_evidence(rows, _transfers(rows)),
+                    "differs_in": differs,
+                    "assets": sorted({str(p.asset) for p in rows}),
+                    "amounts": sorted({format_stroops(p.amount) for p in rows}),
+                },
+            )
+        )
+    return findings
+
+
+# -- rule 5 ---------------------------------------------------------------------------------
+
+
+def suspected_repeats(
+    payouts: Sequence[Payout], *, repeat_window: timedelta = timedelta(minutes=10)
+) -> list[Finding]:
+    """``PAYOUT_SUSPECTED_REPEAT`` [warning]: the same payment made again and again.
+
+    Transfers with the same destination, asset and amount, sorted by
+    ``created_at`` (then transfer key), are chained while each gap is at most
+    ``repeat_window``; a chain of two or more transfers holding two or more
+    settlement_ids is reported. ``subject`` is the destination.
+    """
+    transfers_only = [p for p in payouts if p.status in TRANSFER_STATUSES]
+    # Pre-filter on (destination, amount), hashed in C; the exact key adds the asset.
+    candidates = _repeated(transfers_only, attrgetter("destination", "amount"))
+    groups: dict[tuple[str, str, int], list[Payout]] = defaultdict(list)
+    for rows in candidates.values():
+        for payout in rows:
+            groups[(payout.destination, str(payout.asset), payout.amount)].append(payout)
+    findings = []
+    for (destination, asset, amount), rows in groups.items():
+        for chain in _chains(_transfers(rows), repeat_window):
+            chain_rows = [p for transfer in chain for p in transfer]
+            settlements = _distinct(chain_rows, "settlement_id")
+            if len(chain) < 2 or len(settlements) < 2:
+                continue
+            times = [_first(transfer).created_at for transfer in chain]
+            gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+            findings.append(
+                make_finding(
+                    "PAYOUT_SUSPECTED_REPEAT",
+                    subject=destination,
+                    summary=(
+                        f"{len(chain)} transfers of {format_stroops(amount)} {asset} to the same "
+                        f"destination for {_count(settlements, 'settlement')}, each within "
+                        f"{_duration(repeat_window)} of the previous"
+                    ),
+                    evidence={
+                        **_evidence(chain_rows, chain),
+                        "asset": asset,
+                        "amount": format_stroops(amount),
+                        "first_created_at": _iso(times[0]),
+                        "last_created_at": _iso(times[-1]),
+                        "largest_gap_seconds": max(gaps).total_seconds(),
+                        "repeat_window_seconds": repeat_window.total_seconds(),
+                    },
+                )
+            )
+    return findings
+
+
+def _chains(transfers: list[list[Payout]], window: timedelta) -> list[list[list[Payout]]]:
+    """Split time-ordered transfers wherever the gap to the previous one exceeds ``window``."""
+    chains: list[list[list[Payout]]] = []
+    previous: datetime | None = None
+    for transfer in transfers:
+        moment = _first(transfer).created_at
+        if previous is None or moment - previous > window:
+            chains.append([])
+        chains[-1].append(transfer)
+        previous = moment
+    return chains
+
+
+# -- shared ---------------------------------------------------------------------------------
+
+
+def _repeated(
+    payouts: Sequence[Payout], key: Callable[[Payout], Hashable]
+) -> dict[Hashable, list[Payout]]:
+    """The rows of every key (None aside) that more than one row holds.
+
+    Counting runs in C (``Counter`` over an ``attrgetter`` map), so a million
+    rows with unique keys cost a fraction of a second and keep nothing.
+    """
+    keys = list(map(key, payouts))
+    counts = Counter(keys)
+    repeated = {k for k, n in counts.items() if n > 1 and k is not None}
+    del counts
+    groups: dict[Hashable, list[Payout]] = {}
+    if repeated:
+        for payout, k in zip(payouts, keys, strict=True):
+            if k in repeated:
+                groups.setdefault(k, []).append(payout)
+    return groups
+
+
+def _first(rows: Iterable[Payout]) -> Payout:
+    """The earliest row (ties broken by payout_id, so input order never matters)."""
+    return min(rows, key=lambda p: (p.created_at, p.payout_id))
+
+
+def _transfers(rows: Iterable[Payout]) -> list[list[Payout]]:
+    """The rows grouped into transfers (submitted/confirmed only), earliest transfer first."""
+    by_key: dict[str, list[Payout]] = defaultdict(list)
+    for payout in rows:
+        if payout.status in TRANSFER_STATUSES:
+            by_key[payout.transfer_key].append(payout)
+    return sorted(by_key.values(), key=lambda t: (_first(t).created_at, t[0].transfer_key))
+
+
+def _amount_at_risk(transfers: list[list[Payout]]) -> dict[str, str]:
+    """Per asset, the sum of every transfer beyond the first (each transfer counted once)."""
+    totals: dict[str, int] = defaultdict(int)
+    for transfer in transfers[1:]:
+        first = _first(transfer)
+        totals[str(first.asset)] += first.amount
+    return {asset: format_stroops(total) for asset, total in sorted(totals.items()) if total}
+
+
+def _evidence(rows: Sequence[Payout], transfers: list[list[Payout]]) -> dict[str, Any]:
+    return {
+        "payout_ids": sorted(p.payout_id for p in rows),
+        "amount_at_risk": _amount_at_risk(transfers),
+        "transfers": len(transfers),
+        "settlement_ids": sorted(_distinct(rows, "settlement_id")),
+        "tx_hashes": sorted({p.tx_hash for p in rows if p.tx_hash}),
+        "destinations": sorted(_distinct(rows, "destination")),
+        "statuses": dict(sorted(Counter(p.status for p in rows).items())),
+    }
+
+
+def _distinct(rows: Iterable[Payout], field: str) -> set[Any]:
+    return set(map(attrgetter(field), rows))
+
+
+def _count(items: Iterable[Any] | int, noun: str) -> str:
+    n = items if isinstance(items, int) else len(list(items))
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _duration(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{window.total_seconds():g}s"
+
+
+def _iso(moment: datetime) -> str:
+    from ..timefmt import format_rfc3339
+
+    return format_rfc3339(moment)
+
+
+def _finding_order(finding: Finding) -> tuple[int, str, str, str, str]:
+    evidence = finding.evidence
+    return (
+        _CODE_ORDER.get(finding.code, len(_CODE_ORDER)),
+        finding.subject,
+        str(evidence.get("asset", "")),
+        str(evidence.get("amount", "")),
+        str(evidence.get("first_created_at", "")),
+    )
