@@ -156,6 +156,7 @@ def test_rows_sharing_a_missing_hash_give_one_finding() -> None:
     assert codes(findings) == [("ESCROW_RECORD_NOT_ON_CHAIN", h(5))]
     assert findings[0].evidence["payout_ids"] == ["p1", "p2"]
     assert findings[0].evidence["recorded_total"] == {"native": "50.0000000"}
+    assert findings[0].summary.startswith("payouts p1, p2 are confirmed")
 
 
 def test_tx_hashes_compare_case_insensitively() -> None:

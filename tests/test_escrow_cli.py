@@ -258,3 +258,68 @@ def test_rpc_events_file_without_since_starts_at_the_retention_window() -> None:
     assert doc["inputs"]["escrow_window"] == "2026-07-14T21:54:16Z .. 2026-07-21T22:11:26Z"
     assert doc["inputs"]["escrow_window_complete"] is True
     assert [f["code"] for f in doc["findings"]] == ["ESCROW_UNRECORDED_OUTFLOW"]
+
+
+# --- through the real payouts command ------------------------------------------------------
+
+PAYOUT_HEADER = "payout_id,settlement_id,destination,asset,amount,status,tx_hash,created_at\n"
+USD_CSV_ROW = (
+    f"p-usd,s-usd,GASWJWFRYE55KC7MGANZMMRBK5NPXT3HMPDQ6SEXZN6ZPWYXVVYBFRTE,"
+    f"USD:{USD.issuer},84.9410878,confirmed,{USD_TX.upper()},2020-01-17T20:32:30Z\n"
+)
+
+
+def payouts_cli(tmp_path: Path, rows: str, *args: str) -> Any:
+    from streampay_incident.cli import main
+
+    path = tmp_path / "payouts.csv"
+    path.write_text(PAYOUT_HEADER + rows)
+    return CliRunner().invoke(main, ["payouts", str(path), *args])
+
+
+def test_payouts_command_reconciles_a_matching_export(tmp_path: Path) -> None:
+    result = payouts_cli(
+        tmp_path, USD_CSV_ROW, "--escrow", ESCROW, "--chain-payments", ACCOUNT_PAGE,
+        "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["status"] == "pass" and doc["findings"] == []
+    assert doc["inputs"]["records"] == 1 and doc["inputs"]["escrow"] == ESCROW
+    assert doc["inputs"]["chain_payments"] == 10
+
+
+def test_payouts_command_reports_escrow_findings(tmp_path: Path) -> None:
+    other = USD_CSV_ROW.replace("p-usd,s-usd", "p-2,s-2").replace(USD_TX.upper(), "ab" * 32)
+    result = payouts_cli(
+        tmp_path, other, "--escrow", ESCROW, "--chain-payments", ACCOUNT_PAGE,
+        "--since", "2019-01-01T00:00:00Z", "--until", "2021-12-31T00:00:00Z",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "ESCROW_UNRECORDED_OUTFLOW" in result.output
+    assert "ESCROW_RECORD_NOT_ON_CHAIN" in result.output
+    assert "docs/runbooks/double-payout.md#escrow-record-not-on-chain" in result.output
+    assert "escrow_window: 2019-01-01T00:00:00Z .. 2021-12-31T00:00:00Z" in result.output
+    markdown = payouts_cli(
+        tmp_path, other, "--escrow", ESCROW, "--chain-payments", ACCOUNT_PAGE,
+        "--format", "markdown", "--fail-on", "critical",
+    )  # fmt: skip
+    assert markdown.exit_code == 1 and "`ESCROW_UNRECORDED_OUTFLOW`" in markdown.output
+
+
+def test_payouts_command_escrow_usage_errors(tmp_path: Path) -> None:
+    alone = payouts_cli(tmp_path, USD_CSV_ROW, "--escrow", ESCROW)
+    assert alone.exit_code == 2 and "--escrow needs a chain source" in alone.output
+    no_escrow = payouts_cli(tmp_path, USD_CSV_ROW, "--chain-payments", ACCOUNT_PAGE)
+    assert no_escrow.exit_code == 2 and '"findings"' not in no_escrow.output
+
+
+def test_payouts_command_live_horizon(tmp_path: Path) -> None:
+    records = load_fixture("horizon/account_payments_pubnet_docs.json")["_embedded"]["records"]
+    with horizon_server(records) as server:
+        result = payouts_cli(
+            tmp_path, USD_CSV_ROW, "--escrow", ESCROW, "--horizon", server.url,
+            "--format", "json", "--chain-timeout", "2",
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["inputs"]["chain_source"] == server.url

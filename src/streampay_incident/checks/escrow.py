@@ -522,10 +522,11 @@ def _not_on_chain(
     if failed:
         evidence["on_chain"] = [_payment_json(p) for p in sorted(failed, key=_payment_order)]
     ids = ", ".join(r.payout_id for r in rows)
+    who = f"payout {ids} is" if len(rows) == 1 else f"payouts {ids} are"
     return make_finding(
         "ESCROW_RECORD_NOT_ON_CHAIN",
         subject=subject,
-        summary=f"payout {ids} is confirmed but {why}",
+        summary=f"{who} confirmed but {why}",
         evidence=evidence,
     )
 

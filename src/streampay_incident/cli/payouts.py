@@ -26,6 +26,7 @@ from ..logevents import log_event
 from ..model import Finding, Payout, PayoutPolicy, Report
 from ..timefmt import parse_duration
 from .common import emit, handle_input_errors, output_options, utc_now
+from .escrow import EscrowRequest, escrow_findings, escrow_options
 
 PAYOUT_CHECKS_HOOK = "streampay_incident_register_payout_checks"
 # Show a progress bar (stderr, TTY only) for exports longer than this many lines.
@@ -123,9 +124,12 @@ def payout_findings(records: list[Payout], policy: PayoutPolicy) -> list[Finding
     show_default=True,
     help="Chain same destination/asset/amount transfers at most this far apart (90s, 10m, 1h).",
 )
+@escrow_options
 @output_options
 @handle_input_errors
-def payouts(file: Path, repeat_window: timedelta, fmt: str, fail_on: str) -> None:
+def payouts(
+    file: Path, repeat_window: timedelta, fmt: str, fail_on: str, **escrow_opts: Any
+) -> None:
     """Find double payouts in a payout export (CSV, JSON Lines or a JSON array).
 
     Rules: one tx hash on several rows; one settlement paid by several
@@ -133,7 +137,12 @@ def payouts(file: Path, repeat_window: timedelta, fmt: str, fail_on: str) -> Non
     reused with other content; the same destination, asset and amount paid
     again within --repeat-window. Each finding names the payout rows, the
     amount at risk and the runbook section to follow.
+
+    With --escrow and a chain source (--chain-payments FILE, --horizon URL for a
+    G... escrow account, --rpc URL for a C... escrow contract), also reconcile
+    the rows with what actually left the escrow between --since and --until.
     """
+    escrow_request = EscrowRequest.from_options(escrow_opts)  # usage errors before any work
     policy = PayoutPolicy(repeat_window=repeat_window)
     with collector_paused():
         records = load_payouts(file)
@@ -146,6 +155,10 @@ def payouts(file: Path, repeat_window: timedelta, fmt: str, fail_on: str) -> Non
         # Further checks over the same records (escrow reconciliation against the
         # chain: --chain-payments / --horizon / --rpc / --escrow) add their findings
         # and their inputs here, before the report is built.
+        if escrow_request is not None:
+            escrow_found, escrow_inputs = escrow_findings(records, escrow_request)
+            findings += escrow_found
+            inputs.update(escrow_inputs)
     report = Report(
         command="payouts",
         findings=tuple(findings),
