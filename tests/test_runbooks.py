@@ -229,14 +229,11 @@ def test_heading_ids_are_unique_per_file() -> None:
         assert len(ids) == len(set(ids)), f"{path.name}: duplicate heading ids"
 
 
-def test_heading_checker_sees_a_wrong_or_missing_id() -> None:
+def test_heading_checker_sees_a_wrong_or_missing_id(tmp_path: Path) -> None:
     # The checks above must be able to fail.
-    sample = RUNBOOKS.parent / "_sample_for_test.md"
-    try:
-        sample.write_text("## PAYOUT_DUPLICATE_MEMO {#wrong}\n## NOT_A_REAL_CODE {#x}\n", "utf-8")
-        headings = _headings(sample)
-    finally:
-        sample.unlink()
+    sample = tmp_path / "sample.md"
+    sample.write_text("## PAYOUT_DUPLICATE_MEMO {#wrong}\n## NOT_A_REAL_CODE {#x}\n", "utf-8")
+    headings = _headings(sample)
     assert (2, "PAYOUT_DUPLICATE_MEMO", "wrong") in headings
     assert not {h[1] for h in headings if _CODE_LIKE.match(h[1])} <= set(CODES)
 
