@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -332,3 +333,209 @@ def test_report_log_event(healthy: Any, caplog: pytest.LogCaptureFixture) -> Non
     messages = [rec.getMessage() for rec in caplog.records]
     assert "event=report command=chain status=pass findings=0" in messages
     assert any(m.startswith("event=probe_result") and h.url in m for m in messages)
+
+
+# --- settlements with live lookups (--horizon/--rpc/--timeout) -------------------------------
+
+SETTLEMENT_NOW = "2026-11-27T03:00:00Z"
+DEMO_SETTLEMENTS = REPO / "src" / "streampay_incident" / "demo_data" / "settlements.jsonl"
+RPC_SUCCESS = "32f7e5c3afd281fcaa99c0e990adf62f33e3bb341b1641a5c8b0b4a4dc55c487"
+RPC_NOT_FOUND = "85f7aa8bfda425b98c0e53ffe56796ffd8865ec2fcc3ad71abf120801e2a14e5"
+LOST = "ab" * 32  # never landed anywhere
+ENVELOPE_SOURCE = "GC3IMK2BSHNZZ4WAC3AXQYA7HQTZKUUDJ7UYSA2HTNCIX5S5A5NVD3FD"
+ENVELOPE_SEQUENCE = 1881766906298369
+
+
+def settlement_rows(tmp_path: Path) -> Path:
+    envelope = json.loads(DEMO_SETTLEMENTS.read_text().splitlines()[0])["envelope_xdr"]
+    stuck = {
+        "status": "processing",
+        "created_at": "2026-11-27T02:30:00Z",
+        "updated_at": "2026-11-27T02:40:00Z",
+        "lease_until": "2026-11-27T03:30:00Z",
+        "attempts": 1,
+    }
+    rows = [
+        {"settlement_id": "landed", **stuck, "tx_hash": RPC_SUCCESS.upper()},
+        {
+            "settlement_id": "expired",
+            **stuck,
+            "tx_hash": LOST,
+            "tx_max_time": "2026-11-27T02:45:00Z",
+        },
+        {
+            "settlement_id": "outside-window",
+            **stuck,
+            "tx_hash": RPC_NOT_FOUND,
+            "tx_max_time": "2026-11-27T02:45:00Z",
+        },
+        {"settlement_id": "seq-used", **stuck, "envelope_xdr": envelope},
+    ]
+    path = tmp_path / "settlements.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _testnet_horizon(**health: Any) -> dict[str, Any]:
+    from loopback import fixture_reply, json_reply
+
+    routes = horizon_routes(
+        root={
+            "network_passphrase": TESTNET,
+            "history_latest_ledger_closed_at": "2026-11-27T02:59:55Z",
+        },
+        **health,
+    )
+    routes["GET /transactions/*"] = fixture_reply(
+        "horizon/problems/derived/404_not_found.json", 404
+    )
+    # Horizon's account resource: only the field read here (no recorded account body exists).
+    routes[f"GET /accounts/{ENVELOPE_SOURCE}"] = json_reply(
+        {"id": ENVELOPE_SOURCE, "sequence": str(ENVELOPE_SEQUENCE + 1)}
+    )
+    return routes
+
+
+def _testnet_rpc() -> dict[str, Any]:
+    from loopback import fixture_reply
+
+    def get_transaction(request: Any) -> Any:
+        tx_hash = request.json()["params"]["hash"]
+        if tx_hash == RPC_SUCCESS:
+            return fixture_reply("rpc/getTransaction_SUCCESS_testnet_docs.json")
+        # NOT_FOUND, retention window starting at the recorded oldestLedgerCloseTime...
+        window = "1795747500" if tx_hash == RPC_NOT_FOUND else "1795700000"  # 02:45 / 01:33 UTC
+        return fixture_reply(
+            "rpc/getTransaction_NOT_FOUND_docs.json",
+            overrides={"result": {"txHash": tx_hash, "oldestLedgerCloseTime": window}},
+        )
+
+    routes = rpc_routes(
+        latest_ledger=HORIZON_LEDGER, close_time=datetime(2026, 11, 27, 2, 59, 55, tzinfo=UTC)
+    )
+    routes["RPC getTransaction"] = get_transaction
+    return routes
+
+
+def settlements_run(*args: str) -> Any:
+    return CliRunner().invoke(main, ["settlements", *args], env=ENV_CLEAN)
+
+
+def verdicts(result: Any) -> dict[str, tuple[str, bool, str]]:
+    return {
+        v["settlement_id"]: (v["state"], v["retry_safe"], v["retry_reason"])
+        for v in json.loads(result.output)["settlements"]
+    }
+
+
+def test_settlements_live_lookup_decides_retry_safety(tmp_path: Path) -> None:
+    path = settlement_rows(tmp_path)
+    with LoopbackServer(_testnet_horizon()) as h, LoopbackServer(_testnet_rpc()) as r:
+        result = settlements_run(
+            str(path),
+            "--horizon",
+            h.url,
+            "--rpc",
+            r.url,
+            "--network",
+            "testnet",
+            "--now",
+            SETTLEMENT_NOW,
+            "--timeout",
+            "2",
+            "--format",
+            "json",
+        )
+        asked = {req.path for req in h.requests}
+    assert result.exit_code == 1, result.output
+    assert verdicts(result) == {
+        "landed": ("settled", False, "tx_landed"),
+        "expired": ("stuck", True, "tx_expired"),
+        # Horizon's 404 covers its whole history, whatever the RPC's window.
+        "outside-window": ("stuck", True, "tx_expired"),
+        "seq-used": ("stuck", True, "sequence_consumed"),
+    }
+    doc = json.loads(result.output)
+    assert doc["inputs"]["chain_status"] == "pass"
+    assert doc["inputs"]["latest_ledger_close_time"] == "2026-11-27T02:59:55Z"
+    assert doc["inputs"]["horizon"] == [h.url] and doc["inputs"]["rpc"] == [r.url]
+    assert f"/transactions/{RPC_SUCCESS}" in asked
+    assert f"/accounts/{ENVELOPE_SOURCE}" in asked
+
+
+def test_settlements_rpc_not_found_before_its_window_is_unknown(tmp_path: Path) -> None:
+    path = settlement_rows(tmp_path)
+    with LoopbackServer(_testnet_rpc()) as r:
+        result = settlements_run(
+            str(path),
+            "--rpc",
+            r.url,
+            "--network",
+            "testnet",
+            "--now",
+            SETTLEMENT_NOW,
+            "--format",
+            "json",
+        )
+    assert verdicts(result) == {
+        "landed": ("settled", False, "tx_landed"),
+        # The window (from 01:33) covers the settlement's last change (02:40): not found.
+        "expired": ("stuck", True, "tx_expired"),
+        # The window starts at 02:45, after the last change: the NOT_FOUND proves nothing.
+        "outside-window": ("stuck", False, "tx_status_unknown"),
+        # No Horizon, no sequence number; the envelope sets no max time.
+        "seq-used": ("stuck", False, "tx_may_still_land"),
+    }
+
+
+def test_settlements_never_retry_into_an_outage(tmp_path: Path) -> None:
+    path = settlement_rows(tmp_path)
+    sick = _testnet_horizon(health="horizon/health/503_core_not_synced.json")
+    with LoopbackServer(sick) as h:
+        result = settlements_run(
+            str(path),
+            "--horizon",
+            h.url,
+            "--network",
+            "testnet",
+            "--now",
+            SETTLEMENT_NOW,
+            "--format",
+            "json",
+        )
+    doc = json.loads(result.output)
+    assert doc["inputs"]["chain_status"] == "fail"
+    blocked = {f["subject"] for f in doc["findings"] if f["code"] == "SETTLEMENT_CHAIN_BLOCKED"}
+    assert blocked == {"landed", "expired", "outside-window", "seq-used"}  # no RPC: not found
+    assert verdicts(result)["expired"] == ("stuck", False, "chain_unhealthy")
+
+
+def test_settlements_lookups_that_hang_are_unknown_within_the_timeout(tmp_path: Path) -> None:
+    path = settlement_rows(tmp_path)
+    with LoopbackServer({"*": HANG}) as hung:
+        started = time.monotonic()
+        result = settlements_run(
+            str(path),
+            "--rpc",
+            hung.url,
+            "--network",
+            "testnet",
+            "--now",
+            SETTLEMENT_NOW,
+            "--timeout",
+            "0.5",
+            "--format",
+            "json",
+        )
+        wall = time.monotonic() - started
+    assert wall < 1.5
+    doc = json.loads(result.output)
+    assert doc["inputs"]["chain_status"] == "fail"
+    assert {v["retry_safe"] for v in doc["settlements"]} == {False}
+
+
+def test_settlements_live_lookup_needs_a_network_and_valid_urls(tmp_path: Path) -> None:
+    path = settlement_rows(tmp_path)
+    assert settlements_run(str(path), "--horizon", "http://127.0.0.1:9").exit_code == 2
+    bad = settlements_run(str(path), "--rpc", "rpc.example", "--network", "testnet")
+    assert bad.exit_code == 2

@@ -918,7 +918,14 @@ def test_horizon_lookups_found_not_found_and_unknown() -> None:
     with LoopbackServer(tx_horizon_routes()) as h:
         hashes = [TX_OK, TX_FAILED.upper(), TX_404, TX_410, TX_HANG, TX_BAD]
         observed, wall = lookup([h.url], [], hashes, accounts=(ACCOUNT, "G" + "A" * 55))
+        order = [req.path.split("/")[1] for req in h.requests]
     assert wall < 1.5
+    # The endpoint's latest ledger, then sequence numbers, then transactions: a "not found"
+    # is newer than the ledger and the sequence numbers it is weighed against.
+    first_account, first_tx = order.index("accounts"), order.index("transactions")
+    assert set(order[:first_account]) == {"", "health", "fee_stats"}
+    assert set(order[first_account:first_tx]) == {"accounts"}
+    assert set(order[first_tx:]) == {"transactions"}
     status = {a.transaction.hash: a.transaction.status for a in observed.transactions}
     assert status == {
         TX_OK: "success",

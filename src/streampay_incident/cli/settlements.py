@@ -25,6 +25,7 @@ from ..model import ChainTransaction, Report, Settlement, SettlementPolicy
 from ..registry import get_plugin_manager, plugin_settings_from_env, run_checks
 from ..stellar.networks import network_name
 from ..timefmt import format_rfc3339
+from .chain import endpoint_urls
 from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
 
 SETTLEMENT_HOOK = "streampay_incident_register_settlement_checks"
@@ -71,6 +72,11 @@ def gather_chain_view(
     *,
     transactions_file: str | None,
     latest_ledger_close_time: datetime | None,
+    horizon_urls: Sequence[str] = (),
+    rpc_urls: Sequence[str] = (),
+    network_passphrase: str | None = None,
+    timeout: float = 5.0,
+    now: datetime | None = None,
 ) -> ChainView:
     """Everything the checks need to know about the chain, from files and options.
 
@@ -85,9 +91,32 @@ def gather_chain_view(
         transactions = tuple(read_transactions(transactions_file))
         inputs["transactions"] = transactions_file
         inputs["transaction_records"] = len(transactions)
+    chain_status: ChainStatus | None = None
+    account_sequences: dict[str, int] | None = None
+    if horizon_urls or rpc_urls:
+        from ..probes.transactions import lookup_settlement_chain
+
+        assert network_passphrase is not None and now is not None
+        live = lookup_settlement_chain(
+            settlements,
+            horizon_urls=horizon_urls,
+            rpc_urls=rpc_urls,
+            network_passphrase=network_passphrase,
+            timeout=timeout,
+            now=now,
+            known=transactions,
+        )
+        transactions += live.transactions
+        if latest_ledger_close_time is None:
+            latest_ledger_close_time = live.latest_ledger_close_time
+        chain_status = live.chain_status
+        account_sequences = dict(live.account_sequences)
+        inputs.update(live.inputs())
     return ChainView(
         transactions=transactions,
         latest_ledger_close_time=latest_ledger_close_time,
+        chain_status=chain_status,
+        account_sequences=account_sequences,
         inputs=inputs,
     )
 
@@ -112,6 +141,27 @@ def gather_chain_view(
     type=RFC3339(),
     help="Close time of a ledger known to have closed: proves a max time has passed.",
 )
+@click.option(
+    "--horizon",
+    "horizon",
+    multiple=True,
+    metavar="URL",
+    help="Look each tx hash up live on this Horizon (repeatable; needs --network).",
+)
+@click.option(
+    "--rpc",
+    "rpc",
+    multiple=True,
+    metavar="URL",
+    help="Look each tx hash up live on this Stellar RPC (repeatable; needs --network).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds for all live lookups together.",
+)
 @output_options
 @handle_input_errors
 def settlements(
@@ -120,6 +170,9 @@ def settlements(
     network: str | None,
     now: datetime | None,
     latest_ledger_close_time: datetime | None,
+    horizon: tuple[str, ...],
+    rpc: tuple[str, ...],
+    timeout: float,
     fmt: str,
     fail_on: str,
 ) -> None:
@@ -129,11 +182,20 @@ def settlements(
     input, 1 when the report is at or above --fail-on, else 0.
     """
     moment = now or utc_now()
+    horizon_urls = endpoint_urls(horizon, None, option="--horizon")
+    rpc_urls = endpoint_urls(rpc, None, option="--rpc")
+    if (horizon_urls or rpc_urls) and network is None:
+        raise click.UsageError("--horizon/--rpc need --network (another network, other hashes)")
     records = load_settlements(file, network)
     chain = gather_chain_view(
         records,
         transactions_file=transactions_file,
         latest_ledger_close_time=latest_ledger_close_time,
+        horizon_urls=horizon_urls,
+        rpc_urls=rpc_urls,
+        network_passphrase=network,
+        timeout=timeout,
+        now=moment,
     )
     policy = SettlementPolicy()
     triage = classify_settlements(

@@ -12,7 +12,7 @@ answer in about that long, not twenty times it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 EndpointKind = Literal["horizon", "rpc"]
 EndpointObservation = HorizonObservation | RpcObservation
+AfterEndpoint = Callable[[str, EndpointKind], Awaitable[None]]
 
 CALLS: dict[EndpointKind, tuple[CallSpec, ...]] = {"horizon": HORIZON_CALLS, "rpc": RPC_CALLS}
 
@@ -137,6 +138,7 @@ async def _probe_endpoint(
     *,
     deadline: Deadline,
     sink: _EndpointSink,
+    then: AfterEndpoint | None,
 ) -> None:
     jobs = [
         fetch(
@@ -154,6 +156,8 @@ async def _probe_endpoint(
     ]
     await run_within(deadline, jobs)
     sink.finished = time.monotonic()
+    if then is not None:
+        await then(url, kind)
 
 
 async def observe_chain(
@@ -161,6 +165,7 @@ async def observe_chain(
     *,
     client: httpx.AsyncClient | None = None,
     recorder: Recorder | None = None,
+    then: AfterEndpoint | None = None,
 ) -> ChainObservations:
     """Probe every endpoint of ``config`` at once; ``config.timeout`` bounds the whole call.
 
@@ -168,7 +173,10 @@ async def observe_chain(
     deadline passes is recorded as a ``deadline`` exchange, so the grader
     reports the endpoint unreachable. With ``recorder``, every exchange (and
     every retry) is kept for ``--record``. Emits one ``probe_result`` log
-    event per endpoint.
+    event per endpoint. ``then(url, kind)``, when given, runs on each endpoint
+    right after that endpoint's own probe calls answered, under the same
+    deadline (settlement lookups use it: what they learn is newer than the
+    ledger the endpoint reported).
     """
     from .http import make_client
 
@@ -182,7 +190,9 @@ async def observe_chain(
         await run_within(
             deadline,
             [
-                _probe_endpoint(active, url, kind, deadline=deadline, sink=sinks[(url, kind)])
+                _probe_endpoint(
+                    active, url, kind, deadline=deadline, sink=sinks[(url, kind)], then=then
+                )
                 for url, kind in config.endpoints
             ],
         )

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..errors import InputError
-from ..model import ChainTransaction
+from ..model import ChainTransaction, Settlement, Status
 from . import ChainConfig, ChainObservations, observe_chain
 from .http import (
     READ_RETRY,
@@ -43,6 +43,7 @@ from .rpc import rpc_reply, rpc_request_body
 if TYPE_CHECKING:
     import httpx
 
+    from ..checks.chain import EndpointGrade
     from .record import Recorder
 
 DEFAULT_CONCURRENCY = 8
@@ -78,17 +79,6 @@ class SettlementChainObservations:
 
 def _unknown(tx_hash: str, source: str) -> ChainTransaction:
     return ChainTransaction(hash=tx_hash, status="unknown", source=source)
-
-
-def _all_unknown(
-    hashes: Iterable[str], horizon_urls: Iterable[str], rpc_urls: Iterable[str]
-) -> tuple[TransactionAnswer, ...]:
-    endpoints = [*((u, "horizon") for u in horizon_urls), *((u, "rpc") for u in rpc_urls)]
-    return tuple(
-        TransactionAnswer(url, _unknown(tx_hash, f"{kind} {url}"))
-        for tx_hash in hashes
-        for url, kind in endpoints
-    )
 
 
 def horizon_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
@@ -151,15 +141,18 @@ async def lookup_transactions(
     deadline: Deadline,
     concurrency: int = DEFAULT_CONCURRENCY,
     sink: ExchangeSink | None = None,
+    into: dict[tuple[str, str, str], ChainTransaction] | None = None,
 ) -> list[TransactionAnswer]:
     """Ask every endpoint about every hash, ``concurrency`` hashes at a time, within ``deadline``.
 
     Never raises on network faults: a hash an endpoint did not answer for in
-    time is ``unknown`` from that endpoint.
+    time is ``unknown`` from that endpoint. ``into`` (keyed ``(kind, url,
+    hash)``) receives each answer as it arrives, so a caller that is cut off
+    keeps what came back.
     """
     hashes = list(dict.fromkeys(h.lower() for h in tx_hashes))
     horizons, rpcs = list(horizon_urls), list(rpc_urls)
-    answers: dict[tuple[str, str, str], ChainTransaction] = {}
+    answers: dict[tuple[str, str, str], ChainTransaction] = {} if into is None else into
 
     async def one(tx_hash: str) -> None:
         async def ask_horizon(url: str) -> None:
@@ -209,11 +202,15 @@ async def lookup_account_sequences(
     deadline: Deadline,
     concurrency: int = DEFAULT_CONCURRENCY,
     sink: ExchangeSink | None = None,
+    into: list[SequenceAnswer] | None = None,
 ) -> list[SequenceAnswer]:
-    """Each account's current sequence number from every Horizon that answers in time."""
+    """Each account's current sequence number from every Horizon that answers in time.
+
+    ``into`` receives each answer as it arrives (see :func:`lookup_transactions`).
+    """
     wanted = list(dict.fromkeys(accounts))
     horizons = list(horizon_urls)
-    found: list[SequenceAnswer] = []
+    found: list[SequenceAnswer] = [] if into is None else into
 
     async def one(account: str) -> None:
         async def ask(url: str) -> None:
@@ -246,47 +243,68 @@ async def observe_settlement_chain(
     client: httpx.AsyncClient | None = None,
     recorder: Recorder | None = None,
 ) -> SettlementChainObservations:
-    """Chain round, tx lookups and sequence lookups at once, all within ``config.timeout``."""
+    """A chain round, then on each endpoint its sequence and tx lookups, within ``config.timeout``.
+
+    Order matters on each endpoint: its latest ledger (chain round), then the
+    accounts' sequence numbers, then the tx lookups. A "not found" therefore
+    covers every ledger up to the one whose close time the endpoint reported
+    and every ledger in which it saw the sequence numbers: a transaction that
+    lands meanwhile can not be mistaken for an expired one, nor its own
+    sequence number for a consumed one. Endpoints run concurrently; a hung
+    one holds up only itself. Whatever was not answered in time is ``unknown``.
+    """
     from .http import make_client
 
     hashes = list(dict.fromkeys(h.lower() for h in tx_hashes))
+    wanted = list(dict.fromkeys(accounts))
     deadline = Deadline(config.timeout)
     own_client = client is None
     active = client if client is not None else make_client(timeout=config.timeout)
-    try:
-        chain_job = observe_chain(config, client=active, recorder=recorder)
-        tx_job = lookup_transactions(
+    answers: dict[tuple[str, str, str], ChainTransaction] = {}
+    sequences: list[SequenceAnswer] = []
+
+    async def lookups(url: str, kind: str) -> None:
+        if kind == "horizon" and wanted:
+            await lookup_account_sequences(
+                active,
+                wanted,
+                horizon_urls=[url],
+                deadline=deadline,
+                concurrency=concurrency,
+                sink=recorder,
+                into=sequences,
+            )
+        await lookup_transactions(
             active,
             hashes,
-            horizon_urls=config.horizon_urls,
-            rpc_urls=config.rpc_urls,
+            horizon_urls=[url] if kind == "horizon" else [],
+            rpc_urls=[url] if kind == "rpc" else [],
             deadline=deadline,
             concurrency=concurrency,
             sink=recorder,
+            into=answers,
         )
-        seq_job = lookup_account_sequences(
-            active,
-            accounts,
-            horizon_urls=config.horizon_urls,
-            deadline=deadline,
-            concurrency=concurrency,
-            sink=recorder,
-        )
-        chain, transactions, sequences = await run_within(
-            deadline, [chain_job, tx_job, seq_job], grace=_GRACE
+
+    try:
+        (chain,) = await run_within(
+            deadline,
+            [observe_chain(config, client=active, recorder=recorder, then=lookups)],
+            grace=_GRACE,
         )
     finally:
         if own_client:
             await active.aclose()
+    transactions = [
+        TransactionAnswer(
+            url, answers.get((kind, url, tx_hash)) or _unknown(tx_hash, f"{kind} {url}")
+        )
+        for tx_hash in hashes
+        for url, kind in config.endpoints
+    ]
     return SettlementChainObservations(
-        chain=chain if isinstance(chain, ChainObservations) else ChainObservations(()),
-        transactions=(
-            tuple(transactions)
-            if isinstance(transactions, list)
-            # Cut off as a whole: every hash is unknown, never "not found".
-            else _all_unknown(hashes, config.horizon_urls, config.rpc_urls)
-        ),
-        sequences=tuple(sequences) if isinstance(sequences, list) else (),
+        chain=chain if chain is not None else ChainObservations(()),
+        transactions=tuple(transactions),
+        sequences=tuple(sequences),
     )
 
 
@@ -347,3 +365,70 @@ __all__ = [
     "rpc_transaction",
     "settlement_chain_facts",
 ]
+
+
+@attrs.frozen
+class LiveChainView:
+    """What a live lookup tells settlement triage: records, sequences, close time, chain grade."""
+
+    transactions: tuple[ChainTransaction, ...]
+    account_sequences: Mapping[str, int]
+    latest_ledger_close_time: datetime | None
+    chain_status: Status
+    endpoints: tuple[EndpointGrade, ...]
+
+    def inputs(self) -> dict[str, object]:
+        """What the report's ``inputs`` say about the lookup."""
+        return {
+            "horizon": [e.url for e in self.endpoints if e.kind == "horizon"],
+            "rpc": [e.url for e in self.endpoints if e.kind == "rpc"],
+            "chain_status": self.chain_status,
+            "live_transaction_records": len(self.transactions),
+        }
+
+
+def lookup_settlement_chain(
+    settlements: Iterable[Settlement],
+    *,
+    horizon_urls: Iterable[str],
+    rpc_urls: Iterable[str],
+    network_passphrase: str,
+    timeout: float,
+    now: datetime,
+    known: Iterable[ChainTransaction] = (),
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> LiveChainView:
+    """Look up what the network says now about ``settlements``, within ``timeout`` in all.
+
+    Synchronous (for the CLI): every tx hash not already found in ``known``
+    (success or failed), the source accounts' sequence numbers (when the
+    envelope gave them), and a chain-health round graded at ``now``. Never
+    raises on network faults: what could not be looked up is ``unknown``.
+    """
+    from ..checks.chain import grade_chain
+    from .http import run_sync
+
+    settled = {h for tx in known if tx.status in ("success", "failed") for h in tx.all_hashes}
+    records = list(settlements)
+    hashes = [h.lower() for s in records for h in s.all_tx_hashes if h.lower() not in settled]
+    accounts = [s.source_account for s in records if s.source_account and s.sequence is not None]
+    config = ChainConfig(
+        tuple(dict.fromkeys(horizon_urls)),
+        tuple(dict.fromkeys(rpc_urls)),
+        network_passphrase,
+        timeout,
+    )
+    observed = run_sync(
+        observe_settlement_chain(
+            config, tx_hashes=hashes, accounts=accounts, concurrency=concurrency
+        )
+    )
+    facts = settlement_chain_facts(observed, expected_network=network_passphrase)
+    grade = grade_chain(observed.chain, now=now, expected_network=network_passphrase)
+    return LiveChainView(
+        transactions=facts.transactions,
+        account_sequences=facts.account_sequences,
+        latest_ledger_close_time=facts.latest_ledger_close_time,
+        chain_status=grade.status,
+        endpoints=grade.endpoints,
+    )
