@@ -233,8 +233,8 @@ def test_rate_limited_is_a_warning_with_headers() -> None:
     result = grade(horizon(calls=calls, no_root=True))
     finding = only(result, "CHAIN_RATE_LIMITED")
     assert finding.severity is Severity.WARNING
-    assert finding.evidence["retry-after"] == "30"
-    assert finding.evidence["x-ratelimit-remaining"] == "0"
+    assert finding.evidence["retry_after"] == "30"
+    assert finding.evidence["headers"] == {"Retry-After": "30", "X-RateLimit-Remaining": "0"}
     assert "Retry-After 30" in finding.summary
     assert result.status == "warn"
     assert result.endpoints[0].status == "warn"

@@ -288,9 +288,14 @@ def test_rate_limited_reports_retry_after_and_rate_limit_headers() -> None:
     with LoopbackServer(horizon_routes(**{"GET /fee_stats": rate_limited("17")})) as h:
         grade = graded(observe([h.url])[0])
         found = finding(grade, "CHAIN_RATE_LIMITED", h.url)
-        assert found.evidence["retry-after"] == "17"
-        assert found.evidence["x-ratelimit-limit"] == "3600"
-        assert found.evidence["x-ratelimit-remaining"] == "0"
+        assert found.evidence["retry_after"] == "17"
+        assert found.evidence["headers"] == {
+            "Retry-After": "17",
+            "X-RateLimit-Limit": "3600",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": "60",
+        }
+        assert "Retry-After 17" in found.summary
         assert codes_for(grade, h.url) == {"CHAIN_RATE_LIMITED"}
         assert grade.status == "warn"
         assert [r.path for r in h.requests].count("/fee_stats") == 1  # a 429 is not retried

@@ -138,10 +138,13 @@ def _rate_limited(obs: EndpointObservation) -> Finding | None:
     headers: dict[str, str] = {}
     for call in calls:
         for name, value in call.rate_limit.items():
-            headers.setdefault(name, value)
+            headers.setdefault(_header_name(name), value)
     evidence: dict[str, Any] = {"kind": obs.kind, "calls": [c.call for c in calls]}
-    evidence.update(headers)
-    retry_after = headers.get("retry-after")
+    retry_after = headers.get("Retry-After")
+    if retry_after is not None:
+        evidence["retry_after"] = retry_after
+    if headers:
+        evidence["headers"] = headers
     hint = f"; Retry-After {retry_after}" if retry_after else ""
     return make_finding(
         "CHAIN_RATE_LIMITED",
@@ -149,6 +152,12 @@ def _rate_limited(obs: EndpointObservation) -> Finding | None:
         f"{obs.kind} endpoint answered HTTP 429 on {', '.join(c.call for c in calls)}{hint}",
         evidence,
     )
+
+
+def _header_name(name: str) -> str:
+    """``x-ratelimit-remaining`` -> ``X-RateLimit-Remaining``, as servers spell them."""
+    words = [w.capitalize() for w in name.split("-")]
+    return "-".join("RateLimit" if w == "Ratelimit" else w for w in words)
 
 
 def _horizon_unhealthy(obs: EndpointObservation) -> Finding | None:
