@@ -157,7 +157,11 @@ async def drive(
     queue: asyncio.Queue = asyncio.Queue()
     for item in plan:
         queue.put_nowait(item)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Idle connections expire client-side before uvicorn's 5 s keep-alive timeout closes them,
+    # so a request never races the server closing its connection.
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
+    )
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
 
         async def worker() -> None:
@@ -195,7 +199,43 @@ async def drive(
         "errors": errors,
         "wall": wall,
         "probe_rounds": int(float(rounds.group(1))) if rounds else None,
+        "server": server_quantiles(metrics.text),
     }
+
+
+def server_quantiles(text: str) -> dict[str, dict[str, float]]:
+    """Server-side p50/p99 per route from the app's request-duration histogram.
+
+    Bucket resolution: the answer is the upper bound of the bucket holding the
+    quantile. This is the time inside the app, without the load generator's
+    own scheduling delays (a single Python process driving 32 connections).
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "streampay_incident_http_request_duration_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                route = sample.labels["route"]
+                buckets.setdefault(route, []).append((float(sample.labels["le"]), sample.value))
+    out = {}
+    for route, pairs in buckets.items():
+        pairs.sort()
+        total = pairs[-1][1]
+        if not total:
+            continue
+
+        def quantile(q: float, pairs: list[tuple[float, float]] = pairs, total: float = total):
+            return next(le for le, count in pairs if count >= q * total)
+
+        out[route] = {
+            "count": int(total),
+            "p50_le_ms": quantile(0.5) * 1000,
+            "p99_le_ms": quantile(0.99) * 1000,
+        }
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -285,6 +325,7 @@ def main() -> int:
             }
             for route, values in sorted(result["latencies"].items())
         },
+        "server_side": result["server"],
         "errors": len(result["errors"]),
         "probe_rounds": result["probe_rounds"],
         "health_ttl_seconds": float(args.health_ttl),
@@ -300,6 +341,12 @@ def main() -> int:
         print(f"all routes: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms")
         for route, f in figures["routes"].items():
             print(f"  {route:<22} n={f['count']:<5} p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms")
+        print("server side (inside the app, histogram bucket upper bounds):")
+        for route, f in sorted(figures["server_side"].items()):
+            print(
+                f"  {route:<30} n={f['count']:<5} p50 <= {f['p50_le_ms']:g} ms, "
+                f"p99 <= {f['p99_le_ms']:g} ms"
+            )
         print(f"errors: {figures['errors']}")
         print(f"probe rounds: {figures['probe_rounds']} (health TTL {args.health_ttl} s)")
     for line in result["errors"][:10]:

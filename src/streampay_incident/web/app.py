@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
@@ -185,6 +186,7 @@ class AuthGate:
             return
         path = route_path(scope)
         method = scope.get("method", "GET")
+        received = time.perf_counter()
         status = [500]
         started = [False]
 
@@ -215,7 +217,9 @@ class AuthGate:
                     scope, receive, send_wrapper
                 )
         finally:
-            self.metrics.observe_request(_route_label(path), method, status[0])
+            self.metrics.observe_request(
+                _route_label(path), method, status[0], time.perf_counter() - received
+            )
 
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, path: str, method: str

@@ -21,6 +21,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 # A round is bounded by the probe timeout (default 5 s); buckets cover a healthy
 # 50 ms answer up to a round that ran into its deadline.
 _DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+# Requests: a cached health answer takes about a millisecond; triage of a large body, seconds.
+_REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class IncidentMetrics:
@@ -81,6 +83,13 @@ class IncidentMetrics:
             ["route", "method", "status"],
             registry=r,
         )
+        self.http_duration = Histogram(
+            "streampay_incident_http_request_duration_seconds",
+            "Time from a request reaching the app to its answer, by route.",
+            ["route"],
+            buckets=_REQUEST_BUCKETS,
+            registry=r,
+        )
         self.auth_failures = Counter(
             "streampay_incident_auth_failures",
             "Requests refused by streampay-hmac-v1 verification, by reason.",
@@ -111,8 +120,12 @@ class IncidentMetrics:
             self.findings.labels(code, severity).set(count)
         self.last_probe.set(health_round.observed_at.timestamp())
 
-    def observe_request(self, route: str, method: str, status: int) -> None:
+    def observe_request(
+        self, route: str, method: str, status: int, duration_seconds: float | None = None
+    ) -> None:
         self.http_requests.labels(route, method, str(status)).inc()
+        if duration_seconds is not None:
+            self.http_duration.labels(route).observe(duration_seconds)
 
     def observe_auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()
