@@ -42,9 +42,11 @@ from streampay_incident.probes.rpc import RPC_CALLS
 from streampay_incident.stellar.networks import TESTNET
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(
-    os.environ.get("STREAMPAY_INCIDENT_SHARED_DIR", REPO.parent / "shared")
-) / "fixtures" / "stellar"
+FIXTURES = (
+    Path(os.environ.get("STREAMPAY_INCIDENT_SHARED_DIR", REPO.parent / "shared"))
+    / "fixtures"
+    / "stellar"
+)
 OUTPUT = REPO / "src" / "streampay_incident" / "demo_data" / "chain-outage.json"
 
 HORIZON = "https://horizon.streampay.internal"
