@@ -126,7 +126,8 @@ def loaded_plugins(pm: pluggy.PluginManager) -> list[dict[str, str]]:
 
 
 def _check_name(check: Callable[..., Any]) -> str:
-    return getattr(check, "__qualname__", None) or getattr(check, "__name__", repr(check))
+    name = getattr(check, "__qualname__", None) or getattr(check, "__name__", None)
+    return str(name) if name else repr(check)
 
 
 def run_checks(

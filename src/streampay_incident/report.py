@@ -53,7 +53,7 @@ def render_json(report: Report) -> str:
 def _evidence_line(finding: Finding) -> str:
     parts = []
     ev = finding.evidence
-    if "payout_ids" in ev:
+    if ev.get("payout_ids"):
         ids = list(ev["payout_ids"])
         shown = ", ".join(ids[:8]) + (f" (+{len(ids) - 8} more)" if len(ids) > 8 else "")
         parts.append(f"payouts: {shown}")

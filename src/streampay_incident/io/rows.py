@@ -100,7 +100,7 @@ def _iter_jsonl(lines: Iterable[str], source: str) -> Iterator[Row]:
         seed_in_line = contains_seed(line)
         try:
             obj = _json_loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             if seed_in_line:
                 problems.append(seed_problem(source, number, None))
             else:
@@ -165,11 +165,11 @@ def _iter_csv(text_stream: Iterable[str], source: str) -> Iterator[Row]:
 def _iter_json_array(text: str, source: str) -> Iterator[Row]:
     try:
         doc = _json_loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         if contains_seed(text):
             raise SecretSeedError(seed_problem(source, None, None)) from None
         raise InputError(
-            InputProblem(source, exc.lineno, None, f"not valid JSON ({exc.msg})")  # type: ignore[attr-defined]
+            InputProblem(source, exc.lineno, None, f"not valid JSON ({exc.msg})")
         ) from None
     yield from rows_from_json_document(doc, source=source)
 
