@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -27,6 +28,10 @@ def captured_run(monkeypatch):
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    # serve configures the tool's logger for the process; keep that inside this test.
+    logger = logging.getLogger("streampay_incident")
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "level", logger.level)
     for name in list(os.environ):
         if name.startswith(("INTERNAL_SERVICE_", "STREAMPAY_INCIDENT_")):
             monkeypatch.delenv(name)
@@ -179,8 +184,13 @@ def test_real_sidecar_process():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        log = proc.stderr.read().decode()
         proc.stdout.close()
         proc.stderr.close()
+    assert "event=auth_failed reason=MISSING_SIGNATURE" in log
+    assert "path=/internal/incident/health" in log
+    assert "event=health_round status=fail" in log
+    assert SECRET not in log
 
 
 def test_no_note_when_endpoints_are_configured(captured_run):
@@ -194,3 +204,13 @@ def test_no_note_when_endpoints_are_configured(captured_run):
     assert "note:" not in result.output
     ((app, _),) = captured_run
     assert app.routes[0].path == "/internal/incident"
+
+
+def test_serve_sends_the_tools_events_to_stderr(captured_run):
+    result = invoke(["--log-level", "warning"], env=KEYS_ENV)
+    assert result.exit_code == 0, result.output
+    logger = logging.getLogger("streampay_incident")
+    assert logger.level == logging.WARNING
+    assert any(isinstance(h, logging.StreamHandler) for h in logger.handlers)
+    invoke([], env=KEYS_ENV)  # a second start adds no second handler
+    assert sum(isinstance(h, logging.StreamHandler) for h in logger.handlers) == 1

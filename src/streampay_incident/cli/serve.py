@@ -9,6 +9,7 @@ starlette and uvicorn (the ``web`` extra) are imported only when it runs.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import sys
 from typing import Any, NoReturn
@@ -33,6 +34,20 @@ def is_loopback(host: str) -> bool:
 def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_INPUT)
+
+
+def configure_logging(level: str) -> None:
+    """Send the tool's structured events (``event=auth_failed ...``) to stderr, once.
+
+    uvicorn configures only its own loggers; without this the ``streampay_incident``
+    events below WARNING would be dropped.
+    """
+    logger = logging.getLogger("streampay_incident")
+    logger.setLevel(level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
 
 
 def build_sidecar_app(config: Any) -> Any:
@@ -105,6 +120,7 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
             "note: no STREAMPAY_INCIDENT_HORIZON_URLS / _RPC_URLS: /health will answer fail",
             err=True,
         )
+    configure_logging(log_level)
     uvicorn.run(
         build_sidecar_app(config),
         host=host,
