@@ -156,7 +156,7 @@ def test_real_sidecar_process():
             "--port",
             str(port),
             "--log-level",
-            "warning",
+            "info",
         ],
         env=env,
         stdout=subprocess.PIPE,
