@@ -118,7 +118,10 @@ def test_without_endpoint_or_network_exit_2() -> None:
 
 
 def test_bad_urls_and_seed_shaped_values_exit_2() -> None:
-    assert run("--horizon", "horizon.stellar.org", "--network", "public").exit_code == 2
+    for url in ("horizon.stellar.org", "http://[::1/", "http://127.0.0.1:99999", "https://"):
+        result = run("--horizon", url, "--network", "public")
+        assert result.exit_code == 2, url
+        assert "is not an http(s) URL" in result.output
     from stellar_sdk import Keypair
 
     seed = Keypair.random().secret

@@ -654,9 +654,18 @@ def test_read_timeout_and_oversized_bodies() -> None:
         assert not expired.answered
 
 
-def test_invalid_url_is_unreachable_not_a_crash() -> None:
-    grade = graded(observe(["ftp://127.0.0.1:1/"], timeout=0.5)[0])
-    assert "invalid_url" in json.dumps(grade.findings[0].evidence)
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("ftp://127.0.0.1:1/", "invalid_url"),
+        ("http://[::1/", "invalid_url"),
+        ("http://127.0.0.1:99999/", "connect"),  # anyio raises an ExceptionGroup here
+    ],
+)
+def test_invalid_url_is_unreachable_not_a_crash(url: str, error: str) -> None:
+    grade = graded(observe([url], timeout=0.5)[0])
+    assert {f.code for f in grade.findings} == {"CHAIN_ENDPOINT_UNREACHABLE"}
+    assert all(d.startswith(error) for d in grade.findings[0].evidence["calls"].values())
 
 
 def test_run_within_cancels_what_outlives_the_deadline() -> None:

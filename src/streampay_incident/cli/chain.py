@@ -63,8 +63,13 @@ def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -
                     option, None, None, "looks like a Stellar secret seed; refused (not shown)"
                 )
             )
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            _ = parts.port  # raises ValueError for a port out of range
+        except ValueError:
+            valid = False
+        if not valid:
             raise click.UsageError(f"{option}: {url!r} is not an http(s) URL")
         if url not in urls:
             urls.append(url)

@@ -289,6 +289,11 @@ async def _attempt(
         error, detail = "deadline", f"no complete answer within the {deadline.seconds:g}s deadline"
     except httpx.HTTPError as exc:
         error, detail = classify_transport_error(exc), f"{type(exc).__name__}: {exc}"[:300]
+    except httpx.InvalidURL as exc:
+        error, detail = "invalid_url", f"InvalidURL: {exc}"[:300]
+    except Exception as exc:  # noqa: BLE001 - e.g. an ExceptionGroup out of anyio's connect
+        # Whatever the transport stack throws, a probe reports it; it never ends the round.
+        error, detail = "connect", f"{type(exc).__name__}: {exc}"[:300]
     return Exchange(
         endpoint=endpoint,
         call=call,
