@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from streampay_incident import codes, hookimpl
+from streampay_incident import codes, hookimpl, hookspecs
 from streampay_incident.codes import FindingCode, Severity
 from streampay_incident.model import Finding, make_finding
 from streampay_incident.registry import (
@@ -17,7 +17,6 @@ from streampay_incident.registry import (
     plugin_settings_from_env,
     run_checks,
 )
-from streampay_incident import hookspecs
 
 HOOK = "streampay_incident_register_payout_checks"
 

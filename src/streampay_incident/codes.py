@@ -106,7 +106,9 @@ _TABLE: tuple[FindingCode, ...] = (
     ),
     FindingCode("SETTLEMENT_TX_FAILED", _W, "Settlement transaction failed on chain", _STUCK),
     FindingCode("SETTLEMENT_DEAD_LETTERED", _C, "Settlement dead-lettered", _STUCK),
-    FindingCode("SETTLEMENT_RETRIES_EXHAUSTED", _C, "Settlement failed after every attempt", _STUCK),
+    FindingCode(
+        "SETTLEMENT_RETRIES_EXHAUSTED", _C, "Settlement failed after every attempt", _STUCK
+    ),
     FindingCode("SETTLEMENT_LEASE_EXPIRED", _W, "Worker lease expired while processing", _STUCK),
     FindingCode(
         "SETTLEMENT_STUCK_UNSUBMITTED", _W, "Settlement never submitted to the network", _STUCK
@@ -118,7 +120,9 @@ _TABLE: tuple[FindingCode, ...] = (
         "SETTLEMENT_CHAIN_BLOCKED", _W, "Settlement waiting on an unhealthy network", _STUCK
     ),
     # Chain health (Stellar outage or Horizon hard-down).
-    FindingCode("CHAIN_ENDPOINT_UNREACHABLE", _C, "Endpoint unreachable before the deadline", _CHAIN),
+    FindingCode(
+        "CHAIN_ENDPOINT_UNREACHABLE", _C, "Endpoint unreachable before the deadline", _CHAIN
+    ),
     FindingCode("CHAIN_ENDPOINT_ERROR", _C, "Endpoint answered with an error", _CHAIN),
     FindingCode("CHAIN_RATE_LIMITED", _W, "Endpoint is rate limiting us", _CHAIN),
     FindingCode("CHAIN_HORIZON_UNHEALTHY", _C, "Horizon reports itself unhealthy", _CHAIN),
@@ -141,7 +145,7 @@ def lookup(code: str) -> FindingCode:
     try:
         return CODES[code]
     except KeyError:
-        raise KeyError(f"finding code {code!r} is not declared in streampay_incident.codes") from None
+        raise KeyError(f"finding code {code!r} is not declared in codes.py") from None
 
 
 def all_codes() -> tuple[FindingCode, ...]:
