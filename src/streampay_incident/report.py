@@ -64,13 +64,22 @@ def _evidence_line(finding: Finding) -> str:
 
 
 def render_text(report: Report, *, color: bool = False, width: int = 100) -> str:
-    """Findings grouped by severity, worst first, each with its runbook link."""
+    """Findings grouped by severity, worst first, each with its runbook link.
+
+    Lines are never hard-wrapped (soft wrap), so hashes and addresses stay
+    whole for copy-paste and grep.
+    """
     from rich.console import Console
     from rich.markup import escape
 
     buf = io.StringIO()
     console = Console(
-        file=buf, force_terminal=color, no_color=not color, width=width, highlight=False
+        file=buf,
+        force_terminal=color,
+        no_color=not color,
+        width=width,
+        highlight=False,
+        soft_wrap=True,
     )
     status = report.overall
     console.print(

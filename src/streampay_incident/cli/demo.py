@@ -105,12 +105,21 @@ def _run(args: list[str], *, capture: bool) -> tuple[int, str]:
 
 
 def _advice(scenario: Scenario, doc: dict[str, Any]) -> list[str]:
+    """One line per settlement verdict, then per finding not about a settlement."""
+    runbook_by_subject = {f["subject"]: f["runbook"] for f in doc.get("findings", [])}
     lines = []
+    covered = set()
     for verdict in doc.get("settlements", []):
+        sid = verdict["settlement_id"]
         advice = RETRY_ADVICE.get(verdict["retry_reason"], verdict["retry_reason"])
-        lines.append(f"  {verdict['settlement_id']:<12} {advice} ({verdict['retry_reason']})")
+        line = f"  {sid:<12} {advice} ({verdict['retry_reason']})"
+        if sid in runbook_by_subject:
+            line += f"\n  {'':<12} runbook: {runbook_by_subject[sid]}"
+            covered.add(sid)
+        lines.append(line)
     for finding in doc.get("findings", []):
-        lines.append(f"  {finding['code']} {finding['subject']}: follow {finding['runbook']}")
+        if finding["subject"] not in covered:
+            lines.append(f"  {finding['code']} {finding['subject']}\n      runbook: {finding['runbook']}")
     if not lines:
         lines.append(f"  nothing to do; runbook: {scenario.runbook}")
     return lines
