@@ -31,13 +31,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import datetime, timedelta
-from operator import attrgetter
+from itertools import compress, repeat
+from operator import attrgetter, eq, is_not, mod
 from typing import Any
 
 from ..amounts import format_stroops
 from ..codes import Severity
 from ..hookspecs import PayoutCheck, hookimpl
-from ..model import Finding, Memo, Payout, PayoutPolicy, make_finding
+from ..model import NO_MEMO, Finding, Memo, Payout, PayoutPolicy, make_finding
 
 TRANSFER_STATUSES = frozenset({"submitted", "confirmed"})
 
@@ -66,12 +67,13 @@ def find_payout_anomalies(
     """
     policy = policy or PayoutPolicy()
     records = payouts if isinstance(payouts, list | tuple) else list(payouts)
+    transfer_rows = _transfer_rows(records)
     findings = [
         *duplicate_tx_records(records),
-        *duplicate_settlements(records),
+        *_duplicate_settlements(transfer_rows),
         *duplicate_memos(records),
         *idempotency_conflicts(records),
-        *suspected_repeats(records, repeat_window=policy.repeat_window),
+        *_suspected_repeats(transfer_rows, policy.repeat_window),
     ]
     findings.sort(key=_finding_order)
     return findings
@@ -109,9 +111,12 @@ def duplicate_settlements(payouts: Sequence[Payout]) -> list[Finding]:
     twice), else a warning (a second transfer may still land). The finding's
     rows are every row of those transfers.
     """
+    return _duplicate_settlements(_transfer_rows(payouts))
+
+
+def _duplicate_settlements(transfer_rows: Sequence[Payout]) -> list[Finding]:
     findings = []
-    transfers_only = [p for p in payouts if p.status in TRANSFER_STATUSES]
-    for settlement_id, rows in _repeated(transfers_only, attrgetter("settlement_id")).items():
+    for settlement_id, rows in _repeated(transfer_rows, attrgetter("settlement_id")).items():
         transfers = _transfers(rows)
         if len(transfers) < 2:
             continue  # several rows, one transaction: rule 1's business
@@ -170,7 +175,10 @@ def duplicate_memos(payouts: Sequence[Payout]) -> list[Finding]:
     settlement_ids and two or more distinct transfers. Empty memos and
     ``none`` never group. ``subject`` is :func:`memo_text` of the memo.
     """
-    confirmed = [p for p in payouts if p.status == "confirmed"]
+    # Rows with no memo share the one NO_MEMO object: skip them by identity, in C.
+    memos = map(attrgetter("memo"), payouts)
+    with_memo = list(compress(payouts, map(is_not, memos, repeat(NO_MEMO))))
+    confirmed = [p for p in with_memo if p.status == "confirmed"]
     # Pre-filter on the bare value (C-level hashing); the exact key adds the memo type.
     candidates = _repeated(confirmed, attrgetter("memo.value"))
     findings = []
@@ -258,9 +266,12 @@ def suspected_repeats(
     ``repeat_window``; a chain of two or more transfers holding two or more
     settlement_ids is reported. ``subject`` is the destination.
     """
-    transfers_only = [p for p in payouts if p.status in TRANSFER_STATUSES]
-    # Pre-filter on (destination, amount), hashed in C; the exact key adds the asset.
-    candidates = _repeated(transfers_only, attrgetter("destination", "amount"))
+    return _suspected_repeats(_transfer_rows(payouts), repeat_window)
+
+
+def _suspected_repeats(transfer_rows: Sequence[Payout], repeat_window: timedelta) -> list[Finding]:
+    # Pre-filter on the amount (an int, hashed in C); the exact key adds destination and asset.
+    candidates = _repeated(transfer_rows, attrgetter("amount"))
     groups: dict[tuple[str, str, int], list[Payout]] = defaultdict(list)
     for rows in candidates.values():
         for payout in rows:
@@ -313,24 +324,46 @@ def _chains(transfers: list[list[Payout]], window: timedelta) -> list[list[list[
 # -- shared ---------------------------------------------------------------------------------
 
 
+# Keys are de-duplicated this many at a time at most (by hash), so the set doing it stays
+# small next to the payouts themselves: a set of a million keys peaks at ~48 MB while it grows.
+_KEYS_PER_PASS = 500_000
+
+
 def _repeated(
     payouts: Sequence[Payout], key: Callable[[Payout], Hashable]
 ) -> dict[Hashable, list[Payout]]:
     """The rows of every key (None aside) that more than one row holds.
 
-    Counting runs in C (``Counter`` over an ``attrgetter`` map), so a million
-    rows with unique keys cost a fraction of a second and keep nothing.
+    Keys come from C-level ``attrgetter`` maps and are remembered in a set
+    (not a Counter: half the memory, and faster on a million unique keys);
+    past :data:`_KEYS_PER_PASS` rows the keys are split by hash into passes
+    (equal keys hash alike, so each repeat is found within one pass). Only
+    rows whose key repeats are grouped in Python.
     """
-    keys = list(map(key, payouts))
-    counts = Counter(keys)
-    repeated = {k for k, n in counts.items() if n > 1 and k is not None}
-    del counts
+    passes = -(-len(payouts) // _KEYS_PER_PASS)
+    repeated: set[Hashable] = set()
+    for part in range(passes):
+        keys: Iterable[Hashable] = map(key, payouts)
+        if passes > 1:
+            buckets = map(mod, map(hash, map(key, payouts)), repeat(passes))
+            keys = compress(keys, map(eq, buckets, repeat(part)))
+        seen: set[Hashable] = set()
+        remember = seen.add
+        repeated |= {k for k in keys if k in seen or remember(k)}
+        del seen
+    repeated.discard(None)
     groups: dict[Hashable, list[Payout]] = {}
     if repeated:
-        for payout, k in zip(payouts, keys, strict=True):
-            if k in repeated:
-                groups.setdefault(k, []).append(payout)
+        wanted = map(repeated.__contains__, map(key, payouts))
+        for payout in compress(payouts, wanted):
+            groups.setdefault(key(payout), []).append(payout)
     return groups
+
+
+def _transfer_rows(payouts: Sequence[Payout]) -> list[Payout]:
+    """The submitted and confirmed rows."""
+    statuses = map(attrgetter("status"), payouts)
+    return list(compress(payouts, map(TRANSFER_STATUSES.__contains__, statuses)))
 
 
 def _first(rows: Iterable[Payout]) -> Payout:

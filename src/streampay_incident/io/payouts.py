@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import csv
 import io
 import itertools
+import operator
 import re
+import types
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from operator import methodcaller
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from ..amounts import MAX_INT64, AmountError, parse_stroops
 from ..errors import InputError, InputProblem
@@ -68,7 +72,7 @@ MAX_MEMO_TEXT_BYTES = 28
 MAX_UINT64 = 2**64 - 1
 MAX_LEDGER = 2**32 - 1  # ledger sequence numbers are uint32 on Stellar
 
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 1024
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}\Z")
 _DIGITS = re.compile(r"[0-9]+\Z")
@@ -296,21 +300,69 @@ def parse_memo(memo_type: Any, memo: Any) -> Memo:
         raise FieldError(str(exc), "memo") from None
 
 
-_DROP_POINT = methodcaller("replace", ".", "")
+_DROP_POINT = operator.methodcaller("replace", ".", "")
 
 
 def _amounts(column: Sequence[Any]) -> list[int]:
     """Stroops of a column of amounts: ``amounts.parse_stroops`` of each value.
 
     Exports usually print amounts as Horizon does, with exactly 7 fraction
-    digits; those are read in C (drop the point, ``int``), and any other shape,
-    or a value parse_stroops would refuse (zero, beyond int64), goes through it.
+    digits; those are read in C (drop the point, ``int``). Any other shape, or
+    a value parse_stroops would refuse (zero, beyond int64), goes through it.
     """
     if all(map(_SEVEN_DIGITS.match, column)):
         stroops = list(map(int, map(_DROP_POINT, column)))
-        if stroops and min(stroops) > 0 and max(stroops) <= MAX_INT64:
-            return stroops
-    return list(map(parse_stroops, column))
+    else:
+        match = _SEVEN_DIGITS.match
+        stroops = [
+            int(_DROP_POINT(text)) if match(text) else parse_stroops(text) for text in column
+        ]
+    if stroops and (min(stroops) <= 0 or max(stroops) > MAX_INT64):
+        return list(map(parse_stroops, column))  # raises, naming what is wrong
+    return stroops
+
+
+def _memos(memo_types: Sequence[Any], memos: Sequence[Any]) -> list[Memo]:
+    """The memo of each record (None where a column has no value)."""
+    if memo_types.count(None) == len(memo_types) and memos.count(None) == len(memos):
+        return [NO_MEMO] * len(memos)
+    return [
+        (NO_MEMO if kind is None else _EMPTY_MEMOS[kind])
+        if memo is None
+        else parse_memo(kind, memo)
+        for kind, memo in zip(memo_types, memos, strict=True)
+    ]
+
+
+def _plain_payout_slots() -> tuple[Callable[[Payout, Any], None], ...] | None:
+    """Setters of Payout's slots, when building one is nothing more than filling them.
+
+    That holds while Payout is a plain attrs slotted class (no validators,
+    converters or post-init); then a chunk of payouts is built column by column
+    through the slot descriptors, in C, as its generated ``__init__`` would
+    build each one field by field. Otherwise None, and ``Payout(...)`` is called.
+    """
+    fields = attrs.fields(Payout)
+    slots = [Payout.__dict__.get(field.name) for field in fields]
+    plain = (
+        all(field.validator is None and field.converter is None for field in fields)
+        and not hasattr(Payout, "__attrs_post_init__")
+        and all(isinstance(slot, types.MemberDescriptorType) for slot in slots)
+    )
+    return tuple(slot.__set__ for slot in slots) if plain else None  # type: ignore[union-attr]
+
+
+_PAYOUT_SLOTS = _plain_payout_slots()
+
+
+def build_payouts(columns: Sequence[Sequence[Any]]) -> list[Payout]:
+    """Payouts from one column per Payout field (in field order), all of equal length."""
+    if _PAYOUT_SLOTS is None:
+        return list(map(Payout, *columns))
+    payouts = list(map(object.__new__, itertools.repeat(Payout, len(columns[0]))))
+    for set_slot, column in zip(_PAYOUT_SLOTS, columns, strict=True):
+        collections.deque(map(set_slot, payouts, column), maxlen=0)
+    return payouts
 
 
 def _plain_text(column: Sequence[Any]) -> bool:
@@ -329,7 +381,7 @@ class _PayoutParser:
         self.source = source
         self.problems: list[InputProblem] = []
         self.payouts: list[Payout] = []
-        self.lines = array("q")  # the line of each payout, for duplicate payout_id messages
+        self.lines = array("I")  # the line of each payout, for duplicate payout_id messages
         self.seen_ids: set[str] = set()
         self.duplicates: list[tuple[int, str]] = []
         # Valid value -> the one shared object every row holding it points at.
@@ -363,13 +415,7 @@ class _PayoutParser:
                 if set(map(type, present)) != {str} or not all(map(_HEX64.match, present)):
                     return False
                 hashes = [None if h is None else h.lower() for h in tx_hashes]
-            if memo_types.count(None) == len(memo_types) and memos.count(None) == len(memos):
-                memo_objs: Sequence[Memo] = [NO_MEMO] * len(memos)
-            else:
-                memo_objs = [
-                    NO_MEMO if kind is None and memo is None else parse_memo(kind, memo)
-                    for kind, memo in zip(memo_types, memos, strict=True)
-                ]
+            memo_objs = _memos(memo_types, memos)
             present_keys = _present(keys)
             if present_keys and not _plain_text(present_keys):
                 return False
@@ -380,9 +426,8 @@ class _PayoutParser:
         if len(chunk_ids) != len(ids) or not self.seen_ids.isdisjoint(chunk_ids):
             return False
         self.seen_ids.update(chunk_ids)
-        self.payouts.extend(
-            map(
-                Payout,
+        self.payouts += build_payouts(
+            (
                 ids,
                 settlements,
                 destination_objs,
@@ -404,14 +449,16 @@ class _PayoutParser:
         column: Sequence[Any], cache: dict[Any, Any], validate: Callable[[Any], Any]
     ) -> list[Any]:
         """Each value's cached object, validating (and caching) the values not seen before."""
-        objs = list(map(cache.get, column))
-        if None in objs:
+        lookup = operator.itemgetter(*column)
+        try:
+            found = lookup(cache)
+        except KeyError:
             for value in [value for value in set(column) if value not in cache]:
                 if type(value) is not str:
-                    raise TypeError("not a plain string")
+                    raise TypeError("not a plain string") from None
                 cache[value] = validate(value)
-            objs = list(map(cache.__getitem__, column))
-        return objs
+            found = lookup(cache)
+        return [found] if len(column) == 1 else list(found)
 
     @staticmethod
     def _distinct(
@@ -618,8 +665,8 @@ class _NotPlainCsv(Exception):
 # A cheap superset of rows.SEED_PATTERN (no look-arounds); hits are then checked at their edges.
 _SEED_HINT = re.compile(r"S[A-Z2-7]{55}")
 _BASE32 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-_BLOCK_CHARS = 1 << 20
-_SPLIT_FIELDS = methodcaller("split", ",")
+_BLOCK_CHARS = 1 << 16
+_SPLIT_FIELDS = operator.methodcaller("split", ",")
 
 
 def _may_hold_seed(text: str) -> bool:
