@@ -119,7 +119,9 @@ def _advice(scenario: Scenario, doc: dict[str, Any]) -> list[str]:
         lines.append(line)
     for finding in doc.get("findings", []):
         if finding["subject"] not in covered:
-            lines.append(f"  {finding['code']} {finding['subject']}\n      runbook: {finding['runbook']}")
+            lines.append(
+                f"  {finding['code']} {finding['subject']}\n      runbook: {finding['runbook']}"
+            )
     if not lines:
         lines.append(f"  nothing to do; runbook: {scenario.runbook}")
     return lines
