@@ -30,7 +30,7 @@ import base64
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import attrs
 
@@ -48,15 +48,7 @@ PaymentKind = Literal[
     "sac_transfer",
 ]
 
-PAYMENT_KINDS: tuple[str, ...] = (
-    "payment",
-    "path_payment_strict_send",
-    "path_payment_strict_receive",
-    "create_account",
-    "account_merge",
-    "invoke_host_function",
-    "sac_transfer",
-)
+PAYMENT_KINDS: tuple[str, ...] = get_args(PaymentKind)
 
 MERGE_AMOUNT_NOTE = (
     "Horizon payment records for account_merge do not carry the merged amount; "
