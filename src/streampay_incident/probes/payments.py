@@ -337,6 +337,32 @@ def _window(
 # --- Horizon -------------------------------------------------------------------------------
 
 
+def _fetched(
+    run: _Run,
+    since: datetime | None,
+    covered_since: datetime | None,
+    latest_at: datetime | None,
+    stopped: Finding | None,
+    notes: list[str],
+) -> PaymentsFetch:
+    """What one paging run read, with the window it covers and why it stopped."""
+    window = _window(
+        run,
+        asked_since=since,
+        covered_since=covered_since,
+        covered_until=latest_at,
+        stopped=stopped,
+        notes=notes,
+    )
+    return PaymentsFetch(
+        payments=tuple(run.payments),
+        window=window,
+        findings=(stopped,) if stopped else (),
+        pages=run.pages,
+        cursor=run.cursor,
+    )
+
+
 def _next_cursor(page: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str | None:
     href = ((page.get("_links") or {}).get("next") or {}).get("href")
     if isinstance(href, str):
@@ -528,21 +554,7 @@ async def fetch_horizon_payments(
     finally:
         if own:
             await client.aclose()
-    window = _window(
-        run,
-        asked_since=since,
-        covered_since=covered_since,
-        covered_until=latest_at,
-        stopped=stopped,
-        notes=notes,
-    )
-    return PaymentsFetch(
-        payments=tuple(run.payments),
-        window=window,
-        findings=(stopped,) if stopped else (),
-        pages=run.pages,
-        cursor=run.cursor,
-    )
+    return _fetched(run, since, covered_since, latest_at, stopped, notes)
 
 
 def _resume(
@@ -767,21 +779,7 @@ async def fetch_rpc_transfers(
     finally:
         if own:
             await client.aclose()
-    window = _window(
-        run,
-        asked_since=since,
-        covered_since=covered_since,
-        covered_until=latest_at,
-        stopped=stopped,
-        notes=notes,
-    )
-    return PaymentsFetch(
-        payments=tuple(run.payments),
-        window=window,
-        findings=(stopped,) if stopped else (),
-        pages=run.pages,
-        cursor=run.cursor,
-    )
+    return _fetched(run, since, covered_since, latest_at, stopped, notes)
 
 
 def fetch_escrow_payments(
