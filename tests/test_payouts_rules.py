@@ -493,8 +493,8 @@ def test_findings_come_in_a_stable_order() -> None:
     ]
 
 
-def test_large_inputs_are_deduplicated_in_passes(monkeypatch: Any) -> None:
-    monkeypatch.setattr(rules, "_KEYS_PER_PASS", 3)
+def test_large_inputs_are_deduplicated_in_blocks(monkeypatch: Any) -> None:
+    monkeypatch.setattr(rules, "_KEYS_PER_SET", 3)
     payouts = [
         payout(f"p{i}", amount=i + 1, tx_hash=HASHES[i % 2] if i < 4 else None) for i in range(10)
     ]

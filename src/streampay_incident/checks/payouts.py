@@ -31,8 +31,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import datetime, timedelta
-from itertools import compress, repeat
-from operator import attrgetter, eq, is_not, mod
+from itertools import compress, islice, repeat
+from operator import attrgetter, is_not
 from typing import Any
 
 from ..amounts import format_stroops
@@ -324,9 +324,9 @@ def _chains(transfers: list[list[Payout]], window: timedelta) -> list[list[list[
 # -- shared ---------------------------------------------------------------------------------
 
 
-# Keys are de-duplicated this many at a time at most (by hash), so the set doing it stays
-# small next to the payouts themselves: a set of a million keys peaks at ~48 MB while it grows.
-_KEYS_PER_PASS = 500_000
+# Keys are remembered in sets of at most this many: a set that grows past ~630k keys
+# briefly holds its old and new tables (~48 MB for a million keys); sets of 300k never do.
+_KEYS_PER_SET = 300_000
 
 
 def _repeated(
@@ -334,23 +334,25 @@ def _repeated(
 ) -> dict[Hashable, list[Payout]]:
     """The rows of every key (None aside) that more than one row holds.
 
-    Keys come from C-level ``attrgetter`` maps and are remembered in a set
-    (not a Counter: half the memory, and faster on a million unique keys);
-    past :data:`_KEYS_PER_PASS` rows the keys are split by hash into passes
-    (equal keys hash alike, so each repeat is found within one pass). Only
-    rows whose key repeats are grouped in Python.
+    One C-level ``attrgetter`` pass feeds the keys into sets of at most
+    :data:`_KEYS_PER_SET` (a repeat inside a block is caught as it is added;
+    one across blocks by intersecting the blocks' sets, in C). That is half the
+    memory of a Counter and faster on a million unique keys. Only the rows whose
+    key repeats are grouped in Python.
     """
-    passes = -(-len(payouts) // _KEYS_PER_PASS)
+    keys = map(key, payouts)
+    blocks: list[set[Hashable]] = []
     repeated: set[Hashable] = set()
-    for part in range(passes):
-        keys: Iterable[Hashable] = map(key, payouts)
-        if passes > 1:
-            buckets = map(mod, map(hash, map(key, payouts)), repeat(passes))
-            keys = compress(keys, map(eq, buckets, repeat(part)))
-        seen: set[Hashable] = set()
-        remember = seen.add
-        repeated |= {k for k in keys if k in seen or remember(k)}
-        del seen
+    while True:
+        block: set[Hashable] = set()
+        remember = block.add
+        repeated |= {k for k in islice(keys, _KEYS_PER_SET) if k in block or remember(k)}
+        if not block:
+            break
+        for earlier in blocks:
+            repeated |= block & earlier
+        blocks.append(block)
+    del blocks
     repeated.discard(None)
     groups: dict[Hashable, list[Payout]] = {}
     if repeated:

@@ -85,7 +85,9 @@ _PLAIN_TIME = re.compile(
 )
 
 # A memo_type given with an empty or absent memo is an empty memo of that type, not an error.
-_EMPTY_MEMOS: dict[MemoType, Memo] = {
+# (None: no memo_type either, so no memo at all.)
+_EMPTY_MEMOS: dict[str | None, Memo] = {
+    None: NO_MEMO,
     "none": NO_MEMO,
     "text": Memo("text", b""),
     "id": Memo("id", None),
@@ -306,13 +308,15 @@ def _amounts(column: Sequence[Any]) -> list[int]:
     digits; those are read in C (drop the point, ``int``). Any other shape, or
     a value parse_stroops would refuse (zero, beyond int64), goes through it.
     """
-    if all(map(_SEVEN_DIGITS.match, column)):
-        stroops = list(map(int, map(_DROP_POINT, column)))
-    else:
-        match = _SEVEN_DIGITS.match
-        stroops = [
-            int(_DROP_POINT(text)) if match(text) else parse_stroops(text) for text in column
-        ]
+    shaped = list(map(_SEVEN_DIGITS.match, column))
+    unshaped = map(operator.not_, shaped)
+    others = [] if all(shaped) else list(itertools.compress(range(len(column)), unshaped))
+    texts = list(column)
+    for index in others:
+        texts[index] = "0.0000001"  # a stand-in, replaced below
+    stroops = list(map(int, map(_DROP_POINT, texts)))
+    for index in others:
+        stroops[index] = parse_stroops(column[index])
     if stroops and (min(stroops) <= 0 or max(stroops) > MAX_INT64):
         return list(map(parse_stroops, column))  # raises, naming what is wrong
     return stroops
@@ -320,14 +324,11 @@ def _amounts(column: Sequence[Any]) -> list[int]:
 
 def _memos(memo_types: Sequence[Any], memos: Sequence[Any]) -> list[Memo]:
     """The memo of each record (None where a column has no value)."""
-    if memo_types.count(None) == len(memo_types) and memos.count(None) == len(memos):
-        return [NO_MEMO] * len(memos)
-    return [
-        (NO_MEMO if kind is None else _EMPTY_MEMOS[kind])
-        if memo is None
-        else parse_memo(kind, memo)
-        for kind, memo in zip(memo_types, memos, strict=True)
-    ]
+    out = list(map(_EMPTY_MEMOS.__getitem__, memo_types))
+    present = map(operator.is_not, memos, itertools.repeat(None))
+    for index in itertools.compress(range(len(memos)), present):
+        out[index] = parse_memo(memo_types[index], memos[index])
+    return out
 
 
 def _plain_payout_slots() -> tuple[Callable[[Payout, Any], None], ...] | None:
@@ -443,7 +444,7 @@ class _PayoutParser:
     @staticmethod
     def _cached(
         column: Sequence[Any], cache: dict[Any, Any], validate: Callable[[Any], Any]
-    ) -> list[Any]:
+    ) -> Sequence[Any]:
         """Each value's cached object, validating (and caching) the values not seen before."""
         lookup = operator.itemgetter(*column)
         try:
@@ -454,7 +455,7 @@ class _PayoutParser:
                     raise TypeError("not a plain string") from None
                 cache[value] = validate(value)
             found = lookup(cache)
-        return [found] if len(column) == 1 else list(found)
+        return [found] if len(column) == 1 else found
 
     @staticmethod
     def _distinct(
