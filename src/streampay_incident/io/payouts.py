@@ -13,7 +13,14 @@ validated once and every row holding it shares one object. A chunk holding
 anything unusual (a bad value, a JSON number where text is expected, a
 duplicate payout_id) is re-read record by record by the careful path, which
 is the reference: it names every problem, and on valid input it builds
-exactly what the fast path builds (a test holds the two to that).
+exactly what the fast path builds (tests hold the two to that).
+
+CSV, the usual export, is read in 64 KiB blocks split on newlines and commas
+while a block holds no quote (what the csv module would make of it), by the
+csv module from the first quoted block on, and by the reference row reader
+(:func:`~streampay_incident.io.rows.iter_rows`) whenever something is off: a
+possible secret seed, a wrong column count, bad UTF-8. Other formats always
+go through the row reader.
 """
 
 from __future__ import annotations
