@@ -290,7 +290,8 @@ def _suspected_repeats(transfer_rows: Sequence[Payout], repeat_window: timedelta
                     "PAYOUT_SUSPECTED_REPEAT",
                     subject=destination,
                     summary=(
-                        f"{len(chain)} transfers of {format_stroops(amount)} {asset} to the same "
+                        f"{len(chain)} transfers of {format_stroops(amount)} "
+                        f"{asset.partition(':')[0]} to the same "
                         f"destination for {_count(settlements, 'settlement')}, each within "
                         f"{_duration(repeat_window)} of the previous"
                     ),
