@@ -93,6 +93,21 @@ def test_rows_sharing_a_tx_hash_any_case() -> None:
     assert codes(findings) == ["PAYOUT_DUPLICATE_TX_RECORD"]
 
 
+def test_hashes_from_a_host_are_compared_lower_cased_too() -> None:
+    # A host building Payouts itself may keep its database's upper-case hashes.
+    upper = [
+        payout("a", settlement_id="s", tx_hash=HASHES[0].upper()),
+        payout("b", settlement_id="s", tx_hash=HASHES[0], status="submitted"),
+    ]
+    findings = find_payout_anomalies(upper)
+    assert codes(findings) == ["PAYOUT_DUPLICATE_TX_RECORD"]  # one transfer, not two
+    assert findings[0].subject == HASHES[0]
+    assert findings[0].evidence["tx_hashes"] == [HASHES[0]]
+    assert codes(rules.duplicate_tx_records(upper)) == ["PAYOUT_DUPLICATE_TX_RECORD"]
+    assert rules.duplicate_settlements(upper) == []
+    assert upper[0].tx_hash == HASHES[0].upper()  # the caller's values are left alone
+
+
 def test_one_finding_per_tx_hash_whatever_the_rows_and_statuses() -> None:
     findings = find_payout_anomalies(
         [
@@ -479,6 +494,8 @@ def test_accepts_any_iterable_and_the_public_rule_functions() -> None:
     assert find_payout_anomalies(iter(payouts)) == find_payout_anomalies(payouts)
     assert codes(rules.duplicate_settlements(payouts)) == ["PAYOUT_DUPLICATE_SETTLEMENT"]
     assert rules.suspected_repeats(payouts) == []  # one settlement
+    assert rules.duplicate_memos(payouts) == []
+    assert rules.idempotency_conflicts(payouts) == []
 
 
 def test_findings_come_in_a_stable_order() -> None:

@@ -35,6 +35,8 @@ from itertools import compress, islice, repeat
 from operator import attrgetter, is_not
 from typing import Any
 
+import attrs
+
 from ..amounts import format_stroops
 from ..codes import Severity
 from ..hookspecs import PayoutCheck, hookimpl
@@ -66,13 +68,13 @@ def find_payout_anomalies(
     docstring for the rules and the evidence each finding carries.
     """
     policy = policy or PayoutPolicy()
-    records = payouts if isinstance(payouts, list | tuple) else list(payouts)
+    records = _normalised(payouts)
     transfer_rows = _transfer_rows(records)
     findings = [
-        *duplicate_tx_records(records),
+        *_duplicate_tx_records(records),
         *_duplicate_settlements(transfer_rows),
-        *duplicate_memos(records),
-        *idempotency_conflicts(records),
+        *_duplicate_memos(records),
+        *_idempotency_conflicts(records),
         *_suspected_repeats(transfer_rows, policy.repeat_window),
     ]
     findings.sort(key=_finding_order)
@@ -84,6 +86,10 @@ def find_payout_anomalies(
 
 def duplicate_tx_records(payouts: Sequence[Payout]) -> list[Finding]:
     """``PAYOUT_DUPLICATE_TX_RECORD`` [warning]: two or more rows name one tx hash."""
+    return _duplicate_tx_records(_normalised(payouts))
+
+
+def _duplicate_tx_records(payouts: Sequence[Payout]) -> list[Finding]:
     findings = []
     for tx_hash, rows in _repeated(payouts, attrgetter("tx_hash")).items():
         settlements = _distinct(rows, "settlement_id")
@@ -111,7 +117,7 @@ def duplicate_settlements(payouts: Sequence[Payout]) -> list[Finding]:
     twice), else a warning (a second transfer may still land). The finding's
     rows are every row of those transfers.
     """
-    return _duplicate_settlements(_transfer_rows(payouts))
+    return _duplicate_settlements(_transfer_rows(_normalised(payouts)))
 
 
 def _duplicate_settlements(transfer_rows: Sequence[Payout]) -> list[Finding]:
@@ -175,6 +181,10 @@ def duplicate_memos(payouts: Sequence[Payout]) -> list[Finding]:
     settlement_ids and two or more distinct transfers. Empty memos and
     ``none`` never group. ``subject`` is :func:`memo_text` of the memo.
     """
+    return _duplicate_memos(_normalised(payouts))
+
+
+def _duplicate_memos(payouts: Sequence[Payout]) -> list[Finding]:
     # Rows with no memo share the one NO_MEMO object: skip them by identity, in C.
     memos = map(attrgetter("memo"), payouts)
     with_memo = list(compress(payouts, map(is_not, memos, repeat(NO_MEMO))))
@@ -229,6 +239,10 @@ def idempotency_conflicts(payouts: Sequence[Payout]) -> list[Finding]:
     Rows sharing an ``idempotency_key`` that differ in settlement_id,
     destination, asset or amount. The finding's rows are all rows with that key.
     """
+    return _idempotency_conflicts(_normalised(payouts))
+
+
+def _idempotency_conflicts(payouts: Sequence[Payout]) -> list[Finding]:
     findings = []
     for key, rows in _repeated(payouts, attrgetter("idempotency_key")).items():
         differs = [name for name, get in _CONFLICT_FIELDS if len({get(p) for p in rows}) > 1]
@@ -266,7 +280,7 @@ def suspected_repeats(
     ``repeat_window``; a chain of two or more transfers holding two or more
     settlement_ids is reported. ``subject`` is the destination.
     """
-    return _suspected_repeats(_transfer_rows(payouts), repeat_window)
+    return _suspected_repeats(_transfer_rows(_normalised(payouts)), repeat_window)
 
 
 def _suspected_repeats(transfer_rows: Sequence[Payout], repeat_window: timedelta) -> list[Finding]:
@@ -361,6 +375,21 @@ def _repeated(
         for payout in compress(payouts, wanted):
             groups.setdefault(key(payout), []).append(payout)
     return groups
+
+
+def _normalised(payouts: Iterable[Payout]) -> Sequence[Payout]:
+    """``payouts`` with every tx hash in lower case (the parser's are; a host's may not be).
+
+    Checked in C over all rows; rows are copied only when a hash needs it.
+    """
+    records = payouts if isinstance(payouts, list | tuple) else list(payouts)
+    hashes = filter(None, map(attrgetter("tx_hash"), records))
+    if all(map(str.islower, hashes)):
+        return records
+    return [
+        attrs.evolve(p, tx_hash=p.tx_hash.lower()) if p.tx_hash and not p.tx_hash.islower() else p
+        for p in records
+    ]
 
 
 def _transfer_rows(payouts: Sequence[Payout]) -> list[Payout]:
