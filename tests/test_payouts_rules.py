@@ -108,6 +108,17 @@ def test_hashes_from_a_host_are_compared_lower_cased_too() -> None:
     assert upper[0].tx_hash == HASHES[0].upper()  # the caller's values are left alone
 
 
+def test_an_upper_case_hash_is_found_after_many_lower_case_ones() -> None:
+    # Hashes are checked a block at a time: one past the first block still counts.
+    many = rules._HASHES_PER_CHECK + 5
+    rows = [payout(f"p{i}", amount=i + 1, tx_hash=f"{i:064x}") for i in range(many)]
+    rows.append(payout("late", amount=many + 1, tx_hash="A" + "0" * 62 + "F"))
+    rows.append(payout("twin", amount=many + 2, tx_hash="a" + "0" * 62 + "f"))
+    findings = find_payout_anomalies(rows)
+    assert codes(findings) == ["PAYOUT_DUPLICATE_TX_RECORD"]
+    assert findings[0].evidence["payout_ids"] == ["late", "twin"]
+
+
 def test_one_finding_per_tx_hash_whatever_the_rows_and_statuses() -> None:
     findings = find_payout_anomalies(
         [
