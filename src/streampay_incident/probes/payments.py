@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -258,6 +258,9 @@ class _Run:
     cursor: str | None = None
     calls: int = 0
     unverified: bool = False  # coverage of --since could not be checked
+    covered_since: datetime | None = None  # where the endpoint's data starts, when after since
+    latest_at: datetime | None = None  # the endpoint's latest ledger close time
+    notes: list[str] = attrs.field(factory=list)
 
     async def get(self, path_or_url: str, call: str) -> Exchange:
         url = path_or_url if "://" in path_or_url else join_url(self.endpoint, path_or_url)
@@ -337,22 +340,53 @@ def _window(
 # --- Horizon -------------------------------------------------------------------------------
 
 
-def _fetched(
-    run: _Run,
+async def _page(
+    walk: Callable[[_Run], Awaitable[None]],
+    kind: SourceKind,
+    url: str,
+    escrow: str,
+    *,
     since: datetime | None,
-    covered_since: datetime | None,
-    latest_at: datetime | None,
-    stopped: Finding | None,
-    notes: list[str],
+    until: datetime | None,
+    timeout: float,
+    client: Any,
+    cursor_file: Path | str | None,
+    progress: Progress | None,
 ) -> PaymentsFetch:
+    """Run ``walk`` (one endpoint kind's paging) and say what it read.
+
+    Opens the cursor file and, unless ``client`` is given, a client of its own
+    (closed again whatever happens); a :class:`_Stop` ends the paging with its
+    finding and a window cut where the data ends.
+    """
+    state = (
+        CursorFile.open(cursor_file, kind=kind, escrow=escrow, since=since)
+        if cursor_file is not None
+        else None
+    )
+    own = client is None
+    client = client or make_client(timeout=timeout)
+    run = _Run(url, escrow, since, until, timeout, client, state, progress)
+    stopped: Finding | None = None
+    try:
+        await walk(run)
+    except _Stop as stop:
+        stopped = stop.finding
+    finally:
+        if own:
+            await client.aclose()
+    return _fetched(run, stopped)
+
+
+def _fetched(run: _Run, stopped: Finding | None) -> PaymentsFetch:
     """What one paging run read, with the window it covers and why it stopped."""
     window = _window(
         run,
-        asked_since=since,
-        covered_since=covered_since,
-        covered_until=latest_at,
+        asked_since=run.since,
+        covered_since=run.covered_since,
+        covered_until=run.latest_at,
         stopped=stopped,
-        notes=notes,
+        notes=run.notes,
     )
     return PaymentsFetch(
         payments=tuple(run.payments),
@@ -529,32 +563,32 @@ async def fetch_horizon_payments(
     finding and an incomplete window. Raises :class:`InputError` only for a
     cursor file that belongs to another run.
     """
-    state = (
-        CursorFile.open(cursor_file, kind="horizon", escrow=escrow, since=since)
-        if cursor_file is not None
-        else None
+    return await _page(
+        _horizon_walk,
+        "horizon",
+        horizon_url,
+        escrow,
+        since=since,
+        until=until,
+        timeout=timeout,
+        client=client,
+        cursor_file=cursor_file,
+        progress=progress,
     )
-    own = client is None
-    client = client or make_client(timeout=timeout)
-    run = _Run(horizon_url, escrow, since, until, timeout, client, state, progress)
-    notes: list[str] = []
-    stopped: Finding | None = None
-    covered_since: datetime | None = None
-    latest_at: datetime | None = None
-    try:
-        latest, latest_at, elder = await _horizon_root(run)
-        if state is not None and state.resumed:
-            covered_since = _resume(run, state, notes, since)
-            start = state.cursor or ""
-        else:
-            start, covered_since = await _horizon_start(run, latest, latest_at, elder, notes)
-        await _horizon_pages(run, start)
-    except _Stop as stop:
-        stopped = stop.finding
-    finally:
-        if own:
-            await client.aclose()
-    return _fetched(run, since, covered_since, latest_at, stopped, notes)
+
+
+async def _horizon_walk(run: _Run) -> None:
+    """The Horizon root, the start cursor (or the cursor file's), then the payments pages."""
+    latest, run.latest_at, elder = await _horizon_root(run)
+    state = run.cursor_file
+    if state is not None and state.resumed:
+        run.covered_since = _resume(run, state, run.notes, run.since)
+        start = state.cursor or ""
+    else:
+        start, run.covered_since = await _horizon_start(
+            run, latest, run.latest_at, elder, run.notes
+        )
+    await _horizon_pages(run, start)
 
 
 def _resume(
@@ -756,30 +790,28 @@ async def fetch_rpc_transfers(
 
     Never raises on network faults (see :func:`fetch_horizon_payments`).
     """
-    state = (
-        CursorFile.open(cursor_file, kind="rpc", escrow=escrow, since=since)
-        if cursor_file is not None
-        else None
+    return await _page(
+        _rpc_walk,
+        "rpc",
+        rpc_url,
+        escrow,
+        since=since,
+        until=until,
+        timeout=timeout,
+        client=client,
+        cursor_file=cursor_file,
+        progress=progress,
     )
-    own = client is None
-    client = client or make_client(timeout=timeout)
-    run = _Run(rpc_url, escrow, since, until, timeout, client, state, progress)
-    notes: list[str] = []
-    stopped: Finding | None = None
-    covered_since: datetime | None = None
-    latest_at: datetime | None = None
-    try:
-        start, covered_since, latest_at, passphrase = await _rpc_start(run, notes)
-        if state is not None and state.resumed:
-            notes = []
-            covered_since = _resume(run, state, notes, since)
-        latest_at = await _rpc_pages(run, start, passphrase) or latest_at
-    except _Stop as stop:
-        stopped = stop.finding
-    finally:
-        if own:
-            await client.aclose()
-    return _fetched(run, since, covered_since, latest_at, stopped, notes)
+
+
+async def _rpc_walk(run: _Run) -> None:
+    """The retention window and start ledger (or the cursor file's cursor), then the events."""
+    start, run.covered_since, run.latest_at, passphrase = await _rpc_start(run, run.notes)
+    state = run.cursor_file
+    if state is not None and state.resumed:
+        run.notes.clear()  # the cursor file's span replaces the retention notes
+        run.covered_since = _resume(run, state, run.notes, run.since)
+    run.latest_at = await _rpc_pages(run, start, passphrase) or run.latest_at
 
 
 def fetch_escrow_payments(
