@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..__about__ import __version__
+from ..io import payouts, settlements
 
 _ERROR = {
     "type": "object",
@@ -93,23 +94,15 @@ _PAYOUT = {
         "destination": {"type": "string"},
         "asset": {"type": "string"},
         "amount": _SCALAR,
-        "status": {"type": "string", "enum": ["pending", "submitted", "confirmed", "failed"]},
+        "status": {"type": "string", "enum": list(payouts.STATUSES)},
         "tx_hash": {"type": "string"},
-        "memo_type": {"type": "string", "enum": ["none", "text", "id", "hash", "return"]},
+        "memo_type": {"type": "string", "enum": list(payouts.MEMO_TYPES)},
         "memo": _SCALAR,
         "idempotency_key": {"type": "string"},
         "created_at": {"type": "string"},
         "ledger": _SCALAR,
     },
-    "required": [
-        "payout_id",
-        "settlement_id",
-        "destination",
-        "asset",
-        "amount",
-        "status",
-        "created_at",
-    ],
+    "required": list(payouts.REQUIRED_FIELDS),
 }
 
 _SETTLEMENT = {
@@ -117,10 +110,7 @@ _SETTLEMENT = {
     "description": "A settlement_outbox record as pinned for the CLI's settlement exports.",
     "properties": {
         "settlement_id": {"type": "string"},
-        "status": {
-            "type": "string",
-            "enum": ["pending", "processing", "succeeded", "failed", "dead"],
-        },
+        "status": {"type": "string", "enum": list(settlements.STATUSES)},
         "created_at": {"type": "string"},
         "updated_at": {"type": "string"},
         "attempts": _SCALAR,
@@ -131,7 +121,7 @@ _SETTLEMENT = {
         "tx_max_time": _SCALAR,
         "last_error": {"type": "string"},
     },
-    "required": ["settlement_id", "status", "created_at"],
+    "required": list(settlements.REQUIRED),
 }
 
 
