@@ -34,7 +34,7 @@ from typing import Any
 import attrs
 
 from ..amounts import AmountError, parse_stroops
-from ..checks.escrow import ChainPayment, PaymentKind
+from ..checks.escrow import PAYMENT_KINDS, ChainPayment, PaymentKind
 from ..errors import InputError, InputProblem, SecretSeedError
 from ..model import NATIVE, NO_MEMO, Asset, Memo
 from ..timefmt import parse_rfc3339
@@ -44,16 +44,8 @@ _HASH = re.compile(r"[0-9a-fA-F]{64}\Z")
 _ACCOUNT = re.compile(r"[GC][A-Z2-7]{55}\Z|M[A-Z2-7]{68}\Z")
 _ASSET_CODE = re.compile(r"[A-Za-z0-9]{1,12}\Z")
 
-HORIZON_PAYMENT_TYPES = frozenset(
-    {
-        "payment",
-        "path_payment_strict_send",
-        "path_payment_strict_receive",
-        "create_account",
-        "account_merge",
-        "invoke_host_function",
-    }
-)
+# Every payment kind but SAC transfers, which come from RPC events, not Horizon records.
+HORIZON_PAYMENT_TYPES = frozenset(PAYMENT_KINDS) - {"sac_transfer"}
 # Horizon's old name for strict-receive path payments (before protocol 12).
 _TYPE_ALIASES = {"path_payment": "path_payment_strict_receive"}
 
