@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,17 +43,12 @@ from loopback import (  # noqa: E402 - the tests' loopback harness
 )
 from streampay_incident.auth import sign_request  # noqa: E402
 from streampay_incident.stellar.networks import PUBLIC  # noqa: E402
+from web_harness import free_port, serve_argv, wait_until_live  # noqa: E402
 
 PREFIX = "/internal/incident"
 KEY_ID = "bench"
 SECRET = "benchmark-secret-" + "x" * 24
 TX = "ab" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def live_chain() -> tuple[dict, dict]:
@@ -277,32 +271,14 @@ def main() -> int:
             "STREAMPAY_INCIDENT_HEALTH_TTL": args.health_ttl,
         }
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from streampay_incident.cli import main; main()",
-                "serve",
-                "--port",
-                str(port),
-                "--log-level",
-                "error",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            serve_argv(port, "error"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"{base}{PREFIX}/livez", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        sys.stderr.write(server.stderr.read().decode() if server.stderr else "")
-                        raise SystemExit("server did not start") from None
-                    time.sleep(0.1)
+            try:
+                wait_until_live(base, server, timeout=30)
+            except RuntimeError as exc:
+                raise SystemExit(f"server did not start: {exc}") from None
             result = asyncio.run(drive(base, args.requests, args.concurrency, bodies, args.mix))
         finally:
             server.terminate()

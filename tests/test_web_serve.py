@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -16,7 +14,7 @@ from click.testing import CliRunner
 
 from streampay_incident.cli import main
 from streampay_incident.cli.serve import is_loopback
-from web_harness import KEY_ID, PREFIX, SECRET, signed
+from web_harness import KEY_ID, PREFIX, SECRET, free_port, serve_argv, signed, wait_until_live
 
 KEYS_ENV = {"INTERNAL_SERVICE_HMAC_KEYS": json.dumps({KEY_ID: SECRET})}
 
@@ -132,15 +130,9 @@ def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.network
 def test_real_sidecar_process():
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -148,32 +140,11 @@ def test_real_sidecar_process():
     }
     env.update(KEYS_ENV)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from streampay_incident.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "info",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        serve_argv(port, "info"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                live = httpx.get(base + f"{PREFIX}/livez", timeout=1)
-                break
-            except httpx.TransportError as exc:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    message = proc.stderr.read().decode() if proc.poll() else "no start"
-                    raise AssertionError(message) from exc
-                time.sleep(0.1)
+        live = wait_until_live(base, proc, timeout=20)
         assert live.text == "ok"
         path = f"{PREFIX}/health"
         health = httpx.get(base + path, headers=signed("GET", path), timeout=10)

@@ -2,17 +2,23 @@
 
 ``running(app)`` binds a free loopback port, serves ``app`` with uvicorn in a
 thread, yields the base URL and stops the server afterwards. ``signed(...)``
-builds streampay-hmac-v1 headers for one request.
+builds streampay-hmac-v1 headers for one request. ``serve_argv`` and
+``wait_until_live`` run the real ``serve`` command as a child process (the
+sidecar test and ``benchmarks/web_load.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -77,6 +83,49 @@ def running(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago (for a child process to bind)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_argv(port: int, log_level: str) -> list[str]:
+    """``streampay-incident serve`` on 127.0.0.1:``port``, run by this interpreter."""
+    return [
+        sys.executable,
+        "-c",
+        "from streampay_incident.cli import main; main()",
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        log_level,
+    ]
+
+
+def wait_until_live(
+    base: str, process: subprocess.Popen[bytes], *, timeout: float
+) -> httpx.Response:
+    """Poll ``GET {base}{PREFIX}/livez`` until the server ``process`` answers; its answer.
+
+    Raises RuntimeError when the process exits first (with its stderr) or
+    ``timeout`` seconds pass.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(f"{base}{PREFIX}/livez", timeout=1)
+        except httpx.TransportError as exc:
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"server exited ({process.returncode}): {stderr}") from exc
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not answer within {timeout:g}s") from exc
+            time.sleep(0.1)
+
 
 HORIZON = "https://horizon.example.test"
 RPC = "https://rpc.example.test"
