@@ -6,23 +6,10 @@ status is at or above ``--fail-on``; else 0.
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
 from ..__about__ import __version__
-
-# Each subcommand lives in its own module; (module, attribute) pairs, loaded
-# when the group is built so that a broken optional extra cannot hide the rest.
-_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("payouts", "payouts"),
-    ("settlements", "settlements"),
-    ("tx", "tx"),
-    ("chain", "chain"),
-    ("checks_cmd", "checks"),
-    ("demo", "demo"),
-    ("serve", "serve"),
-)
+from . import chain, checks_cmd, demo, payouts, serve, settlements, tx
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,11 +21,13 @@ def main() -> None:
     """
 
 
-for _module, _attr in _COMMANDS:
-    try:
-        _mod = importlib.import_module(f".{_module}", __name__)
-    except ModuleNotFoundError as _exc:  # pragma: no cover - only while a command is being built
-        if _exc.name != f"{__name__}.{_module}":
-            raise
-        continue
-    main.add_command(getattr(_mod, _attr))
+# Each subcommand lives in its own module (the attribute named like the module,
+# except ``checks``); optional extras (web) are imported inside their command,
+# so every command is listed even without them.
+main.add_command(payouts.payouts)
+main.add_command(settlements.settlements)
+main.add_command(tx.tx)
+main.add_command(chain.chain)
+main.add_command(checks_cmd.checks)
+main.add_command(demo.demo)
+main.add_command(serve.serve)
