@@ -17,8 +17,13 @@ from streampay_incident.checks.settlements import (
 )
 from streampay_incident.codes import Severity
 from streampay_incident.io.transactions import chain_transaction_from_rpc
-from streampay_incident.model import ChainTransaction, Settlement, SettlementPolicy
-from streampay_incident.registry import get_plugin_manager, run_checks
+from streampay_incident.model import (
+    ChainTransaction,
+    Settlement,
+    SettlementContext,
+    SettlementPolicy,
+)
+from streampay_incident.registry import get_plugin_manager, run_checks, run_settlement_checks
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 H1, H2, H3 = "a1" * 32, "b2" * 32, "c3" * 32
@@ -445,24 +450,35 @@ def test_verdicts_keep_input_order() -> None:
     assert [v.settlement_id for v in triage.verdicts] == ids
 
 
-def test_builtin_check_through_the_registry_uses_the_index_context() -> None:
+def test_builtin_check_through_the_registry_uses_the_typed_context() -> None:
     s = settlement(tx_hash=H1, tx_max_time=NOW - timedelta(minutes=10))
-    index = TransactionIndex(
-        [], latest_ledger_close_time=NOW - timedelta(seconds=5), chain_status="fail"
+    context = SettlementContext(
+        latest_ledger_close_time=NOW - timedelta(seconds=5), chain_status="fail"
     )
     pm = get_plugin_manager(load_entry_points=False)
+    triage = run_settlement_checks(
+        pm,
+        [s],
+        transactions=TransactionIndex([]),
+        now=NOW,
+        policy=SettlementPolicy(),
+        context=context,
+    )
+    assert [f.code for f in triage.findings] == ["SETTLEMENT_CHAIN_BLOCKED"]
+    assert [v.retry_reason for v in triage.verdicts] == ["chain_unhealthy"]
+    # Without the verdicts, run_checks still gives the findings of the same pass.
     findings = run_checks(
         pm,
         "streampay_incident_register_settlement_checks",
         [s],
-        transactions=index,
+        transactions={},
         now=NOW,
         policy=SettlementPolicy(),
     )
-    assert [f.code for f in findings] == ["SETTLEMENT_CHAIN_BLOCKED"]
+    assert [f.evidence["retry_reason"] for f in findings] == ["no_ledger_after_max_time"]
     plain = settlement_findings([s], transactions={}, now=NOW)
     assert [f.evidence["retry_reason"] for f in plain] == ["no_ledger_after_max_time"]
     with_close = settlement_findings(
-        [s], transactions=TransactionIndex(latest_ledger_close_time=NOW), now=NOW
+        [s], transactions={}, now=NOW, context=SettlementContext(latest_ledger_close_time=NOW)
     )
     assert [f.evidence["retry_reason"] for f in with_close] == ["tx_expired"]

@@ -11,9 +11,10 @@ import pytest
 from streampay_incident import hookimpl
 from streampay_incident.model import Settlement
 from streampay_incident.registry import get_plugin_manager
+from streampay_incident.usecases import find_settlement
 from streampay_incident.web import WebConfig, create_app
 from streampay_incident.web.app import route_path, signed_target
-from streampay_incident.web.triage import body_format, find_settlement
+from streampay_incident.web.triage import body_format
 from web_harness import KEY_ID, PREFIX, SECRET, FakeChain, mounted, signed
 
 CONFIG = WebConfig(hmac_keys={KEY_ID: SECRET})

@@ -6,9 +6,9 @@ returns a :class:`ChainGrade`. No clock, socket or environment here; the
 probes in :mod:`streampay_incident.probes` gather the observations.
 
 The built-in check is registered through the
-``streampay_incident_register_chain_checks`` hook like any plugin's; given a
-plugin manager, :func:`grade_chain` runs every registered chain check through
-:func:`streampay_incident.registry.run_checks`.
+``streampay_incident_register_chain_checks`` hook like any plugin's; the use
+case :func:`streampay_incident.usecases.grade_observations` runs every
+registered chain check and hands their findings to :func:`grade_chain`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,7 @@ from ..hookspecs import hookimpl
 from ..model import Finding, Status, make_finding
 
 if TYPE_CHECKING:
-    import pluggy
-
     from ..probes import ChainObservations, EndpointObservation
-
-HOOK = "streampay_incident_register_chain_checks"
 
 
 @attrs.frozen
@@ -390,39 +386,27 @@ def grade_chain(
     now: datetime,
     expected_network: str,
     policy: ChainPolicy | None = None,
-    plugin_manager: pluggy.PluginManager | None = None,
+    findings: Sequence[Finding] | None = None,
 ) -> ChainGrade:
     """Grade a probe round at ``now`` against ``expected_network``. Pure.
 
-    Without ``plugin_manager`` only the built-in check runs; with one, every
-    chain check registered through ``streampay_incident_register_chain_checks``
-    runs (a raising plugin becomes a ``PLUGIN_ERROR`` finding). Each endpoint's
-    status comes from the findings whose subject is its URL; the overall
-    status follows :func:`overall_status`.
+    ``findings`` are those of every registered chain check (the use case
+    :func:`streampay_incident.usecases.grade_observations` runs them through
+    the plugin manager); without them only the built-in check runs. Each
+    endpoint's status comes from the findings whose subject is its URL; the
+    overall status follows :func:`overall_status`.
     """
     policy = policy or ChainPolicy()
-    if plugin_manager is None:
-        findings: tuple[Finding, ...] = tuple(
-            builtin_chain_check(
-                observations, now=now, expected_network=expected_network, policy=policy
-            )
+    if findings is None:
+        findings = builtin_chain_check(
+            observations, now=now, expected_network=expected_network, policy=policy
         )
-    else:
-        from ..registry import run_checks
-
-        findings = run_checks(
-            plugin_manager,
-            HOOK,
-            observations,
-            now=now,
-            expected_network=expected_network,
-            policy=policy,
-        )
+    found = tuple(findings)
     grades = tuple(
         EndpointGrade(
             url=obs.url,
             kind=obs.kind,
-            status=_status_of(f for f in findings if f.subject == obs.url),
+            status=_status_of(f for f in found if f.subject == obs.url),
             latest_ledger=obs.latest_ledger,
             ledger_age_seconds=ledger_age_seconds(obs, now),
             ingest_lag=obs.ingest_lag,
@@ -430,7 +414,7 @@ def grade_chain(
         )
         for obs in observations.endpoints
     )
-    return ChainGrade(status=overall_status(grades, findings), findings=findings, endpoints=grades)
+    return ChainGrade(status=overall_status(grades, found), findings=found, endpoints=grades)
 
 
 def latest_ledger_close_time(

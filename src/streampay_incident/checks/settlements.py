@@ -76,6 +76,7 @@ from ..model import (
     ChainTransaction,
     Finding,
     Settlement,
+    SettlementContext,
     SettlementPolicy,
     SettlementState,
     SettlementTriage,
@@ -105,30 +106,23 @@ RETRY_REASONS: frozenset[str] = SAFE_REASONS | {
 
 
 class TransactionIndex(dict[str, ChainTransaction]):
-    """Lower-case tx hash -> what the chain says, plus what the chain said when asked.
+    """Lower-case tx hash -> the strongest record the chain gave for it.
 
     This is the ``transactions`` mapping settlement checks receive through
-    ``streampay_incident_register_settlement_checks``. Besides the records it
-    carries the latest closed ledger's close time, the chain grade and the
-    source accounts' sequence numbers, so the built-in check reaches the same
-    verdicts as :func:`classify_settlements` while third-party checks see a
-    plain mapping.
+    ``streampay_incident_register_settlement_checks``: every hash a transaction
+    answers to (outer and inner of a fee-bump) maps to its strongest record.
+    What else the chain said (grade, latest close time, account sequences)
+    comes in the check's typed ``context``
+    (:class:`~streampay_incident.model.SettlementContext`), not in here.
     """
 
-    __slots__ = ("account_sequences", "chain_status", "latest_ledger_close_time")
+    __slots__ = ()
 
     def __init__(
         self,
         transactions: Iterable[ChainTransaction] | Mapping[str, ChainTransaction] = (),
-        *,
-        latest_ledger_close_time: datetime | None = None,
-        chain_status: ChainStatus | None = None,
-        account_sequences: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
-        self.latest_ledger_close_time = latest_ledger_close_time
-        self.chain_status = chain_status
-        self.account_sequences = account_sequences
         if isinstance(transactions, Mapping):
             for key, tx in transactions.items():
                 self._add(str(key).lower(), tx)
@@ -442,30 +436,45 @@ def classify_settlements(
     return SettlementTriage(verdicts=tuple(verdicts), findings=tuple(findings))
 
 
-def settlement_findings(
+def settlement_triage(
     settlements: Sequence[Settlement],
     *,
     transactions: Iterable[ChainTransaction] | Mapping[str, ChainTransaction] = (),
     now: datetime,
     policy: SettlementPolicy = SettlementPolicy(),  # noqa: B008 - frozen value
-) -> tuple[Finding, ...]:
+    context: SettlementContext = SettlementContext(),  # noqa: B008 - frozen value
+) -> SettlementTriage:
     """The built-in settlement check, as registered with the plugin registry.
 
-    When ``transactions`` is a :class:`TransactionIndex` its latest ledger
-    close time, chain grade and account sequences are used too.
+    Verdicts and findings in one classification pass; the chain grade, latest
+    ledger close time and account sequences come from ``context``.
     """
     return classify_settlements(
         settlements,
         transactions=transactions,
         now=now,
         policy=policy,
-        latest_ledger_close_time=getattr(transactions, "latest_ledger_close_time", None),
-        chain_status=getattr(transactions, "chain_status", None),
-        account_sequences=getattr(transactions, "account_sequences", None),
+        latest_ledger_close_time=context.latest_ledger_close_time,
+        chain_status=context.chain_status,
+        account_sequences=context.account_sequences,
+    )
+
+
+def settlement_findings(
+    settlements: Sequence[Settlement],
+    *,
+    transactions: Iterable[ChainTransaction] | Mapping[str, ChainTransaction] = (),
+    now: datetime,
+    policy: SettlementPolicy = SettlementPolicy(),  # noqa: B008 - frozen value
+    context: SettlementContext = SettlementContext(),  # noqa: B008 - frozen value
+) -> tuple[Finding, ...]:
+    """The findings of :func:`settlement_triage` alone."""
+    return settlement_triage(
+        settlements, transactions=transactions, now=now, policy=policy, context=context
     ).findings
 
 
 @hookimpl
 def streampay_incident_register_settlement_checks() -> Sequence[Any]:
     """The built-in settlement rules are a plugin like any other."""
-    return [settlement_findings]
+    return [settlement_triage]

@@ -2,19 +2,20 @@
 
 ``--chain-payments FILE | --horizon URL | --rpc URL`` with ``--escrow G...|C...``
 and ``--since T --until T``: what left the escrow on chain, compared with the
-payout rows by :func:`~streampay_incident.checks.escrow.reconcile_escrow`. A
+payout rows by :func:`~streampay_incident.usecases.reconcile_escrow`. A
 ``G...`` escrow is read from Horizon's payments of the account, a ``C...``
 escrow contract from Stellar RPC ``getEvents`` transfer events; a file may hold
 either shape. ``--escrow`` without a chain source, or a source without
 ``--escrow``, is a usage error (exit 2).
 
-The payouts command adds :func:`escrow_options` to its options and calls
-:func:`escrow_findings` with the rows it read.
+The payouts command adds :func:`escrow_options` to its options and hands
+:func:`escrow_observation` (what the chain source says) to the use case.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -23,15 +24,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 import click
 
-from ..checks.escrow import ChainPayment, CoverageWindow, reconcile_escrow
+from .. import registry, usecases
 from ..io.chain_payments import ChainPaymentBatch, read_chain_payments
 from ..io.rows import contains_seed
-from ..model import Finding, Payout
+from ..model import CoverageWindow, EscrowObservation, Finding, Payout
 from ..timefmt import format_rfc3339
-from .common import RFC3339
+from .common import RFC3339, utc_now
 
 if TYPE_CHECKING:
-    from ..probes.payments import PaymentsFetch
+    pass
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -215,58 +216,52 @@ def _progress_line() -> Iterator[Callable[[int, int, datetime | None], None]]:
         yield update
 
 
-ChainView = tuple[Sequence[ChainPayment], CoverageWindow, list[Finding]]
-
-
-def _from_file(request: EscrowRequest) -> ChainView:
+def _from_file(request: EscrowRequest) -> EscrowObservation:
     batch = read_chain_payments(request.chain_payments or "")
-    return batch.payments, _file_window(request, batch), []
+    return EscrowObservation(
+        escrow=request.escrow,
+        source=request.source,
+        payments=tuple(batch.payments),
+        window=_file_window(request, batch),
+    )
 
 
-def _from_network(request: EscrowRequest) -> ChainView:
+def _from_network(request: EscrowRequest) -> EscrowObservation:
     from ..probes.payments import fetch_escrow_payments
 
     with _progress_line() as update:
-        return _fetched(
-            fetch_escrow_payments(
-                request.horizon or request.rpc or "",
-                request.escrow,
-                since=request.since,
-                until=request.until,
-                timeout=request.timeout,
-                cursor_file=request.cursor_file,
-                progress=update,
-            )
+        fetched = fetch_escrow_payments(
+            request.horizon or request.rpc or "",
+            request.escrow,
+            since=request.since,
+            until=request.until,
+            timeout=request.timeout,
+            cursor_file=request.cursor_file,
+            progress=update,
         )
+    return EscrowObservation(
+        escrow=request.escrow,
+        source=request.source,
+        payments=tuple(fetched.payments),
+        window=fetched.window,
+        findings=tuple(fetched.findings),
+    )
 
 
-def _fetched(fetched: PaymentsFetch) -> ChainView:
-    return fetched.payments, fetched.window, list(fetched.findings)
-
-
-def escrow_findings(
-    payouts: Sequence[Payout], request: EscrowRequest
-) -> tuple[list[Finding], dict[str, Any]]:
-    """Reconcile ``payouts`` with the chain source; the findings and the report inputs.
+def escrow_observation(request: EscrowRequest) -> EscrowObservation:
+    """What the chain source of ``request`` says left the escrow, and the window it covers.
 
     A file that cannot be read raises :class:`~streampay_incident.errors.InputError`
     (exit 2); an endpoint that misbehaves gives ``CHAIN_*`` findings and an
     incomplete window instead.
     """
-    payments, window, chain_findings = (
-        _from_file(request) if request.chain_payments else _from_network(request)
-    )
-    findings = reconcile_escrow(payouts, payments, escrow=request.escrow, window=window)
-    inputs: dict[str, Any] = {
-        "escrow": request.escrow,
-        "chain_source": request.source,
-        "chain_payments": len(payments),
-        "escrow_window": (
-            f"{format_rfc3339(window.since) if window.since else 'start'} .. "
-            f"{format_rfc3339(window.until) if window.until else 'latest'}"
-        ),
-        "escrow_window_complete": window.complete,
-    }
-    if window.note:
-        inputs["escrow_window_note"] = window.note
-    return chain_findings + findings, inputs
+    return _from_file(request) if request.chain_payments else _from_network(request)
+
+
+def escrow_findings(
+    payouts: Sequence[Payout], request: EscrowRequest
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Reconcile ``payouts`` with the chain source; the findings and the report inputs."""
+    pm = registry.get_plugin_manager(registry.plugin_settings_from_env(os.environ))
+    report = usecases.reconcile_escrow(payouts, escrow_observation(request), now=utc_now(), pm=pm)
+    return list(report.findings), dict(report.inputs)

@@ -34,9 +34,8 @@ from typing import Any
 import attrs
 
 from ..amounts import AmountError, parse_stroops
-from ..checks.escrow import PAYMENT_KINDS, ChainPayment, PaymentKind
 from ..errors import InputError, InputProblem, SecretSeedError
-from ..model import NATIVE, NO_MEMO, Asset, Memo
+from ..model import NATIVE, NO_MEMO, PAYMENT_KINDS, Asset, ChainPayment, Memo, PaymentKind
 from ..timefmt import parse_rfc3339
 from .rows import JsonNumber, contains_seed, seed_problem
 

@@ -44,14 +44,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import attrs
 
-from ..checks.escrow import ChainPayment, CoverageWindow
 from ..errors import InputError, InputProblem
 from ..io.chain_payments import (
     RecordProblem,
     chain_payment_from_rpc_event,
     chain_payments_from_horizon,
 )
-from ..model import Finding, make_finding
+from ..model import ChainPayment, CoverageWindow, Finding, make_finding
 from ..timefmt import format_rfc3339, parse_rfc3339
 from .http import (
     READ_RETRY,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..errors import InputError
-from ..model import ChainTransaction, Settlement, Status
+from ..model import ChainTransaction, Settlement
 from . import ChainConfig, ChainObservations, observe_chain
 from .http import (
     READ_RETRY,
@@ -43,7 +43,6 @@ from .rpc import rpc_reply, rpc_request_body
 if TYPE_CHECKING:
     import httpx
 
-    from ..checks.chain import EndpointGrade
     from .record import Recorder
 
 DEFAULT_CONCURRENCY = 8
@@ -362,50 +361,30 @@ __all__ = [
     "lookup_account_sequences",
     "lookup_transactions",
     "observe_settlement_chain",
+    "observe_settlements",
     "rpc_transaction",
     "settlement_chain_facts",
 ]
 
 
-@attrs.frozen
-class LiveChainView:
-    """What a live lookup tells settlement triage: records, sequences, close time, chain grade."""
-
-    transactions: tuple[ChainTransaction, ...]
-    account_sequences: Mapping[str, int]
-    latest_ledger_close_time: datetime | None
-    chain_status: Status
-    endpoints: tuple[EndpointGrade, ...]
-
-    def inputs(self) -> dict[str, object]:
-        """What the report's ``inputs`` say about the lookup."""
-        return {
-            "horizon": [e.url for e in self.endpoints if e.kind == "horizon"],
-            "rpc": [e.url for e in self.endpoints if e.kind == "rpc"],
-            "chain_status": self.chain_status,
-            "live_transaction_records": len(self.transactions),
-        }
-
-
-def lookup_settlement_chain(
+def observe_settlements(
     settlements: Iterable[Settlement],
     *,
     horizon_urls: Iterable[str],
     rpc_urls: Iterable[str],
     network_passphrase: str,
     timeout: float,
-    now: datetime,
     known: Iterable[ChainTransaction] = (),
     concurrency: int = DEFAULT_CONCURRENCY,
-) -> LiveChainView:
-    """Look up what the network says now about ``settlements``, within ``timeout`` in all.
+) -> SettlementChainObservations:
+    """Ask the network now about ``settlements``, within ``timeout`` in all.
 
     Synchronous (for the CLI): every tx hash not already found in ``known``
     (success or failed), the source accounts' sequence numbers (when the
-    envelope gave them), and a chain-health round graded at ``now``. Never
-    raises on network faults: what could not be looked up is ``unknown``.
+    envelope gave them), and a chain-health round. Never raises on network
+    faults: what could not be looked up is ``unknown``. Grading the round and
+    deciding what to trust is the use case's job.
     """
-    from ..checks.chain import grade_chain
     from .http import run_sync
 
     settled = {h for tx in known if tx.status in ("success", "failed") for h in tx.all_hashes}
@@ -418,17 +397,8 @@ def lookup_settlement_chain(
         network_passphrase,
         timeout,
     )
-    observed = run_sync(
+    return run_sync(
         observe_settlement_chain(
             config, tx_hashes=hashes, accounts=accounts, concurrency=concurrency
         )
-    )
-    facts = settlement_chain_facts(observed, expected_network=network_passphrase)
-    grade = grade_chain(observed.chain, now=now, expected_network=network_passphrase)
-    return LiveChainView(
-        transactions=facts.transactions,
-        account_sequences=facts.account_sequences,
-        latest_ledger_close_time=facts.latest_ledger_close_time,
-        chain_status=grade.status,
-        endpoints=grade.endpoints,
     )

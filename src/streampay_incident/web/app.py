@@ -30,12 +30,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from .. import usecases
 from ..auth import AuthFailure, HmacVerifier, bearer_token_matches
-from ..codes import all_codes
 from ..errors import InputError, InputProblem
 from ..logevents import log_event
 from ..model import Finding, PayoutPolicy, Report, Status, make_finding
-from ..registry import get_plugin_manager, loaded_plugins, plugin_settings_from_env
+from ..registry import checks_document, get_plugin_manager, plugin_settings_from_env
 from ..report import render_markdown, report_to_json
 from ..stellar.networks import network_name, resolve_network
 from ..timefmt import format_rfc3339, parse_duration, parse_rfc3339
@@ -339,20 +339,7 @@ class _Endpoints:
         )
 
     async def checks(self, request: Request) -> Response:
-        return JSONResponse(
-            {
-                "codes": [
-                    {
-                        "code": c.code,
-                        "severity": c.severity.value,
-                        "title": c.title,
-                        "runbook": c.runbook,
-                    }
-                    for c in all_codes()
-                ],
-                "plugins": loaded_plugins(self.pm),
-            }
-        )
+        return JSONResponse(checks_document(self.pm))
 
     async def metrics_text(self, request: Request) -> Response:
         if self.monitor.configured:
@@ -433,11 +420,16 @@ class _Endpoints:
             if isinstance(rows, InputError):
                 return fmt, rows
             try:
-                return triage.triage_payouts(
-                    rows, pm=self.pm, policy=policy, now=now, inputs=inputs
-                )
+                payouts = triage.payouts_from_body_rows(rows)
             except InputError as error:
                 return fmt, error
+            return usecases.triage_payouts(
+                payouts,
+                policy=policy,
+                now=now,
+                pm=self.pm,
+                inputs={**inputs, "records": len(payouts)},
+            )
 
         outcome = await run_in_threadpool(work)
         if not isinstance(outcome, Report):
@@ -482,13 +474,15 @@ class _Endpoints:
                 settlements = triage.settlements_from_body_rows(rows, network_passphrase=passphrase)
             except InputError as error:
                 return fmt, error
-            return triage.triage_settlements(
+            chain = usecases.settlement_chain(
+                latest_ledger_close_time=ledger_close, chain_status=chain_status
+            )
+            return usecases.triage_settlements(
                 settlements,
-                pm=self.pm,
+                chain=chain,
                 now=now,
-                latest_ledger_close_time=ledger_close,
-                chain_status=chain_status,
-                inputs=inputs,
+                pm=self.pm,
+                inputs={**inputs, "records": len(settlements)},
             )
 
         outcome = await run_in_threadpool(work)
@@ -511,7 +505,7 @@ class _Endpoints:
     async def settlement(self, request: Request) -> Response:
         settlement_id = request.path_params["settlement_id"]
         settlement, transaction, error = await run_in_threadpool(
-            triage.find_settlement, self.pm, settlement_id
+            usecases.find_settlement, self.pm, settlement_id
         )
         if error is not None:
             report = Report(
@@ -534,15 +528,18 @@ class _Endpoints:
             inputs["latest_ledger_close_time"] = format_rfc3339(chain_close_time)
         if chain_status is not None:
             inputs["chain_status"] = chain_status
-        report = await run_in_threadpool(
-            triage.triage_settlements,
-            [settlement],
-            pm=self.pm,
-            transactions=[transaction] if transaction is not None else [],
-            now=now,
+        chain = usecases.settlement_chain(
+            [transaction] if transaction is not None else [],
             latest_ledger_close_time=chain_close_time,
             chain_status=chain_status,
-            inputs=inputs,
+        )
+        report = await run_in_threadpool(
+            usecases.triage_settlements,
+            [settlement],
+            chain=chain,
+            now=now,
+            pm=self.pm,
+            inputs={**inputs, "records": 1},
         )
         return self._render(request, report, "settlement")
 

@@ -98,8 +98,9 @@ def chain_health_source(
     network = config.network_passphrase or ""  # WebConfig.from_env insists on one
 
     async def probe_round() -> ChainReading:
-        from ..checks.chain import grade_chain, latest_ledger_close_time
+        from ..checks.chain import latest_ledger_close_time
         from ..probes import ChainConfig, observe_chain
+        from ..usecases import grade_observations
 
         chain_config = ChainConfig(
             horizon_urls=config.horizon_urls,
@@ -108,7 +109,7 @@ def chain_health_source(
             timeout=config.probe_timeout_seconds,
         )
         observations = await observe_chain(chain_config)
-        grade = grade_chain(
+        grade = grade_observations(
             observations,
             now=datetime.now(UTC),
             expected_network=network,
