@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -106,10 +107,32 @@ def get_plugin_manager(
         pm.trace.root.setwriter(lambda msg: sys.stderr.write(msg))
         pm.enable_tracing()
     pm.check_pending()
+    code_table(pm)  # a plugin declaring a code in conflict fails at start-up
+    return pm
+
+
+_CODE_TABLES: weakref.WeakKeyDictionary[
+    pluggy.PluginManager, tuple[tuple[int, ...], Mapping[str, codes.FindingCode]]
+] = weakref.WeakKeyDictionary()
+
+
+def code_table(pm: pluggy.PluginManager) -> Mapping[str, codes.FindingCode]:
+    """The built-in codes plus those ``pm``'s plugins declare; it lives with ``pm``.
+
+    Declared again when plugins were registered or unregistered since the last
+    call (the ``streampay_incident_plugin`` fixture registers after the manager
+    is built). Raises ``ValueError`` for a code declared differently twice.
+    """
+    plugins = tuple(sorted(id(p) for p in pm.get_plugins()))
+    cached = _CODE_TABLES.get(pm)
+    if cached is not None and cached[0] == plugins:
+        return cached[1]
+    table = dict(codes.CODES)
     for declared in getattr(pm.hook, hookspecs.REGISTER_CODES)():
         for code in declared:
-            codes.register_code(code)
-    return pm
+            codes.declare(table, code)
+    _CODE_TABLES[pm] = (plugins, table)
+    return table
 
 
 def plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
@@ -157,6 +180,20 @@ def _run(
     """
     findings: list[Finding] = []
     triages: list[SettlementTriage] = []
+    with codes.declared(code_table(pm)):
+        _run_impls(pm, hook_name, args, kwargs, optional, findings, triages)
+    return findings, triages
+
+
+def _run_impls(
+    pm: pluggy.PluginManager,
+    hook_name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    optional: Mapping[str, Any],
+    findings: list[Finding],
+    triages: list[SettlementTriage],
+) -> None:
     caller = getattr(pm.hook, hook_name)
     trace = pm.trace.root.get("check")  # writes only when tracing is enabled
     for impl in caller.get_hookimpls():
@@ -182,7 +219,6 @@ def _run(
             findings.extend(produced)
             if triage is not None:
                 triages.append(triage)
-    return findings, triages
 
 
 def run_checks(
@@ -260,7 +296,7 @@ def checks_document(pm: pluggy.PluginManager) -> dict[str, Any]:
     return {
         "codes": [
             {"code": c.code, "severity": c.severity.value, "title": c.title, "runbook": c.runbook}
-            for c in codes.all_codes()
+            for c in code_table(pm).values()
         ],
         "plugins": loaded_plugins(pm),
     }
