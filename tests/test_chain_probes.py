@@ -38,6 +38,7 @@ from loopback import (
 )
 from streampay_incident.__about__ import __version__
 from streampay_incident.checks.chain import ChainGrade, grade_chain
+from streampay_incident.observations import as_int, as_rfc3339, as_unix_time
 from streampay_incident.probes import (
     ChainConfig,
     ChainObservations,
@@ -50,9 +51,6 @@ from streampay_incident.probes.http import (
     READ_RETRY,
     Deadline,
     Exchange,
-    as_int,
-    as_rfc3339,
-    as_unix_time,
     classify_transport_error,
     fetch,
     join_url,

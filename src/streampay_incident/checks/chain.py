@@ -24,7 +24,7 @@ from ..hookspecs import hookimpl
 from ..model import Finding, Status, make_finding
 
 if TYPE_CHECKING:
-    from ..probes import ChainObservations, EndpointObservation
+    from ..observations import ChainObservations, EndpointObservation
 
 
 @attrs.frozen

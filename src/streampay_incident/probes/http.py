@@ -29,6 +29,7 @@ import attrs
 import httpx
 
 from ..__about__ import __version__
+from ..observations import CallObservation
 from ..timefmt import format_rfc3339, parse_rfc3339
 
 USER_AGENT = f"streampay-incident/{__version__}"
@@ -432,33 +433,6 @@ def join_url(base: str, path: str) -> str:
     return joined + (sep + query if sep else "")
 
 
-Outcome = Literal[
-    "ok", "unreachable", "http_error", "rate_limited", "bad_body", "rpc_error", "skipped"
-]
-
-
-@attrs.frozen
-class CallObservation:
-    """What one probe call said, in the terms the grader uses.
-
-    ``ok`` answered as expected; ``unreachable`` no complete answer (refused,
-    DNS, hung, trickled past the deadline); ``http_error`` a 5xx;
-    ``rate_limited`` a 429 (``rate_limit`` holds Retry-After and
-    X-RateLimit-*); ``bad_body`` an answer that is not the JSON expected (an
-    HTML page from a proxy, a 4xx); ``rpc_error`` a JSON-RPC error object;
-    ``skipped`` a call the endpoint does not offer (Horizon ``/health`` 404).
-    """
-
-    call: str
-    outcome: Outcome
-    status: int | None = None
-    detail: str = ""
-    rate_limit: Mapping[str, str] = attrs.field(factory=dict, eq=False, hash=False)
-    rpc_error_code: int | None = None
-    elapsed_seconds: float = 0.0
-    attempts: int = 1
-
-
 def transport_outcome(exchange: Exchange) -> CallObservation | None:
     """The observation when the HTTP layer already decides it (no answer, 429, 5xx), else None."""
     base = CallObservation(
@@ -529,40 +503,6 @@ def json_object(exchange: Exchange) -> dict[str, Any] | None:
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
-
-
-def as_int(value: Any) -> int | None:
-    """An integer served as a JSON number or as a decimal string (older RPC servers), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("-").isdigit() and text.count("-") <= 1 and not text.endswith("-"):
-            return int(text)
-    return None
-
-
-def as_unix_time(value: Any) -> datetime | None:
-    """Unix seconds served as a number or a string (RPC close times), else None; 0 is None."""
-    seconds = as_int(value)
-    if seconds is None or seconds <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def as_rfc3339(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp (Horizon ``*_at`` fields), else None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_rfc3339(value)
-    except ValueError:
-        return None
 
 
 @attrs.frozen

@@ -51,14 +51,12 @@ from ..io.chain_payments import (
     chain_payments_from_horizon,
 )
 from ..model import ChainPayment, CoverageWindow, Finding, make_finding
+from ..observations import as_int, as_rfc3339, as_unix_time
 from ..timefmt import format_rfc3339, parse_rfc3339
 from .http import (
     READ_RETRY,
     Deadline,
     Exchange,
-    as_int,
-    as_rfc3339,
-    as_unix_time,
     fetch,
     join_url,
     json_object,

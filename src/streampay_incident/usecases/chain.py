@@ -21,7 +21,7 @@ from ..stellar.networks import network_name
 
 if TYPE_CHECKING:
     from ..checks.chain import ChainGrade, ChainPolicy
-    from ..probes import ChainObservations
+    from ..observations import ChainObservations
 
 
 def grade_observations(
