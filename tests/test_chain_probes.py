@@ -974,7 +974,7 @@ def test_rpc_lookups_keep_the_retention_window() -> None:
 
 
 def test_settlement_facts_trust_not_found_only_on_the_expected_network() -> None:
-    from streampay_incident.probes.transactions import settlement_chain_facts
+    from streampay_incident.checks.evidence import settlement_chain_facts
 
     lagging = tx_horizon_routes(
         root={"history_latest_ledger_closed_at": "2024-12-15T11:39:00Z"},

@@ -23,8 +23,8 @@ from streampay_incident.model import (
     SettlementVerdict,
     make_finding,
 )
+from streampay_incident.observations import SettlementChainObservations
 from streampay_incident.probes import ChainObservations
-from streampay_incident.probes.transactions import SettlementChainObservations
 from streampay_incident.registry import _accepts, _raised_by, first_answer, get_plugin_manager
 from streampay_incident.stellar.networks import PUBLIC
 

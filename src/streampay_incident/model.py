@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import attrs
 
 from .codes import Severity, lookup
+
+if TYPE_CHECKING:
+    from .observations import PagingStop
 from .timefmt import format_rfc3339
 
 PayoutStatus = Literal["pending", "submitted", "confirmed", "failed"]
@@ -372,12 +375,12 @@ class EscrowObservation:
     """What a chain source (a file, Horizon, Stellar RPC) said left ``escrow``.
 
     ``source`` names it for the report (the file or the URL); ``window`` is the
-    span it covers; ``findings`` are the source's own ``CHAIN_*`` findings (an
-    endpoint that misbehaved while paging), empty for a file.
+    span it covers; ``stop`` why live paging stopped early (an endpoint that
+    misbehaved), None for a file or a run that finished.
     """
 
     escrow: str
     source: str
     payments: tuple[ChainPayment, ...]
     window: CoverageWindow
-    findings: tuple[Finding, ...] = ()
+    stop: PagingStop | None = None

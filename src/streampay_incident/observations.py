@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import attrs
 
+from .model import ChainTransaction
 from .timefmt import parse_rfc3339
 
 EndpointKind = Literal["horizon", "rpc"]
@@ -350,3 +351,81 @@ class ChainObservations:
 
     def of_kind(self, kind: EndpointKind) -> tuple[EndpointObservation, ...]:
         return tuple(e for e in self.endpoints if e.kind == kind)
+
+
+# --- what a live lookup for settlement triage learned ----------------------------------------
+
+
+@attrs.frozen
+class TransactionAnswer:
+    """What one endpoint said about one hash."""
+
+    endpoint: str
+    transaction: ChainTransaction
+
+
+@attrs.frozen
+class SequenceAnswer:
+    """One Horizon's current sequence number for one account."""
+
+    endpoint: str
+    account: str
+    sequence: int
+
+
+@attrs.frozen
+class SettlementChainObservations:
+    """Everything a live lookup learned: the chain round, per-endpoint tx and sequence answers."""
+
+    chain: ChainObservations
+    transactions: tuple[TransactionAnswer, ...]
+    sequences: tuple[SequenceAnswer, ...]
+
+
+@attrs.frozen
+class SettlementChainFacts:
+    """What the settlement classifier takes from a live lookup."""
+
+    transactions: tuple[ChainTransaction, ...]
+    account_sequences: Mapping[str, int]
+    latest_ledger_close_time: datetime | None
+
+
+# --- what paging the escrow's payments covered, and why it stopped ----------------------------
+
+
+@attrs.frozen
+class PagingCoverage:
+    """What a paging run over the escrow's payments asked for and reached, as facts.
+
+    ``asked_since``/``asked_until`` the bounds asked; ``covered_since`` where
+    the endpoint's data starts when after ``asked_since``; ``covered_until``
+    its latest ledger close time; ``reached`` the close time of the last
+    record read; ``unverified`` True when the start of the data could not be
+    checked; ``notes`` what the run noticed, for the report.
+    """
+
+    asked_since: datetime | None = None
+    asked_until: datetime | None = None
+    covered_since: datetime | None = None
+    covered_until: datetime | None = None
+    reached: datetime | None = None
+    unverified: bool = False
+    notes: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class PagingStop:
+    """Why paging had to stop: what the endpoint did, on which call.
+
+    ``problem`` is ``unreachable`` (no complete answer), ``rate_limited``
+    (HTTP 429; ``rate_limit`` holds Retry-After and X-RateLimit-*) or
+    ``error`` (anything else not as expected); ``summary`` says it in a line.
+    """
+
+    endpoint: str
+    call: str
+    problem: Literal["unreachable", "rate_limited", "error"]
+    summary: str
+    url: str | None = None
+    rate_limit: Mapping[str, str] = attrs.field(factory=dict, eq=False, hash=False)

@@ -25,9 +25,9 @@ import attrs
 import click
 
 from .. import registry, usecases
-from ..io.chain_payments import ChainPaymentBatch, read_chain_payments
+from ..io.chain_payments import read_chain_payments
 from ..io.rows import contains_seed
-from ..model import CoverageWindow, EscrowObservation, Finding, Payout
+from ..model import EscrowObservation, Finding, Payout
 from ..timefmt import format_rfc3339
 from .common import RFC3339, utc_now
 
@@ -158,38 +158,6 @@ def _check_escrow(escrow: str) -> None:
         raise click.UsageError(f"--escrow {escrow!r} is not a valid G... account or C... contract")
 
 
-def _file_window(request: EscrowRequest, batch: ChainPaymentBatch) -> CoverageWindow:
-    """What a file covers: the asked bounds, narrowed to an RPC retention window, else the
-    span of its records when a bound was not given."""
-    notes: list[str] = []
-    complete = True
-    since, until = request.since, request.until
-    oldest = batch.oldest_ledger_close_time
-    if oldest is not None and (since is None or since < oldest):
-        if since is not None:
-            complete = False
-            notes.append(
-                f"the RPC's retention window starts at {format_rfc3339(oldest)}, after --since"
-            )
-        since = oldest
-    if until is None and batch.latest_ledger_close_time is not None:
-        until = batch.latest_ledger_close_time
-    times = [p.closed_at for p in batch.payments if p.closed_at is not None]
-    if times and since is None:
-        since = min(times)
-        notes.append(
-            f"no --since: the window starts at the file's first record ({format_rfc3339(since)})"
-        )
-    if times and until is None:
-        until = max(times)
-        notes.append(
-            f"no --until: the window ends at the file's last record ({format_rfc3339(until)})"
-        )
-    if not batch.payments and request.since is None and request.until is None:
-        notes.append("the chain payments file holds no payments")
-    return CoverageWindow(since=since, until=until, complete=complete, note="; ".join(notes))
-
-
 @contextlib.contextmanager
 def _progress_line() -> Iterator[Callable[[int, int, datetime | None], None]]:
     """A live progress line on stderr when it is a terminal; a no-op otherwise."""
@@ -218,11 +186,8 @@ def _progress_line() -> Iterator[Callable[[int, int, datetime | None], None]]:
 
 def _from_file(request: EscrowRequest) -> EscrowObservation:
     batch = read_chain_payments(request.chain_payments or "")
-    return EscrowObservation(
-        escrow=request.escrow,
-        source=request.source,
-        payments=tuple(batch.payments),
-        window=_file_window(request, batch),
+    return usecases.escrow_from_file(
+        request.escrow, request.source, batch, since=request.since, until=request.until
     )
 
 
@@ -239,13 +204,7 @@ def _from_network(request: EscrowRequest) -> EscrowObservation:
             cursor_file=request.cursor_file,
             progress=update,
         )
-    return EscrowObservation(
-        escrow=request.escrow,
-        source=request.source,
-        payments=tuple(fetched.payments),
-        window=fetched.window,
-        findings=tuple(fetched.findings),
-    )
+    return usecases.escrow_from_paging(request.escrow, request.source, fetched)
 
 
 def escrow_observation(request: EscrowRequest) -> EscrowObservation:

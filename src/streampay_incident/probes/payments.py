@@ -50,8 +50,8 @@ from ..io.chain_payments import (
     chain_payment_from_rpc_event,
     chain_payments_from_horizon,
 )
-from ..model import ChainPayment, CoverageWindow, Finding, make_finding
-from ..observations import as_int, as_rfc3339, as_unix_time
+from ..model import ChainPayment
+from ..observations import PagingCoverage, PagingStop, as_int, as_rfc3339, as_unix_time
 from ..timefmt import format_rfc3339, parse_rfc3339
 from .http import (
     READ_RETRY,
@@ -82,58 +82,56 @@ Progress = Callable[[int, int, datetime | None], None]
 class PaymentsFetch:
     """What a live paging run brought back.
 
-    ``payments`` lie inside ``window``; ``findings`` are ``CHAIN_*`` findings
-    about the endpoint (unreachable, error, rate limited) that cut the run
-    short; ``cursor`` is where a re-run would continue.
+    ``payments`` lie inside the window ``coverage`` describes; ``stop`` says
+    what about the endpoint (unreachable, error, rate limited) cut the run
+    short. Both are values: what they mean (the coverage window, the
+    ``CHAIN_*`` finding) is decided in :mod:`streampay_incident.checks.coverage`.
+    ``cursor`` is where a re-run would continue.
     """
 
     payments: tuple[ChainPayment, ...]
-    window: CoverageWindow
-    findings: tuple[Finding, ...] = ()
+    coverage: PagingCoverage
+    stop: PagingStop | None = None
     pages: int = 0
     cursor: str | None = None
 
 
 class _Stop(Exception):
-    """Paging cannot go on: the finding says why."""
+    """Paging cannot go on: the stop says why."""
 
-    def __init__(self, finding: Finding) -> None:
-        super().__init__(finding.summary)
-        self.finding = finding
+    def __init__(self, stop: PagingStop) -> None:
+        super().__init__(stop.summary)
+        self.stop = stop
 
 
-def _endpoint_finding(endpoint: str, exchange: Exchange, what: str) -> Finding:
-    """The ``CHAIN_*`` finding for a call that did not answer as expected."""
+def _endpoint_stop(endpoint: str, exchange: Exchange, what: str) -> PagingStop:
+    """Why a call that did not answer as expected stops the paging."""
     decided = transport_outcome(exchange)
     if decided is not None and decided.outcome == "unreachable":
-        return make_finding(
-            "CHAIN_ENDPOINT_UNREACHABLE",
-            subject=endpoint,
-            summary=f"{what}: no complete answer ({decided.detail})",
-            evidence={"endpoint": endpoint, "call": exchange.call, "url": exchange.url},
+        return PagingStop(
+            endpoint,
+            exchange.call,
+            "unreachable",
+            f"{what}: no complete answer ({decided.detail})",
+            url=exchange.url,
         )
     if decided is not None and decided.outcome == "rate_limited":
-        return make_finding(
-            "CHAIN_RATE_LIMITED",
-            subject=endpoint,
-            summary=f"{what}: HTTP 429; re-run later (with --cursor-file to continue)",
-            evidence={"endpoint": endpoint, "call": exchange.call, **decided.rate_limit},
+        return PagingStop(
+            endpoint,
+            exchange.call,
+            "rate_limited",
+            f"{what}: HTTP 429; re-run later (with --cursor-file to continue)",
+            rate_limit=decided.rate_limit,
         )
     detail = decided.detail if decided is not None else f"HTTP {exchange.status}"
-    return make_finding(
-        "CHAIN_ENDPOINT_ERROR",
-        subject=endpoint,
-        summary=f"{what}: {detail}",
-        evidence={"endpoint": endpoint, "call": exchange.call, "url": exchange.url},
-    )
+    return PagingStop(endpoint, exchange.call, "error", f"{what}: {detail}", url=exchange.url)
 
 
-def _bad_answer(endpoint: str, exchange: Exchange, why: str, what: str | None = None) -> Finding:
-    return make_finding(
-        "CHAIN_ENDPOINT_ERROR",
-        subject=endpoint,
-        summary=f"{what or exchange.call}: {why}",
-        evidence={"endpoint": endpoint, "call": exchange.call, "url": exchange.url},
+def _bad_answer(
+    endpoint: str, exchange: Exchange, why: str, what: str | None = None
+) -> PagingStop:
+    return PagingStop(
+        endpoint, exchange.call, "error", f"{what or exchange.call}: {why}", url=exchange.url
     )
 
 
@@ -286,7 +284,7 @@ class _Run:
         )
         observation, result, _error = rpc_reply(exchange)
         if observation.outcome in ("unreachable", "rate_limited", "http_error"):
-            raise _Stop(_endpoint_finding(self.endpoint, exchange, method))
+            raise _Stop(_endpoint_stop(self.endpoint, exchange, method))
         if observation.outcome != "ok" or not isinstance(result, dict):
             raise _Stop(_bad_answer(self.endpoint, exchange, observation.detail, method))
         return result
@@ -305,33 +303,6 @@ class _Run:
             self.reached = reached
         if self.progress is not None:
             self.progress(self.pages, len(self.payments), self.reached)
-
-
-def _window(
-    run: _Run,
-    *,
-    asked_since: datetime | None,
-    covered_since: datetime | None,
-    covered_until: datetime | None,
-    stopped: Finding | None,
-    notes: list[str],
-) -> CoverageWindow:
-    """The window the data covers, and whether that is everything that was asked."""
-    complete = not run.unverified
-    if asked_since is not None and covered_since is not None and covered_since > asked_since:
-        complete = False
-    if stopped is not None:
-        complete = False
-        covered_until = run.reached or covered_since or asked_since
-        notes.append(
-            f"paging stopped at {format_rfc3339(covered_until) if covered_until else 'the start'}: "
-            f"{stopped.summary}"
-        )
-    until = covered_until
-    if run.until is not None and (until is None or run.until < until):
-        until = run.until
-    since = covered_since if covered_since is not None else asked_since
-    return CoverageWindow(since=since, until=until, complete=complete, note="; ".join(notes))
 
 
 # --- Horizon -------------------------------------------------------------------------------
@@ -364,31 +335,32 @@ async def _page(
     own = client is None
     client = client or make_client(timeout=timeout)
     run = _Run(url, escrow, since, until, timeout, client, state, progress)
-    stopped: Finding | None = None
+    stopped: PagingStop | None = None
     try:
         await walk(run)
     except _Stop as stop:
-        stopped = stop.finding
+        stopped = stop.stop
     finally:
         if own:
             await client.aclose()
     return _fetched(run, stopped)
 
 
-def _fetched(run: _Run, stopped: Finding | None) -> PaymentsFetch:
+def _fetched(run: _Run, stopped: PagingStop | None) -> PaymentsFetch:
     """What one paging run read, with the window it covers and why it stopped."""
-    window = _window(
-        run,
+    coverage = PagingCoverage(
         asked_since=run.since,
+        asked_until=run.until,
         covered_since=run.covered_since,
         covered_until=run.latest_at,
-        stopped=stopped,
-        notes=run.notes,
+        reached=run.reached,
+        unverified=run.unverified,
+        notes=tuple(run.notes),
     )
     return PaymentsFetch(
         payments=tuple(run.payments),
-        window=window,
-        findings=(stopped,) if stopped else (),
+        coverage=coverage,
+        stop=stopped,
         pages=run.pages,
         cursor=run.cursor,
     )
@@ -416,7 +388,7 @@ async def _horizon_root(run: _Run) -> tuple[int | None, datetime | None, int]:
     """(latest ledger, its close time, first ledger of history) from the Horizon root."""
     exchange = await run.get("", "root")
     if transport_outcome(exchange) is not None:
-        raise _Stop(_endpoint_finding(run.endpoint, exchange, "Horizon root"))
+        raise _Stop(_endpoint_stop(run.endpoint, exchange, "Horizon root"))
     root = json_object(exchange)
     if exchange.status != 200 or root is None:
         raise _Stop(
@@ -491,7 +463,7 @@ async def _horizon_pages(run: _Run, start_cursor: str) -> None:
         )
         exchange = await run.get(f"{base}?{query}", "payments")
         if transport_outcome(exchange) is not None or exchange.status != 200:
-            raise _Stop(_endpoint_finding(run.endpoint, exchange, "payments page"))
+            raise _Stop(_endpoint_stop(run.endpoint, exchange, "payments page"))
         page = json_object(exchange)
         records = ((page or {}).get("_embedded") or {}).get("records")
         if page is None or not isinstance(records, list):
@@ -634,11 +606,11 @@ async def _rpc_start(
     latest = as_int(health.get("latestLedger"))
     if oldest is None or latest is None:
         raise _Stop(
-            make_finding(
-                "CHAIN_ENDPOINT_ERROR",
-                subject=run.endpoint,
-                summary="getHealth: no oldestLedger/latestLedger to page events from",
-                evidence={"endpoint": run.endpoint, "call": "getHealth"},
+            PagingStop(
+                run.endpoint,
+                "getHealth",
+                "error",
+                "getHealth: no oldestLedger/latestLedger to page events from",
             )
         )
     try:
@@ -720,11 +692,11 @@ async def _rpc_pages(
         events = result.get("events")
         if not isinstance(events, list):
             raise _Stop(
-                make_finding(
-                    "CHAIN_ENDPOINT_ERROR",
-                    subject=run.endpoint,
-                    summary="getEvents: result without an events list",
-                    evidence={"endpoint": run.endpoint, "call": "getEvents"},
+                PagingStop(
+                    run.endpoint,
+                    "getEvents",
+                    "error",
+                    "getEvents: result without an events list",
                 )
             )
         latest_at = as_unix_time(result.get("latestLedgerCloseTime")) or latest_at
@@ -737,11 +709,11 @@ async def _rpc_pages(
                 payment = chain_payment_from_rpc_event(event, network_passphrase=passphrase)
             except RecordProblem as exc:
                 raise _Stop(
-                    make_finding(
-                        "CHAIN_ENDPOINT_ERROR",
-                        subject=run.endpoint,
-                        summary=f"getEvents: event {index}: {exc.field}: {exc.message}",
-                        evidence={"endpoint": run.endpoint, "call": "getEvents"},
+                    PagingStop(
+                        run.endpoint,
+                        "getEvents",
+                        "error",
+                        f"getEvents: event {index}: {exc.field}: {exc.message}",
                     )
                 ) from None
             closed = payment.closed_at if payment is not None else None

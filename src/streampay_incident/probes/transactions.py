@@ -20,13 +20,11 @@ What an answer means (the pure classifier decides the rest):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING
-
-import attrs
 
 from ..errors import InputError
 from ..model import ChainTransaction, Settlement
+from ..observations import SequenceAnswer, SettlementChainObservations, TransactionAnswer
 from . import ChainConfig, ChainObservations, observe_chain
 from .http import (
     READ_RETRY,
@@ -48,32 +46,6 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = 8
 # The inner rounds end themselves at the deadline; the outer bound waits a little longer.
 _GRACE = 0.5
-
-
-@attrs.frozen
-class TransactionAnswer:
-    """What one endpoint said about one hash."""
-
-    endpoint: str
-    transaction: ChainTransaction
-
-
-@attrs.frozen
-class SequenceAnswer:
-    """One Horizon's current sequence number for one account."""
-
-    endpoint: str
-    account: str
-    sequence: int
-
-
-@attrs.frozen
-class SettlementChainObservations:
-    """Everything a live lookup learned: the chain round, per-endpoint tx and sequence answers."""
-
-    chain: ChainObservations
-    transactions: tuple[TransactionAnswer, ...]
-    sequences: tuple[SequenceAnswer, ...]
 
 
 def _unknown(tx_hash: str, source: str) -> ChainTransaction:
@@ -307,53 +279,8 @@ async def observe_settlement_chain(
     )
 
 
-@attrs.frozen
-class SettlementChainFacts:
-    """What the settlement classifier takes from a live lookup."""
-
-    transactions: tuple[ChainTransaction, ...]
-    account_sequences: Mapping[str, int]
-    latest_ledger_close_time: datetime | None
-
-
-def settlement_chain_facts(
-    observed: SettlementChainObservations, *, expected_network: str
-) -> SettlementChainFacts:
-    """Keep only what can be trusted. Pure.
-
-    A found transaction is trusted from any endpoint (its hash commits to the
-    network); a ``not_found`` only from an endpoint confirmed on
-    ``expected_network`` (else ``unknown``); a sequence number likewise (the
-    highest wins: sequence numbers only grow, and a lagging Horizon shows an
-    older one); the latest ledger close time is the newest on that network.
-    """
-    from ..checks.chain import latest_ledger_close_time
-
-    confirmed = {
-        obs.url for obs in observed.chain.endpoints if obs.network_passphrase == expected_network
-    }
-    transactions: list[ChainTransaction] = []
-    for answer in observed.transactions:
-        tx = answer.transaction
-        if tx.status == "not_found" and answer.endpoint not in confirmed:
-            tx = _unknown(tx.hash, tx.source)
-        transactions.append(tx)
-    sequences: dict[str, int] = {}
-    for seq in observed.sequences:
-        if seq.endpoint in confirmed:
-            sequences[seq.account] = max(seq.sequence, sequences.get(seq.account, seq.sequence))
-    return SettlementChainFacts(
-        transactions=tuple(transactions),
-        account_sequences=sequences,
-        latest_ledger_close_time=latest_ledger_close_time(
-            observed.chain, expected_network=expected_network
-        ),
-    )
-
-
 __all__ = [
     "SequenceAnswer",
-    "SettlementChainFacts",
     "SettlementChainObservations",
     "TransactionAnswer",
     "horizon_sequence",
@@ -363,7 +290,6 @@ __all__ = [
     "observe_settlement_chain",
     "observe_settlements",
     "rpc_transaction",
-    "settlement_chain_facts",
 ]
 
 

@@ -15,12 +15,14 @@ through the plugins.
 from __future__ import annotations
 
 from .chain import chain_report, grade_chain, grade_observations
-from .payouts import reconcile_escrow, triage_payouts
+from .payouts import escrow_from_file, escrow_from_paging, reconcile_escrow, triage_payouts
 from .settlements import SettlementChain, find_settlement, settlement_chain, triage_settlements
 
 __all__ = [
     "SettlementChain",
     "chain_report",
+    "escrow_from_file",
+    "escrow_from_paging",
     "find_settlement",
     "grade_chain",
     "grade_observations",

@@ -4,14 +4,53 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from ..checks.coverage import file_window, paging_finding, paging_window
 from ..hookspecs import ESCROW_CHECKS, PAYOUT_CHECKS
 from ..model import EscrowObservation, Finding, Payout, PayoutPolicy, Report
 from ..registry import run_checks
 from ..timefmt import format_rfc3339
+
+if TYPE_CHECKING:
+    from ..io.chain_payments import ChainPaymentBatch
+    from ..probes.payments import PaymentsFetch
+
+
+def escrow_from_file(
+    escrow: str,
+    source: str,
+    batch: ChainPaymentBatch,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+) -> EscrowObservation:
+    """What a chain payments file says left ``escrow``, and the window it covers."""
+    return EscrowObservation(
+        escrow=escrow,
+        source=source,
+        payments=tuple(batch.payments),
+        window=file_window(
+            since=since,
+            until=until,
+            oldest_ledger_close_time=batch.oldest_ledger_close_time,
+            latest_ledger_close_time=batch.latest_ledger_close_time,
+            payments=batch.payments,
+        ),
+    )
+
+
+def escrow_from_paging(escrow: str, source: str, fetched: PaymentsFetch) -> EscrowObservation:
+    """What a live paging run read from ``escrow``, the window it covers and why it stopped."""
+    return EscrowObservation(
+        escrow=escrow,
+        source=source,
+        payments=fetched.payments,
+        window=paging_window(fetched.coverage, fetched.stop),
+        stop=fetched.stop,
+    )
 
 
 def reconcile_escrow(
@@ -23,13 +62,14 @@ def reconcile_escrow(
 ) -> Report:
     """Compare ``payouts`` with what ``chain`` says left the escrow, through every escrow check.
 
-    The findings of the chain source itself (``CHAIN_*``: an endpoint that
-    misbehaved while paging) come first; a raising escrow check becomes a
+    The chain source's own finding (``CHAIN_*``: an endpoint that stopped the
+    paging) comes first; a raising escrow check becomes a
     ``PLUGIN_ERROR`` finding. The report's inputs describe the chain source
     and the window it covers.
     """
     window = chain.window
-    findings = chain.findings + run_checks(
+    stopped = (paging_finding(chain.stop),) if chain.stop is not None else ()
+    findings = stopped + run_checks(
         pm, ESCROW_CHECKS, payouts, chain.payments, escrow=chain.escrow, window=window
     )
     inputs: dict[str, Any] = {

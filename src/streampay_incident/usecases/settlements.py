@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pluggy
 
+from ..checks.evidence import settlement_chain_facts
 from ..checks.settlements import index_transactions
 from ..hookspecs import FIND_SETTLEMENT
 from ..model import (
@@ -32,7 +33,7 @@ from ..registry import first_answer, run_settlement_checks
 from .chain import grade_observations
 
 if TYPE_CHECKING:
-    from ..probes.transactions import SettlementChainObservations
+    from ..observations import SettlementChainObservations
 
 
 @attrs.frozen
@@ -72,8 +73,6 @@ def settlement_chain(
     account_sequences: dict[str, int] | None = None
     inputs: dict[str, Any] = {}
     if live is not None:
-        from ..probes.transactions import settlement_chain_facts
-
         assert network_passphrase is not None and now is not None and pm is not None
         facts = settlement_chain_facts(live, expected_network=network_passphrase)
         grade = grade_observations(
