@@ -10,13 +10,13 @@ times the way Stellar servers serve them: JSON numbers or decimal strings.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import attrs
 
 from .model import ChainTransaction
-from .timefmt import parse_rfc3339
+from .timefmt import from_unix, parse_rfc3339
 
 EndpointKind = Literal["horizon", "rpc"]
 
@@ -48,15 +48,20 @@ class CallObservation:
     attempts: int = 1
 
 
-def as_int(value: Any) -> int | None:
-    """An integer served as a JSON number or as a decimal string (older RPC servers), else None."""
+def as_int(value: Any, *, signed: bool = True) -> int | None:
+    """An integer served as a JSON number or as a decimal string (older RPC servers), else None.
+
+    The one int-or-string reader. ``signed=False`` refuses a leading ``-`` in a
+    string (a JSON number keeps its sign either way).
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit() and text.count("-") <= 1 and not text.endswith("-"):
+        digits = text[1:] if signed and text.startswith("-") else text
+        if digits.isdigit():
             return int(text)
     return None
 
@@ -67,8 +72,8 @@ def as_unix_time(value: Any) -> datetime | None:
     if seconds is None or seconds <= 0:
         return None
     try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
+        return from_unix(seconds)
+    except ValueError:
         return None
 
 

@@ -26,7 +26,6 @@ Counting only what actually moved:
 
 from __future__ import annotations
 
-import base64
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -41,45 +40,13 @@ from ..model import (
     Payout,
     make_finding,
 )
+from ..stellar.strkey import base_account
 from ..timefmt import format_rfc3339
 
 MERGE_AMOUNT_NOTE = (
     "Horizon payment records for account_merge do not carry the merged amount; "
     "read it from the operation's account_credited effect"
 )
-
-
-# --- StrKey: the base G... account of an M... muxed account (pure, no stellar_sdk) ----------
-
-_VERSION_G = 6 << 3
-_VERSION_M = 12 << 3
-
-
-def _crc16_xmodem(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-            crc &= 0xFFFF
-    return crc
-
-
-def base_account(address: str) -> str:
-    """The ``G...`` account behind an ``M...`` muxed address; anything else unchanged."""
-    if not (address.startswith("M") and len(address) == 69):
-        return address
-    try:
-        raw = base64.b32decode(address + "=" * (-len(address) % 8))
-    except ValueError:
-        return address
-    if len(raw) != 43 or raw[0] != _VERSION_M:
-        return address
-    if _crc16_xmodem(raw[:-2]).to_bytes(2, "little") != raw[-2:]:
-        return address
-    payload = bytes([_VERSION_G]) + raw[1:33]
-    checksum = _crc16_xmodem(payload).to_bytes(2, "little")
-    return base64.b32encode(payload + checksum).decode("ascii").rstrip("=")
 
 
 # --- reconciliation ------------------------------------------------------------------------

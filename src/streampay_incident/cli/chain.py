@@ -8,7 +8,6 @@ FILE --now T`` grades a recording again, with no network access at all.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,6 +19,7 @@ import click
 
 from .. import envvars
 from ..errors import InputError, InputProblem, SecretSeedError
+from ..io.rows import contains_seed
 from ..logevents import log_event
 from ..model import Report
 from ..report import render, render_endpoint_table
@@ -40,7 +40,6 @@ HORIZON_ENV = envvars.HORIZON_URLS
 RPC_ENV = envvars.RPC_URLS
 NETWORK_ENV = envvars.NETWORK
 
-_SEED = re.compile(r"S[A-Z2-7]{55}")
 
 
 def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -> tuple[str, ...]:
@@ -56,7 +55,7 @@ def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -
         url = value.strip()
         if not url:
             continue
-        if _SEED.search(url):
+        if contains_seed(url):
             raise SecretSeedError(
                 InputProblem(
                     option, None, None, "looks like a Stellar secret seed; refused (not shown)"

@@ -28,6 +28,7 @@ from .. import registry, usecases
 from ..io.chain_payments import read_chain_payments
 from ..io.rows import contains_seed
 from ..model import EscrowObservation, Finding, Payout
+from ..stellar import strkey
 from ..timefmt import format_rfc3339
 from .common import RFC3339, utc_now
 
@@ -152,9 +153,7 @@ def _check_escrow(escrow: str) -> None:
             "--escrow looks like a secret seed (S...); give the escrow's public G... or C... "
             "address. This tool never needs a secret."
         )
-    from stellar_sdk import StrKey
-
-    if not (StrKey.is_valid_ed25519_public_key(escrow) or StrKey.is_valid_contract(escrow)):
+    if not (strkey.is_account(escrow) or strkey.is_contract(escrow)):
         raise click.UsageError(f"--escrow {escrow!r} is not a valid G... account or C... contract")
 
 

@@ -27,7 +27,7 @@ import binascii
 import json
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,14 @@ import attrs
 from ..amounts import AmountError, parse_stroops
 from ..errors import InputError, InputProblem, SecretSeedError
 from ..model import NATIVE, NO_MEMO, PAYMENT_KINDS, Asset, ChainPayment, Memo, PaymentKind
-from ..timefmt import parse_rfc3339
+from ..observations import as_int
+from ..stellar.hashes import TX_HASH
+from ..stellar.strkey import StrKeyError, address_problem, muxed_address
+from ..timefmt import from_unix, parse_rfc3339
+from .payouts import parse_asset
 from .rows import JsonNumber, contains_seed, seed_problem
 
-_HASH = re.compile(r"[0-9a-fA-F]{64}\Z")
-_ACCOUNT = re.compile(r"[GC][A-Z2-7]{55}\Z|M[A-Z2-7]{68}\Z")
+_HASH = TX_HASH
 _ASSET_CODE = re.compile(r"[A-Za-z0-9]{1,12}\Z")
 
 # Every payment kind but SAC transfers, which come from RPC events, not Horizon records.
@@ -87,7 +90,7 @@ def _text(record: Mapping[str, Any], field: str) -> str:
 
 def _account(record: Mapping[str, Any], field: str) -> str:
     value = _text(record, field)
-    if not _ACCOUNT.match(value):
+    if address_problem(value) is not None:
         raise RecordProblem(field, "not a G..., M... or C... address")
     return value
 
@@ -109,10 +112,12 @@ def _amount(record: Mapping[str, Any], field: str) -> int:
 
 
 def _time(value: Any, field: str) -> datetime:
-    if isinstance(value, str) and value.isdigit():
-        return datetime.fromtimestamp(int(value), UTC)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+    seconds = as_int(value, signed=False)
+    if seconds is not None:
+        try:
+            return from_unix(seconds)
+        except ValueError as exc:
+            raise RecordProblem(field, str(exc)) from None
     if not isinstance(value, str):
         raise RecordProblem(field, "missing or not a timestamp")
     try:
@@ -123,11 +128,10 @@ def _time(value: Any, field: str) -> datetime:
 
 def _int(value: Any, field: str) -> int:
     # RPC numbers arrive as JSON numbers or, from older servers, as strings.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    raise RecordProblem(field, "not an integer")
+    number = as_int(value, signed=False)
+    if number is None:
+        raise RecordProblem(field, "not an integer")
+    return number
 
 
 def _horizon_asset(record: Mapping[str, Any], prefix: str = "") -> Asset:
@@ -139,7 +143,7 @@ def _horizon_asset(record: Mapping[str, Any], prefix: str = "") -> Asset:
         issuer = record.get(f"{prefix}asset_issuer")
         if not isinstance(code, str) or not _ASSET_CODE.match(code):
             raise RecordProblem(f"{prefix}asset_code", "missing or not an asset code")
-        if not isinstance(issuer, str) or not _ACCOUNT.match(issuer):
+        if not isinstance(issuer, str) or address_problem(issuer) is not None:
             raise RecordProblem(f"{prefix}asset_issuer", "missing or not an issuer account")
         return Asset(code, issuer)
     raise RecordProblem(f"{prefix}asset_type", "missing or not native/credit_alphanum4/12")
@@ -149,10 +153,10 @@ def _sep11_asset(text: str) -> Asset:
     """``native`` or ``CODE:ISSUER`` (the asset topic of a Stellar Asset Contract event)."""
     if text == "native":
         return NATIVE
-    code, sep, issuer = text.partition(":")
-    if not sep or not _ASSET_CODE.match(code) or not _ACCOUNT.match(issuer):
-        raise RecordProblem("topic", f"asset topic {text!r} is not native or CODE:ISSUER")
-    return Asset(code, issuer)
+    try:
+        return parse_asset(text)
+    except ValueError:
+        raise RecordProblem("topic", f"asset topic {text!r} is not native or CODE:ISSUER") from None
 
 
 def _memo(tx: Mapping[str, Any]) -> Memo:
@@ -177,10 +181,11 @@ def _memo(tx: Mapping[str, Any]) -> Memo:
 
 
 def _muxed(base: str, muxed_id: int) -> str:
-    """The ``M...`` address of ``base`` with ``muxed_id`` (stellar-sdk, lazily)."""
-    from stellar_sdk import MuxedAccount
-
-    return str(MuxedAccount(base, muxed_id).account_muxed)
+    """The ``M...`` address of ``base`` with ``muxed_id``."""
+    try:
+        return muxed_address(base, muxed_id)
+    except StrKeyError as exc:
+        raise RecordProblem("destination_muxed_id", str(exc)) from None
 
 
 # --- Horizon -------------------------------------------------------------------------------
@@ -412,7 +417,7 @@ def chain_payment_from_rpc_event(
     source = _scaddress(_scval(topics[1], "topic[1]"), "topic[1]")
     destination = _scaddress(_scval(topics[2], "topic[2]"), "topic[2]")
     contract_id = event.get("contractId")
-    if not isinstance(contract_id, str) or not _ACCOUNT.match(contract_id):
+    if not isinstance(contract_id, str) or address_problem(contract_id) is not None:
         raise RecordProblem("contractId", "missing or not a C... contract id")
     asset = Asset("token", contract_id)
     if len(topics) == 4:

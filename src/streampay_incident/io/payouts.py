@@ -48,7 +48,7 @@ from ..errors import InputError, InputProblem
 from ..model import NATIVE, NO_MEMO, Asset, Memo, MemoType, Payout, PayoutStatus
 from ..stellar.strkey import account_problem, destination_problem
 from ..timefmt import parse_rfc3339
-from .rows import Row, iter_rows, sniff_format
+from .rows import Row, csv_field_limit, iter_rows, sniff_format
 
 REQUIRED_FIELDS = (
     "payout_id",
@@ -748,7 +748,8 @@ def _csv_module_chunks(
     line = first_line - 1  # the last line read so far
     while True:
         try:
-            records = list(itertools.islice(reader, CHUNK_ROWS))
+            with csv_field_limit():
+                records = list(itertools.islice(reader, CHUNK_ROWS))
         except csv.Error:
             raise _NotPlainCsv from None
         if not records:

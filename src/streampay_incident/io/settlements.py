@@ -27,12 +27,13 @@ from typing import Any, cast
 from ..errors import InputError, InputProblem
 from ..model import Settlement, SettlementStatus
 from ..stellar.envelope import EnvelopeError, EnvelopeIdentity, envelope_identity
+from ..stellar.hashes import TX_HASH
 from ..timefmt import format_rfc3339, parse_rfc3339, parse_unix_or_rfc3339
 from .rows import Row, iter_rows
 
 STATUSES: tuple[str, ...] = ("pending", "processing", "succeeded", "failed", "dead")
 REQUIRED: tuple[str, ...] = ("settlement_id", "status", "created_at")
-_TX_HASH = re.compile(r"[0-9a-fA-F]{64}\Z")
+_TX_HASH = TX_HASH
 _INTEGER = re.compile(r"[0-9]+\Z")
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..model import ChainTransaction, Settlement
-from ..observations import SequenceAnswer, SettlementChainObservations, TransactionAnswer
+from ..observations import SequenceAnswer, SettlementChainObservations, TransactionAnswer, as_int
 from . import ChainConfig, ChainObservations, observe_chain
 from .http import (
     READ_RETRY,
@@ -96,11 +96,7 @@ def horizon_sequence(exchange: Exchange) -> int | None:
     except ValueError:
         return None
     value = doc.get("sequence") if isinstance(doc, dict) else None
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return None
+    return as_int(value, signed=False)
 
 
 async def lookup_transactions(

@@ -38,7 +38,7 @@ import attrs
 
 from ..amounts import format_stroops
 from ..errors import InputError, InputProblem
-from ..timefmt import format_rfc3339
+from ..timefmt import format_rfc3339, from_unix
 
 EnvelopeType = Literal["tx_v0", "tx", "tx_fee_bump"]
 MemoKind = Literal["none", "text", "id", "hash", "return"]
@@ -237,8 +237,8 @@ def _timestamp(seconds: int) -> datetime | None:
     if seconds == 0:
         return None
     try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, ValueError, OSError):
+        return from_unix(seconds)
+    except ValueError:
         return _LATEST  # beyond year 9999: as good as unbounded, but not 0
 
 
