@@ -30,7 +30,6 @@ from streampay_incident.checks.coverage import paging_finding, paging_window
 from streampay_incident.checks.escrow import reconcile_escrow
 from streampay_incident.errors import InputError
 from streampay_incident.model import Asset, Payout
-from streampay_incident.probes import payments as live
 from streampay_incident.probes.payments import (
     CursorFile,
     fetch_escrow_payments,
@@ -166,7 +165,10 @@ SINCE = datetime(2019, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(live, "PAGE_LIMIT", 5)
+    from streampay_incident.probes import horizon_payments, rpc_transfers
+
+    monkeypatch.setattr(horizon_payments, "PAGE_LIMIT", 5)
+    monkeypatch.setattr(rpc_transfers, "PAGE_LIMIT", 5)
 
 
 # --- Horizon -------------------------------------------------------------------------------

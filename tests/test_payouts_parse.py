@@ -591,9 +591,11 @@ def test_payout_building_falls_back_to_init_for_a_non_plain_class(
         [None],
         [None],
     ]
-    built = payouts_io.build_payouts(columns)
-    monkeypatch.setattr(payouts_io, "_PAYOUT_SLOTS", None)
-    assert payouts_io.build_payouts(columns) == built == [Payout(*[c[0] for c in columns])]
+    from streampay_incident.io import payout_fields
+
+    built = payout_fields.build_payouts(columns)
+    monkeypatch.setattr(payout_fields, "_PAYOUT_SLOTS", None)
+    assert payout_fields.build_payouts(columns) == built == [Payout(*[c[0] for c in columns])]
 
 
 def test_json_integer_bounds() -> None:

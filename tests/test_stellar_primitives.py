@@ -86,7 +86,7 @@ def test_from_unix_says_when_out_of_range() -> None:
 
 
 def test_chain_payment_times_and_integers() -> None:
-    from streampay_incident.io.chain_payments import RecordProblem, _int, _time
+    from streampay_incident.io.payment_records import RecordProblem, _int, _time
 
     assert _time("1700000000", "closed_at").year == 2023
     with pytest.raises(RecordProblem, match="out of range"):
