@@ -267,7 +267,7 @@ def test_body_format(content_type, text, expected):
 
 
 def test_replay_hands_over_the_body_once_then_defers_to_the_server():
-    from streampay_incident.web.app import _replay
+    from streampay_incident.web.gate import _replay
 
     async def server_receive():
         return {"type": "http.disconnect"}

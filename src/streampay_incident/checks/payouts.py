@@ -2,7 +2,8 @@
 
 Pure: payout values and a policy in, findings out. Registered as a plugin
 through :func:`streampay_incident_register_payout_checks`, like any
-third-party check.
+third-party check. Over 400 lines as one thing: five rules over one shared
+normalisation and grouping, which they must agree on.
 
 Normalisation shared by every rule: tx hashes compare lower-cased (the
 parser stores them so); ``native`` equals ``XLM`` (assets compare by their

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
     from ..model import Finding
     from .config import WebConfig
-    from .metrics import IncidentMetrics
 
 MEDIA_TYPE = "application/health+json"
 
@@ -120,6 +119,16 @@ def chain_health_source(
     return probe_round
 
 
+class RoundObserver(Protocol):
+    """Whatever records each probe round (the app's :class:`~.metrics.IncidentMetrics`).
+
+    A protocol rather than an import, so that the metrics (which read health
+    rounds) and the health monitor (which reports them) do not import each other.
+    """
+
+    def observe_round(self, health_round: HealthRound) -> None: ...
+
+
 class HealthMonitor:
     """Runs probe rounds single-flight and caches the last one for ``ttl`` seconds."""
 
@@ -129,7 +138,7 @@ class HealthMonitor:
         *,
         ttl: float,
         deadline: float,
-        metrics: IncidentMetrics | None = None,
+        metrics: RoundObserver | None = None,
         clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
