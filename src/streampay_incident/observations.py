@@ -5,6 +5,7 @@ a recording; the pure chain checks (:mod:`streampay_incident.checks.chain`)
 grade them. Nothing here does I/O or imports httpx. The lenient readers
 (:func:`as_int`, :func:`as_unix_time`, :func:`as_rfc3339`) read numbers and
 times the way Stellar servers serve them: JSON numbers or decimal strings.
+Over 400 lines as one thing: every value the probes hand to the checks.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Pure: :func:`grade_chain` takes what the probes observed (live or replayed
 from a recording), the moment to grade at and the expected network, and
 returns a :class:`ChainGrade`. No clock, socket or environment here; the
-probes in :mod:`streampay_incident.probes` gather the observations.
+probes in :mod:`streampay_incident.probes` gather the observations. Over 400
+lines as one thing: the ten per-endpoint rules and the grade built from them.
 
 The built-in check is registered through the
 ``streampay_incident_register_chain_checks`` hook like any plugin's; the use

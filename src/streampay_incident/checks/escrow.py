@@ -1,5 +1,7 @@
 """Escrow reconciliation: what left the escrow on chain against StreamPay's payout rows.
 
+Over 400 lines as one thing: one pairing of rows with payments and its findings.
+
 Pure: payout rows and chain payments in, findings out. The chain payments come
 from :mod:`streampay_incident.io.chain_payments` (a file) or
 :mod:`streampay_incident.probes.payments` (live Horizon / Stellar RPC), which

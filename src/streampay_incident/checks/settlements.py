@@ -1,5 +1,5 @@
 """Settlement triage: is each settlement settled, failed, stuck or in flight, and is a
-retry provably safe?
+retry provably safe? (Over 400 lines as one thing: one decision table and its evidence.)
 
 A pure function of the settlements, what the chain says about their
 transactions, ``now`` and (optionally) the close time of a ledger that closed,

@@ -1,5 +1,7 @@
 """Transaction envelopes: hashes, memos, time bounds, operations (stellar-sdk, lazily).
 
+Over 400 lines as one thing: everything read from one decoded envelope.
+
 The hash of a Stellar transaction is ``sha256(network_id || envelope type ||
 transaction XDR)`` where ``network_id = sha256(passphrase)``: the signature
 payload. The wrong passphrase silently gives another hash, so it is always a
