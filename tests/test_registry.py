@@ -186,3 +186,31 @@ def test_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_plugin_whose_codes_fail_after_start_up_fails_alone(
+    streampay_incident_plugin: Any,
+) -> None:
+    class BrokenCodes:
+        @hookimpl
+        def streampay_incident_register_codes(self) -> list[FindingCode]:
+            raise RuntimeError("cannot declare")
+
+        @hookimpl
+        def streampay_incident_register_payout_checks(self) -> list[Any]:
+            def uses_its_code(payouts: Any, *, policy: Any) -> list[Finding]:
+                return [make_finding("BROKEN_CODE", "p1", "never declared")]
+
+            return [uses_its_code]
+
+    streampay_incident_plugin(GoodPlugin(), name="good")
+    pm = streampay_incident_plugin(BrokenCodes(), name="broken-codes")
+    pm.unregister(name="streampay_incident.checks.payouts")
+    findings = run_checks(pm, HOOK, ["p1"], policy=None)
+    assert {f.code for f in findings} == {"TEAM_X_ODD_PAYOUT", "PLUGIN_ERROR"}
+    (error,) = [f for f in findings if f.code == "PLUGIN_ERROR"]
+    assert error.subject == "broken-codes"
+    fresh = get_plugin_manager(load_entry_points=False)
+    fresh.register(BrokenCodes())
+    with pytest.raises(RuntimeError, match="cannot declare"):
+        code_table(fresh)  # strict, as at start-up

@@ -276,3 +276,26 @@ def test_builtin_escrow_reconciliation_is_registered_as_a_plugin() -> None:
     )
 
     assert streampay_incident_register_escrow_checks() == [reconcile_escrow]
+
+
+def test_the_public_grade_chain_runs_the_builtin_check_without_a_manager() -> None:
+    from streampay_incident import grade_chain
+
+    grade = grade_chain(ChainObservations(()), now=NOW, expected_network=PUBLIC)
+    assert grade.status == "pass" and grade.findings == ()
+
+
+def test_a_given_close_time_wins_over_the_live_one() -> None:
+    live = SettlementChainObservations(chain=ChainObservations(()), transactions=(), sequences=())
+    pm = get_plugin_manager(load_entry_points=False)
+    chain = usecases.settlement_chain(
+        latest_ledger_close_time=NOW, live=live, network_passphrase=PUBLIC, now=NOW, pm=pm
+    )
+    assert chain.context.latest_ledger_close_time == NOW
+
+
+def test_a_muxed_id_outside_uint64_is_a_record_problem() -> None:
+    from streampay_incident.io.payment_records import RecordProblem, _muxed
+
+    with pytest.raises(RecordProblem, match="64-bit"):
+        _muxed(ESCROW, 1 << 64)

@@ -116,21 +116,33 @@ _CODE_TABLES: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-def code_table(pm: pluggy.PluginManager) -> Mapping[str, codes.FindingCode]:
+def code_table(
+    pm: pluggy.PluginManager, *, strict: bool = True
+) -> Mapping[str, codes.FindingCode]:
     """The built-in codes plus those ``pm``'s plugins declare; it lives with ``pm``.
 
     Declared again when plugins were registered or unregistered since the last
     call (the ``streampay_incident_plugin`` fixture registers after the manager
-    is built). Raises ``ValueError`` for a code declared differently twice.
+    is built). ``strict`` (at start-up): a registration hook that raises, or a
+    code declared differently twice, raises. Otherwise (while checks run) that
+    plugin's codes are left out, and its checks fail on their own as
+    ``PLUGIN_ERROR``.
     """
     plugins = tuple(sorted(id(p) for p in pm.get_plugins()))
     cached = _CODE_TABLES.get(pm)
     if cached is not None and cached[0] == plugins:
         return cached[1]
     table = dict(codes.CODES)
-    for declared in getattr(pm.hook, hookspecs.REGISTER_CODES)():
-        for code in declared:
-            codes.declare(table, code)
+    for impl in getattr(pm.hook, hookspecs.REGISTER_CODES).get_hookimpls():
+        staged = dict(table)
+        try:
+            for code in impl.function() or ():
+                codes.declare(staged, code)
+        except Exception:
+            if strict:
+                raise
+            continue
+        table = staged
     _CODE_TABLES[pm] = (plugins, table)
     return table
 
@@ -176,49 +188,38 @@ def _run(
 ) -> tuple[list[Finding], list[SettlementTriage]]:
     """Call every check registered through ``hook_name``; findings and any triages returned.
 
-    ``optional`` keywords go only to the checks that accept them.
+    ``optional`` keywords go only to the checks that accept them. The codes of
+    ``pm``'s plugins are in force meanwhile (:func:`code_table`).
     """
     findings: list[Finding] = []
     triages: list[SettlementTriage] = []
-    with codes.declared(code_table(pm)):
-        _run_impls(pm, hook_name, args, kwargs, optional, findings, triages)
-    return findings, triages
-
-
-def _run_impls(
-    pm: pluggy.PluginManager,
-    hook_name: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    optional: Mapping[str, Any],
-    findings: list[Finding],
-    triages: list[SettlementTriage],
-) -> None:
     caller = getattr(pm.hook, hook_name)
     trace = pm.trace.root.get("check")  # writes only when tracing is enabled
-    for impl in caller.get_hookimpls():
-        name = plugin_name(pm, impl.plugin)
-        try:
-            checks: Iterable[Callable[..., Any]] = impl.function() or ()
-        except Exception as exc:  # noqa: BLE001 - a plugin's fault becomes a finding
-            findings.append(plugin_error(name, hook_name, exc))
-            continue
-        for check in checks:
-            extra = {k: v for k, v in optional.items() if _accepts(check, k)}
+    with codes.declared(code_table(pm, strict=False)):
+        for impl in caller.get_hookimpls():
+            name = plugin_name(pm, impl.plugin)
             try:
-                result = check(*args, **kwargs, **extra)
-                triage = result if isinstance(result, SettlementTriage) else None
-                produced = list(triage.findings if triage is not None else result)
-                bad = [f for f in produced if not isinstance(f, Finding)]
-                if bad:
-                    raise TypeError(f"returned {type(bad[0]).__name__}, not a Finding")
-            except Exception as exc:  # noqa: BLE001
-                findings.append(plugin_error(name, _check_name(check), exc))
+                checks: Iterable[Callable[..., Any]] = impl.function() or ()
+            except Exception as exc:  # noqa: BLE001 - a plugin's fault becomes a finding
+                findings.append(plugin_error(name, hook_name, exc))
                 continue
-            trace(f"{hook_name} {name} {_check_name(check)} -> {len(produced)} finding(s)")
-            findings.extend(produced)
-            if triage is not None:
-                triages.append(triage)
+            for check in checks:
+                extra = {k: v for k, v in optional.items() if _accepts(check, k)}
+                try:
+                    result = check(*args, **kwargs, **extra)
+                    triage = result if isinstance(result, SettlementTriage) else None
+                    produced = list(triage.findings if triage is not None else result)
+                    bad = [f for f in produced if not isinstance(f, Finding)]
+                    if bad:
+                        raise TypeError(f"returned {type(bad[0]).__name__}, not a Finding")
+                except Exception as exc:  # noqa: BLE001
+                    findings.append(plugin_error(name, _check_name(check), exc))
+                    continue
+                trace(f"{hook_name} {name} {_check_name(check)} -> {len(produced)} finding(s)")
+                findings.extend(produced)
+                if triage is not None:
+                    triages.append(triage)
+    return findings, triages
 
 
 def run_checks(
@@ -296,7 +297,7 @@ def checks_document(pm: pluggy.PluginManager) -> dict[str, Any]:
     return {
         "codes": [
             {"code": c.code, "severity": c.severity.value, "title": c.title, "runbook": c.runbook}
-            for c in code_table(pm).values()
+            for c in code_table(pm, strict=False).values()
         ],
         "plugins": loaded_plugins(pm),
     }

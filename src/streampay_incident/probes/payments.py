@@ -33,11 +33,11 @@ last cursor, and reconciles the whole span.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from pathlib import Path
 
 from .horizon_payments import fetch_horizon_payments
+from .http import run_sync
 from .paging import CursorFile, PaymentsFetch, Progress
 from .rpc_transfers import fetch_rpc_transfers
 
@@ -54,7 +54,8 @@ def fetch_escrow_payments(
 ) -> PaymentsFetch:
     """The blocking entry point for the CLI: Horizon for a ``G...`` escrow, RPC for ``C...``."""
     fetcher = fetch_rpc_transfers if escrow.startswith("C") else fetch_horizon_payments
-    return asyncio.run(
+    # run_sync, not asyncio.run here: the loop runs in a worker thread (see its docstring).
+    return run_sync(
         fetcher(
             url,
             escrow,
