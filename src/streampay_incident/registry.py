@@ -116,9 +116,7 @@ _CODE_TABLES: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-def code_table(
-    pm: pluggy.PluginManager, *, strict: bool = True
-) -> Mapping[str, codes.FindingCode]:
+def code_table(pm: pluggy.PluginManager, *, strict: bool = True) -> Mapping[str, codes.FindingCode]:
     """The built-in codes plus those ``pm``'s plugins declare; it lives with ``pm``.
 
     Declared again when plugins were registered or unregistered since the last
