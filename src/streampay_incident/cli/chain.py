@@ -41,7 +41,6 @@ RPC_ENV = envvars.RPC_URLS
 NETWORK_ENV = envvars.NETWORK
 
 
-
 def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -> tuple[str, ...]:
     """The URLs given with ``option``, else the comma-separated environment value; validated.
 
