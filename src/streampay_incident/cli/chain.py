@@ -85,7 +85,10 @@ def chain_report(
     rpc_urls: Sequence[str],
     timeout: float,
 ) -> Report:
-    """The standard report for a graded round, with the per-endpoint grades under ``endpoints``."""
+    """The standard report for a graded round: the diagnosis (Stellar or us) under
+    ``diagnosis``, the per-endpoint grades under ``endpoints``."""
+    from ..checks.chain import diagnose_chain
+
     return Report(
         command="chain",
         findings=grade.findings,
@@ -97,7 +100,10 @@ def chain_report(
             "timeout_seconds": timeout,
         },
         status=grade.status,
-        extra={"endpoints": [e.to_json() for e in grade.endpoints]},
+        extra={
+            "diagnosis": diagnose_chain(grade).to_json(),
+            "endpoints": [e.to_json() for e in grade.endpoints],
+        },
     )
 
 
@@ -138,6 +144,11 @@ def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
     """Print the report (with an endpoint table for people) and exit with its code."""
     color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     text = render(report, fmt, color=color)
+    diagnosis = report.extra.get("diagnosis")
+    if diagnosis and fmt == "text":  # the text leads with it: Stellar or us
+        text = f"{diagnosis['summary']}\n{text}"
+    elif diagnosis and fmt == "markdown":
+        text = f"**{diagnosis['summary']}**\n\n{text}"
     endpoints = report.extra.get("endpoints", [])
     if fmt == "text" and endpoints:
         text += _endpoint_table_text(endpoints)
