@@ -60,6 +60,9 @@ def _evidence_line(finding: Finding) -> str:
     if "amount_at_risk" in ev and ev["amount_at_risk"]:
         risk = ", ".join(f"{amt} {asset}" for asset, amt in sorted(ev["amount_at_risk"].items()))
         parts.append(f"at risk: {risk}")
+    if ev.get("amount_exposed"):
+        exposed = ", ".join(f"{amt} {asset}" for asset, amt in sorted(ev["amount_exposed"].items()))
+        parts.append(f"about to leave: {exposed}")
     return "; ".join(parts)
 
 
