@@ -35,6 +35,7 @@ from streampay_incident.model import (
 )
 from streampay_incident.stellar.envelope import envelope_identity
 from streampay_incident.stellar.networks import FUTURENET, PUBLIC, TESTNET, WELL_KNOWN
+from test_settlements_rules import settlement as rules_settlement
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 H1, H2, H3, H4 = "a1" * 32, "b2" * 32, "c3" * 32, "d4" * 32
@@ -47,14 +48,8 @@ FEE_BUMP = next(t for t in TRIPLES if "inner_transaction_hash" in t)
 
 
 def settlement(**fields: Any) -> Settlement:
-    values: dict[str, Any] = {
-        "settlement_id": "stl-1",
-        "status": "pending",
-        "created_at": NOW - timedelta(hours=1),
-        "updated_at": NOW - timedelta(minutes=20),
-    }
-    values.update(fields)
-    return Settlement(**values)
+    """``test_settlements_rules``' settlement, ``pending`` unless told otherwise."""
+    return rules_settlement(**{"status": "pending", **fields})
 
 
 def payout(**fields: Any) -> Payout:

@@ -453,11 +453,8 @@ def network_mismatch(
     ``success`` or ``failed`` record counts: the transaction was applied there.
     Success wins over failed; then networks in ``network_hashes`` order.
     """
-    own = {h.lower() for h in s.all_tx_hashes}
     hits: list[tuple[int, str, str, ChainTransaction]] = []
-    for network, hashes in s.network_hashes:
-        if own & {h.lower() for h in hashes}:
-            continue
+    for network, hashes in _other_networks(s):
         for tx_hash in hashes:
             tx = transactions.get(tx_hash.lower())
             if tx is not None and tx.status in ("success", "failed"):
@@ -466,6 +463,14 @@ def network_mismatch(
         return None
     _, network, tx_hash, tx = min(hits, key=lambda hit: hit[0])
     return network, tx_hash, tx
+
+
+def _other_networks(s: Settlement) -> Iterable[tuple[str, tuple[str, ...]]]:
+    """The envelope's hashes under each network other than the one it was read with."""
+    own = {h.lower() for h in s.all_tx_hashes}
+    for network, hashes in s.network_hashes:
+        if not own & {h.lower() for h in hashes}:
+            yield network, hashes
 
 
 def _amounts(payouts: Sequence[Payout]) -> dict[str, str]:
@@ -837,9 +842,8 @@ def check_envelope_network(
         envelopes += 1
         if _applied(s.all_tx_hashes, index):
             found += 1
-        own = {h.lower() for h in s.all_tx_hashes}
-        for name, hashes in s.network_hashes:
-            if not own & {h.lower() for h in hashes} and _applied(hashes, index):
+        for name, hashes in _other_networks(s):
+            if _applied(hashes, index):
                 elsewhere[name] += 1
     ranked = tuple(sorted(elsewhere.items(), key=lambda item: (-item[1], item[0])))
     return EnvelopeNetworkCheck(network=network, envelopes=envelopes, found=found, elsewhere=ranked)
