@@ -93,8 +93,13 @@ def test_context_goes_only_to_checks_that_take_it(streampay_incident_plugin: Any
 
 def test_a_chain_outage_in_the_context_blocks_the_retry() -> None:
     pm = get_plugin_manager(load_entry_points=False)
-    report = triage(pm, usecases.settlement_chain(chain_status="fail"))
+    healthy = triage(pm, usecases.settlement_chain(latest_ledger_close_time=NOW))
+    assert [v.retry_reason for v in healthy.settlements] == ["tx_expired"]
+    chain = usecases.settlement_chain(chain_status="fail", latest_ledger_close_time=NOW)
+    report = triage(pm, chain)
     assert [v.retry_reason for v in report.settlements] == ["chain_unhealthy"]
+    blocked = [f for f in report.findings if f.code == "SETTLEMENT_CHAIN_BLOCKED"]
+    assert blocked[0].evidence["retry_reason_when_healthy"] == "tx_expired"
 
 
 class SecondOpinion:

@@ -105,7 +105,7 @@ _TABLE: tuple[FindingCode, ...] = (
     ),
     # Settlement rules (stuck settlement).
     FindingCode(
-        "SETTLEMENT_CONFIRMED_NOT_RECORDED", _W, "Landed on chain but not recorded as paid", _STUCK
+        "SETTLEMENT_CONFIRMED_NOT_RECORDED", _C, "Landed on chain but not recorded as paid", _STUCK
     ),
     FindingCode("SETTLEMENT_TX_FAILED", _W, "Settlement transaction failed on chain", _STUCK),
     FindingCode("SETTLEMENT_DEAD_LETTERED", _C, "Settlement dead-lettered", _STUCK),
@@ -121,6 +121,10 @@ _TABLE: tuple[FindingCode, ...] = (
     ),
     FindingCode(
         "SETTLEMENT_CHAIN_BLOCKED", _W, "Settlement waiting on an unhealthy network", _STUCK
+    ),
+    FindingCode("SETTLEMENT_ALREADY_PAID", _C, "Settlement already paid by another payout", _STUCK),
+    FindingCode(
+        "SETTLEMENT_NETWORK_MISMATCH", _C, "Settlement's transaction is on another network", _STUCK
     ),
     # Chain health (Stellar outage or Horizon hard-down).
     FindingCode(

@@ -1,4 +1,5 @@
-"""The values the checks take and return.
+"""The values the checks take and return. (Over 400 lines as one thing: every value type
+of the core, in one place so that no layer imports another for a type.)
 
 Frozen, slotted attrs classes with dumb ``__init__``s. Building them from
 outside shapes (CSV rows, JSON, Horizon and RPC bodies) is the job of the
@@ -27,7 +28,9 @@ PayoutStatus = Literal["pending", "submitted", "confirmed", "failed"]
 SettlementStatus = Literal["pending", "processing", "succeeded", "failed", "dead"]
 MemoType = Literal["none", "text", "id", "hash", "return"]
 ChainTxStatus = Literal["success", "failed", "not_found", "unknown"]
-SettlementState = Literal["settled", "failed", "stuck", "in_flight"]
+SettlementState = Literal["settled", "failed", "stuck", "in_flight", "backing_off"]
+#: What on-call does about one settlement (``none``: settled, nothing wrong).
+SettlementAction = Literal["retry", "do_not_retry", "wait", "investigate", "none"]
 
 
 @attrs.frozen
@@ -103,6 +106,13 @@ class Settlement:
     the one StreamPay recorded. ``tx_max_time`` is None when unknown, absent
     or 0 (no upper time bound on Stellar). ``source_account`` and
     ``sequence`` come from the envelope when it was given.
+
+    ``network_hashes`` holds, when the envelope was given, its hash(es) under
+    each well-known network (``(("public", (...)), ("testnet", (...)),
+    ("futurenet", (...)))``): a chain record matching another network's hash
+    shows the envelope was signed for that network. ``available_at`` is when
+    StreamPay's worker may next pick the row up (its backoff); ``event_key``
+    is StreamPay's idempotency key for the settlement, when the export has one.
     """
 
     settlement_id: str
@@ -118,6 +128,9 @@ class Settlement:
     source_account: str | None = None
     sequence: int | None = None
     last_error: str | None = None
+    available_at: datetime | None = None
+    network_hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    event_key: str | None = None
 
     @property
     def all_tx_hashes(self) -> tuple[str, ...]:
@@ -199,13 +212,20 @@ def make_finding(
 
 @attrs.frozen
 class SettlementVerdict:
-    """The triage of one settlement: its state and whether a retry is provably safe."""
+    """The triage of one settlement: its state, whether a retry is provably safe, and
+    what on-call does about it.
+
+    ``code`` is the code of its first finding (the decision table's own, else an
+    overlay's); ``codes`` every code of its findings, in report order.
+    """
 
     settlement_id: str
     state: SettlementState
     retry_safe: bool
     retry_reason: str
     code: str | None = None
+    action: SettlementAction = "investigate"
+    codes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -213,6 +233,7 @@ class SettlementVerdict:
             "state": self.state,
             "retry_safe": self.retry_safe,
             "retry_reason": self.retry_reason,
+            "action": self.action,
         }
 
 

@@ -61,6 +61,9 @@ def _evidence_line(finding: Finding) -> str:
     if "amount_at_risk" in ev and ev["amount_at_risk"]:
         risk = ", ".join(f"{amt} {asset}" for asset, amt in sorted(ev["amount_at_risk"].items()))
         parts.append(f"at risk: {risk}")
+    if ev.get("amount_exposed"):
+        exposed = ", ".join(f"{amt} {asset}" for asset, amt in sorted(ev["amount_exposed"].items()))
+        parts.append(f"about to leave: {exposed}")
     return "; ".join(parts)
 
 
@@ -188,6 +191,16 @@ def endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def render_diagnosis(report: Report, fmt: str) -> str:
+    """The chain report's first line for people: Stellar or us (text, markdown); else ``""``."""
+    diagnosis = report.extra.get("diagnosis")
+    if diagnosis and fmt == "text":
+        return f"{diagnosis['summary']}\n"
+    if diagnosis and fmt == "markdown":
+        return f"**{diagnosis['summary']}**\n\n"
+    return ""
 
 
 def render_endpoint_table(report: Report, fmt: str) -> str:

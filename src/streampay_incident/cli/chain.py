@@ -22,7 +22,7 @@ from ..errors import InputError, InputProblem, SecretSeedError
 from ..io.rows import contains_seed
 from ..logevents import log_event
 from ..model import Report
-from ..report import render, render_endpoint_table
+from ..report import render, render_diagnosis, render_endpoint_table
 from ..usecases import grade_chain
 from .common import (
     RFC3339,
@@ -74,9 +74,10 @@ def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -
 
 
 def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
-    """Print the report (with an endpoint table for people) and exit with its code."""
+    """Print the report (led by its diagnosis, with an endpoint table for people) and exit."""
     color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    text = render(report, fmt, color=color) + render_endpoint_table(report, fmt)
+    text = render_diagnosis(report, fmt) + render(report, fmt, color=color)
+    text += render_endpoint_table(report, fmt)
     click.echo(text, nl=False)
     log_event("report", command="chain", status=report.overall, findings=len(report.findings))
     sys.exit(exit_code_for(report.overall, fail_on))

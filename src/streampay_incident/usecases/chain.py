@@ -65,7 +65,8 @@ def chain_report(
     rpc_urls: Sequence[str],
     timeout: float,
 ) -> Report:
-    """The standard report for a graded round, with the per-endpoint grades under ``endpoints``."""
+    """The standard report for a graded round: the diagnosis (Stellar or us) under
+    ``diagnosis``, the per-endpoint grades under ``endpoints``."""
     return Report(
         command="chain",
         findings=grade.findings,
@@ -77,7 +78,10 @@ def chain_report(
             "timeout_seconds": timeout,
         },
         status=grade.status,
-        extra={"endpoints": [e.to_json() for e in grade.endpoints]},
+        extra={
+            "diagnosis": chain_checks.diagnose_chain(grade).to_json(),
+            "endpoints": [e.to_json() for e in grade.endpoints],
+        },
     )
 
 
