@@ -471,7 +471,7 @@ def test_recording_replays_to_the_same_grade(tmp_path: Any) -> None:
         LoopbackServer({"*": HANG}) as hung,
     ):
         recorder = Recorder()
-        observations, _ = observe([h.url, hung.url], [r.url], timeout=0.6, recorder=recorder)
+        observations, _ = observe([h.url, hung.url], [r.url], timeout=2.0, recorder=recorder)
     live = graded(observations)
     recorder.now = NOW
     path = tmp_path / "round.json"
@@ -481,7 +481,7 @@ def test_recording_replays_to_the_same_grade(tmp_path: Any) -> None:
     assert replayed == live
     assert recording.now == NOW
     assert recording.network_passphrase == PUBLIC
-    assert recording.timeout_seconds == 0.6
+    assert recording.timeout_seconds == 2.0
     doc = json.loads(path.read_text())
     fee_attempts = [
         x for x in doc["exchanges"] if x["endpoint"] == h.url and x["call"] == "fee_stats"
