@@ -61,14 +61,15 @@ def signed(
 
 
 @contextlib.contextmanager
-def running(app: Any) -> Iterator[str]:
+def running(app: Any, **options: Any) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 with uvicorn in a thread; yield ``http://127.0.0.1:PORT``.
 
     uvicorn binds port 0 itself (a free port); the real port is read back once it started.
+    ``options`` go to ``uvicorn.Config`` (e.g. ``serve``'s limits).
     """
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
-    )
+    settings: dict[str, Any] = {"log_level": "warning", "lifespan": "off", "access_log": False}
+    settings.update(options)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, **settings)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
