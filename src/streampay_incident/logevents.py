@@ -48,4 +48,4 @@ def format_event(event: str, **fields: Any) -> str:
 def log_event(event: str, *, level: int = logging.INFO, **fields: Any) -> None:
     """Emit one structured event on the ``streampay_incident`` logger."""
     safe = {k: bounded(v) if isinstance(v, str) else v for k, v in fields.items()}
-    logger.log(level, format_event(event, **safe), extra={"event": event, "fields": safe})
+    logger.log(level, format_event(event, **fields), extra={"event": event, "fields": safe})
