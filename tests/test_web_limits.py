@@ -85,6 +85,17 @@ def _until_closed(sock: socket.socket, *, within: float) -> tuple[bytes, float]:
     return received, time.monotonic()
 
 
+def _livez_answer(sock: socket.socket) -> bytes:
+    """Read one ``GET /livez`` response (``ok``) from ``sock``; fail if it closes first."""
+    sock.settimeout(5)
+    answer = b""
+    while not answer.endswith(b"\r\n\r\nok"):
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {answer!r}"
+        answer += chunk
+    return answer
+
+
 def _health(base: str) -> tuple[int, float]:
     started = time.monotonic()
     path = f"{PREFIX}/checks"
@@ -133,15 +144,37 @@ def test_the_deadline_starts_again_for_each_request_on_a_connection():
         for _ in range(3):  # complete requests, each well within the deadline
             time.sleep(0.3)
             sock.sendall(request)
-            answer = b""
-            while not answer.endswith(b"\r\n\r\nok"):
-                answer += sock.recv(65536)
-            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert _livez_answer(sock).startswith(b"HTTP/1.1 200 ")
         sock.sendall(b"GET /internal/incident/livez HTTP/1.1\r\nHo")
         started = time.monotonic()
         received, closed = _until_closed(sock, within=3)
     assert received.startswith(b"HTTP/1.1 408 ")
     assert 0.5 <= closed - started < 2
+
+
+async def _answers_before_reading(scope, receive, send):
+    """An app that starts its response, then waits for the body (ours never does this)."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"started", "more_body": True})
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def test_a_response_under_way_gets_no_408_but_the_connection_still_closes():
+    options = uvicorn_options(request_timeout=0.8, max_connections=10)
+    with running(_answers_before_reading, **options) as base:
+        sock = _connect(base)
+        sock.sendall(b"POST /x HTTP/1.1\r\nHost: incident\r\ncontent-length: 100\r\n\r\n1234")
+        started = time.monotonic()
+        for _ in range(3):  # each byte resets uvicorn's idle timer, not the request deadline
+            time.sleep(0.2)
+            sock.sendall(b"x")
+        received, closed = _until_closed(sock, within=3)
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert b"started" in received and b"408" not in received
+    assert 0.6 <= closed - started < 2.5
 
 
 def test_a_request_beyond_max_connections_gets_503_then_capacity_returns():

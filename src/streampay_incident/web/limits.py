@@ -109,8 +109,8 @@ def request_deadline_protocol(timeout: float) -> type[asyncio.Protocol]:
 
         def _expired(self) -> None:
             self._deadline = None
-            if self.transport.is_closing():
-                return
+            if self.transport.is_closing():  # pragma: no cover - a close already under way
+                return  # (connection_lost, which cancels this timer, is only scheduled)
             cycle = self.cycle if self.conn.their_state is h11.SEND_BODY else None
             log_event(
                 "request_timeout",
