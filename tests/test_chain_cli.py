@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO
+from conftest import FIXTURES, REPO
 from loopback import (
     HANG,
     HORIZON_CLOSED_AT,
@@ -291,17 +291,8 @@ def test_bundled_recording_is_exactly_what_its_script_builds() -> None:
     assert DEMO.read_text(encoding="utf-8") == script.render()
     doc = json.loads(DEMO.read_text())
     health = next(x for x in doc["exchanges"] if x["call"] == "health")
-    fixture = (
-        REPO.parent
-        / "shared"
-        / "fixtures"
-        / "stellar"
-        / "horizon"
-        / "health"
-        / "503_core_not_synced.json"
-    )
-    if fixture.exists():
-        assert health["body"] == fixture.read_text()
+    fixture = FIXTURES / "horizon" / "health" / "503_core_not_synced.json"
+    assert health["body"] == fixture.read_text()
     assert doc["network_passphrase"] == TESTNET
 
 

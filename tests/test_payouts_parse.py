@@ -1,7 +1,7 @@
 """Payout exports -> Payout values: the pinned record format, every error named, fast == careful.
 
 Records are built from real recorded Horizon bodies (payments, memos, hashes)
-in ``shared/fixtures/stellar``; only the StreamPay-side columns (ids, status,
+in ``tests/fixtures/stellar``; only the StreamPay-side columns (ids, status,
 idempotency keys) are made up.
 """
 

@@ -1,7 +1,7 @@
 """The five pinned payout rules, one test per rule and edge.
 
 Addresses, assets, amounts and hashes come from the real recorded Horizon
-payments in ``shared/fixtures/stellar``.
+payments in ``tests/fixtures/stellar``.
 """
 
 from __future__ import annotations
