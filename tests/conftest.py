@@ -31,6 +31,7 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
+
 def load_fixture(relative: str) -> Any:
     """A recorded body from ``tests/fixtures/stellar`` as parsed JSON."""
     return json.loads((FIXTURES / relative).read_text(encoding="utf-8"))
