@@ -81,7 +81,8 @@ def _run(argv: list[str]) -> str:
     env = {"STREAMPAY_INCIDENT_DISABLE_PLUGINS": "all", "COLUMNS": "100"}
     result = CliRunner().invoke(main, argv, env=env)
     repo = str(HERE.parent)
-    out = result.output.replace(repo, "<repo>").replace(str(FIXTURES), "<fixtures>")
+    # The fixtures sit inside the repository: mask the longer path first.
+    out = result.output.replace(str(FIXTURES), "<fixtures>").replace(repo, "<repo>")
     return f"exit {result.exit_code}\n{_masked(out)}"
 
 
