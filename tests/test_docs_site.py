@@ -6,6 +6,7 @@ environment installs: a missing mkdocs is a failure here, not a skip.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -19,12 +20,25 @@ import yaml
 
 from streampay_incident import codes
 from streampay_incident.codes import all_codes
+from streampay_incident.runbooks import DOCS_URL_ENV, docs_link
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 MKDOCS_YML = REPO / "mkdocs.yml"
 # The built-in codes, taken at import: tests of plugins register codes of their own later.
 BUILTIN_CODES = all_codes()
+# The site is built as if published here (mkdocs.yml reads site_url from $DOCS_URL_ENV).
+SITE_URL = "https://docs.example/streampay-incident/"
+
+
+class _MkdocsLoader(yaml.SafeLoader):
+    """safe_load plus mkdocs' ``!ENV [NAME, default]`` tag (read as its default)."""
+
+
+_MkdocsLoader.add_constructor(
+    "!ENV",
+    lambda loader, node: loader.construct_sequence(node)[-1],
+)
 
 
 def _nav_files(nav: Any) -> list[str]:
@@ -40,8 +54,8 @@ def _nav_files(nav: Any) -> list[str]:
 
 @pytest.fixture(scope="module")
 def config() -> dict[str, Any]:
-    # mkdocs.yml may hold !!python tags in general; ours does not, so safe_load reads it.
-    return yaml.safe_load(MKDOCS_YML.read_text(encoding="utf-8"))
+    # mkdocs.yml may hold !!python tags in general; ours does not, so a safe loader reads it.
+    return yaml.load(MKDOCS_YML.read_text(encoding="utf-8"), Loader=_MkdocsLoader)  # noqa: S506
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +73,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         text=True,
         timeout=300,
         cwd=REPO,
+        env={**os.environ, DOCS_URL_ENV: SITE_URL},
     )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr}{result.stdout}"
     return site
@@ -69,15 +84,23 @@ def test_mkdocs_build_strict_passes(built_site: Path) -> None:
     assert (built_site / "runbooks" / "index.html").is_file()  # runbooks/README.md
 
 
-def test_every_finding_code_anchor_is_an_id_in_the_built_site(built_site: Path) -> None:
-    # attr_list turns `## CODE {#code-anchor}` into id="code-anchor" in the HTML.
+def test_every_finding_codes_docs_link_is_an_id_in_the_built_site(built_site: Path) -> None:
+    # attr_list turns `## CODE {#code-anchor}` into id="code-anchor" in the HTML; the
+    # link --docs-url prints must be that page and id of the site built at site_url.
     for code in BUILTIN_CODES:
-        page = code.runbook_file.removesuffix(".md")
-        html_path = built_site / "runbooks" / (
-            "index.html" if page == "README" else f"{page}/index.html"
-        )
+        link = docs_link(code.runbook, SITE_URL)
+        page, _, anchor = link.removeprefix(SITE_URL).partition("#")
+        html_path = built_site / page / "index.html"
         html = html_path.read_text(encoding="utf-8")
+        assert anchor == code.anchor
         assert f'id="{code.anchor}"' in html, f"{code.code}: no id {code.anchor} in {html_path}"
+        assert f'<link rel="canonical" href="{link.partition("#")[0]}">' in html
+
+
+def test_site_url_comes_from_the_docs_url_variable(config: dict[str, Any]) -> None:
+    text = MKDOCS_YML.read_text(encoding="utf-8")
+    assert f'site_url: !ENV [{DOCS_URL_ENV}, ""]' in text
+    assert config["site_url"] == ""
 
 
 def test_config_uses_material_and_the_pinned_extensions(config: dict[str, Any]) -> None:

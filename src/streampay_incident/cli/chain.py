@@ -26,6 +26,7 @@ from ..stellar.networks import network_name
 from .common import (
     RFC3339,
     Network,
+    docs_url,
     exit_code_for,
     handle_input_errors,
     output_options,
@@ -137,7 +138,7 @@ def _endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
 def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
     """Print the report (with an endpoint table for people) and exit with its code."""
     color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    text = render(report, fmt, color=color)
+    text = render(report, fmt, color=color, docs_url=docs_url())
     endpoints = report.extra.get("endpoints", [])
     if fmt == "text" and endpoints:
         text += _endpoint_table_text(endpoints)

@@ -9,16 +9,31 @@ import click
 
 from ..codes import all_codes
 from ..registry import get_plugin_manager, loaded_plugins, plugin_settings_from_env
+from ..runbooks import docs_link
+from .common import docs_url, docs_url_option
 
 
 @click.command("checks")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for machines (what the web app's GET /checks serves).",
+)
+@docs_url_option
 def checks(fmt: str) -> None:
     """List every finding code (severity, title, runbook) and the loaded plugins."""
     pm = get_plugin_manager(plugin_settings_from_env(os.environ))
     doc = {
         "codes": [
-            {"code": c.code, "severity": c.severity.value, "title": c.title, "runbook": c.runbook}
+            {
+                "code": c.code,
+                "severity": c.severity.value,
+                "title": c.title,
+                "runbook": docs_link(c.runbook, docs_url()),
+            }
             for c in all_codes()
         ],
         "plugins": loaded_plugins(pm),
