@@ -71,3 +71,44 @@ def test_every_retry_reason_has_advice() -> None:
     from streampay_incident.checks.settlements import RETRY_REASONS
 
     assert set(RETRY_REASONS) <= set(demo_mod.RETRY_ADVICE)
+
+
+def test_write_data_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    target = tmp_path / "drill"
+    assert CliRunner().invoke(main, ["demo", "--write-data", str(target)]).exit_code == 0
+    (target / "payouts.csv").write_text("edited by the facilitator\n", encoding="utf-8")
+    (target / "settlements.jsonl").unlink()
+    refused = CliRunner().invoke(main, ["demo", "--write-data", str(target)])
+    assert refused.exit_code == 2
+    assert refused.stdout == ""
+    assert f"error: {target / 'payouts.csv'} exists; pass --force to overwrite it" in refused.stderr
+    # Nothing was written: not the edited file, not the missing one.
+    assert (target / "payouts.csv").read_text(encoding="utf-8") == "edited by the facilitator\n"
+    assert not (target / "settlements.jsonl").exists()
+    forced = CliRunner().invoke(main, ["demo", "--write-data", str(target), "--force"])
+    assert forced.exit_code == 0
+    with demo_mod.demo_data_dir() as data:
+        for name in demo_mod.DATA_FILES:
+            assert (target / name).read_bytes() == (data / name).read_bytes(), name
+
+
+def test_write_data_brings_the_provenance_readme_and_the_escrow_files(tmp_path: Path) -> None:
+    target = tmp_path / "drill"
+    assert CliRunner().invoke(main, ["demo", "--write-data", str(target)]).exit_code == 0
+    readme = (target / "README.md").read_text(encoding="utf-8")
+    assert "## Attribution" in readme and demo_mod.DEMO_ESCROW in readme
+    for name in demo_mod.DATA_FILES[:-1]:
+        assert f"`{name}`" in readme, f"README.md does not say where {name} comes from"
+    result = CliRunner().invoke(
+        main,
+        ["payouts", str(target / "payouts.csv"), "--escrow", demo_mod.DEMO_ESCROW,
+         "--chain-payments", str(target / "chain-payments.json"), "--format", "json"],
+    )
+    doc = json.loads(result.stdout)
+    # p-070 is the escrow's one recorded outflow: reconciled, so no ESCROW_ finding but the
+    # note that the 2026 rows are outside the recorded page's window.
+    assert [f["code"] for f in doc["findings"] if f["code"].startswith("ESCROW_")] == [
+        "ESCROW_OUTSIDE_WINDOW"
+    ]
+    outside = next(f for f in doc["findings"] if f["code"] == "ESCROW_OUTSIDE_WINDOW")
+    assert "p-070" not in outside["evidence"]["payout_ids"]
