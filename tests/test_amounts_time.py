@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from streampay_incident.amounts import MAX_INT64, AmountError, format_stroops, parse_stroops
 from streampay_incident.timefmt import (
+    format_duration,
     format_rfc3339,
     parse_duration,
     parse_rfc3339,
@@ -71,6 +72,37 @@ def test_durations() -> None:
     assert parse_duration("1h") == timedelta(hours=1)
     assert parse_duration("2d") == timedelta(days=2)
     assert parse_duration("500ms") == timedelta(milliseconds=500)
-    for bad in ("10", "m", "-5m", "1.5h", "10 minutes"):
+    assert parse_duration("1h30m") == timedelta(hours=1, minutes=30)
+    assert parse_duration("34d21h") == timedelta(days=34, hours=21)
+    for bad in ("10", "m", "-5m", "1.5h", "10 minutes", "", "1m1h", "5ms3s"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    ("duration", "text"),
+    [
+        (timedelta(seconds=3013265), "34d21h"),  # the raw seconds issue 11 quotes
+        (timedelta(seconds=3013), "50m13s"),
+        (timedelta(minutes=10), "10m"),
+        (timedelta(hours=2, minutes=5, seconds=59), "2h05m"),
+        (timedelta(days=1, hours=2), "1d02h"),
+        (timedelta(days=3), "3d"),
+        (65, "1m05s"),
+        (30.0, "30s"),
+        (0, "0s"),
+        (0.25, "250ms"),
+        (timedelta(seconds=-65), "-1m05s"),
+    ],
+)
+def test_format_duration(duration: timedelta | float, text: str) -> None:
+    assert format_duration(duration) == text
+
+
+@given(st.integers(min_value=1, max_value=10**8))
+def test_a_formatted_duration_reads_back_to_its_two_units(seconds: int) -> None:
+    text = format_duration(seconds)
+    back = parse_duration(text).total_seconds()
+    # Two units are printed: what is dropped is less than one of the smaller unit.
+    smaller = {"d": 3600, "h": 60, "m": 1, "s": 1}[next(c for c in text if c.isalpha())]
+    assert back <= seconds < back + smaller

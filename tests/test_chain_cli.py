@@ -301,13 +301,12 @@ def test_text_and_markdown_show_the_endpoint_table() -> None:
     text = run(*args).output
     assert "FAIL streampay-incident chain" in text
     assert "Endpoints" in text
-    assert "https://rpc.streampay.internal  ledger 1283415, age 65s" in text
+    assert "https://rpc.streampay.internal  ledger 1283415, age 1m05s" in text
     assert "runbook: docs/runbooks/chain-outage.md#chain-rpc-unhealthy" in text
     markdown = run(*args, "--format", "markdown").output
     assert "| endpoint | kind | status |" in markdown
-    assert (
-        "| `https://horizon.streampay.internal` | horizon | fail | 1283415 | 65 | 0 |" in markdown
-    )
+    row = "| `https://horizon.streampay.internal` | horizon | fail | 1283415 | 1m05s | 0 |"
+    assert row in markdown
 
 
 def test_text_table_for_endpoints_without_figures() -> None:

@@ -531,10 +531,6 @@ def test_large_inputs_are_deduplicated_in_blocks(monkeypatch: Any) -> None:
 
 
 def test_summaries_and_windows_read_well() -> None:
-    assert rules._duration(timedelta(hours=1)) == "1h"
-    assert rules._duration(timedelta(minutes=10)) == "10m"
-    assert rules._duration(timedelta(seconds=90)) == "90s"
-    assert rules._duration(timedelta(milliseconds=500)) == "0.5s"
     finding = only(
         find_payout_anomalies([payout("a"), payout("b", created_at=at(1))]),
         "PAYOUT_SUSPECTED_REPEAT",

@@ -418,7 +418,7 @@ def test_evidence_and_summary() -> None:
         (settlement(lease_until=NOW - timedelta(seconds=30)), [], {}, "30s ago"),
         (settlement(status="pending", created_at=NOW - timedelta(hours=2, minutes=5)), [], {},
          "2h05m after creation"),
-        (settlement(tx_hash=H1), [], {}, "20m00s after the last update"),
+        (settlement(tx_hash=H1), [], {}, "20m after the last update"),
         (settlement(tx_hash=H1), [], {"chain_status": "fail"}, "outage"),
         (settlement(status="pending"), [], {"chain_status": "fail"}, "not submitted"),
         (settlement(status="dead", attempts=3), [], {}, "dead-lettered after 3 attempt(s)"),
@@ -436,7 +436,7 @@ def test_classify_settlement_alone_and_policy() -> None:
     strict = SettlementPolicy(unsubmitted_after=timedelta(minutes=5))
     verdict, finding = classify_settlement(s, transactions={}, now=NOW, policy=strict)
     assert verdict.code == finding.code == "SETTLEMENT_STUCK_UNSUBMITTED"
-    assert "threshold 5m00s" in finding.summary
+    assert "threshold 5m" in finding.summary
 
 
 def test_verdicts_keep_input_order() -> None:

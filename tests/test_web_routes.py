@@ -435,7 +435,7 @@ def test_repeat_window_is_applied(client, destination):
     assert "PAYOUT_SUSPECTED_REPEAT" not in codes_of(post(client, "/triage/payouts", rows).json())
     wide = post(client, "/triage/payouts?repeat_window=1h", rows).json()
     assert "PAYOUT_SUSPECTED_REPEAT" in codes_of(wide)
-    assert wide["inputs"]["repeat_window"] == "3600s"
+    assert wide["inputs"]["repeat_window"] == "1h"
 
 
 def test_body_over_the_limit_is_413(client):

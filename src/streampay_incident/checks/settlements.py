@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from ..codes import Severity
@@ -82,7 +82,7 @@ from ..model import (
     SettlementVerdict,
     make_finding,
 )
-from ..timefmt import format_rfc3339
+from ..timefmt import format_duration, format_rfc3339
 
 ChainStatus = Literal["pass", "warn", "fail"]
 ChainAnswer = Literal["success", "failed", "unknown", "not_found"]
@@ -212,18 +212,6 @@ def _retry_safety(
     if now <= max_time:
         return False, "tx_may_still_land"
     return False, "no_ledger_after_max_time"
-
-
-def _duration(delta: timedelta) -> str:
-    """``2h05m``, ``4m30s``, ``12s`` (callers only pass positive ages)."""
-    seconds = int(delta.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 def _retry_text(safe: bool, reason: str) -> str:
@@ -385,18 +373,18 @@ def _summary(
     if code == "SETTLEMENT_LEASE_EXPIRED":
         assert s.lease_until is not None
         return (
-            f"worker lease expired {_duration(now - s.lease_until)} ago while processing; "
+            f"worker lease expired {format_duration(now - s.lease_until)} ago while processing; "
             f"{retry_text}"
         )
     if code == "SETTLEMENT_STUCK_UNSUBMITTED":
         return (
-            f"no transaction {_duration(now - s.created_at)} after creation "
-            f"(threshold {_duration(policy.unsubmitted_after)}); {retry_text}"
+            f"no transaction {format_duration(now - s.created_at)} after creation "
+            f"(threshold {format_duration(policy.unsubmitted_after)}); {retry_text}"
         )
     if code == "SETTLEMENT_STUCK_UNCONFIRMED":
         return (
-            f"tx {tx_hash} not found on chain {_duration(now - s.last_change)} after the last "
-            f"update (threshold {_duration(policy.unconfirmed_after)}); {retry_text}"
+            f"tx {tx_hash} not found on chain {format_duration(now - s.last_change)} after the "
+            f"last update (threshold {format_duration(policy.unconfirmed_after)}); {retry_text}"
         )
     # SETTLEMENT_CHAIN_BLOCKED
     what = f"tx {tx_hash} unconfirmed" if tx_hash else "not submitted"

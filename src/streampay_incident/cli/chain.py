@@ -23,6 +23,7 @@ from ..logevents import log_event
 from ..model import Report
 from ..report import render
 from ..stellar.networks import network_name
+from ..timefmt import format_duration
 from .common import (
     RFC3339,
     Network,
@@ -102,10 +103,16 @@ def chain_report(
     )
 
 
+def _ledger_age(endpoint: Mapping[str, Any]) -> str | None:
+    """The endpoint's ledger age as a duration (``1m05s``), None when unknown."""
+    seconds = endpoint["ledger_age_seconds"]
+    return None if seconds is None else format_duration(round(seconds))
+
+
 def _endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
     lines = ["", "Endpoints"]
     for e in endpoints:
-        age = "-" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}s"
+        age = _ledger_age(e) or "-"
         lag = "-" if e["ingest_lag"] is None else str(e["ingest_lag"])
         ledger = "-" if e["latest_ledger"] is None else str(e["latest_ledger"])
         lines.append(
@@ -118,7 +125,7 @@ def _endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
 def _endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         "",
-        "| endpoint | kind | status | latest ledger | ledger age (s) | ingest lag | probe (s) |",
+        "| endpoint | kind | status | latest ledger | ledger age | ingest lag | probe (s) |",
         "|---|---|---|---|---|---|---|",
     ]
     for e in endpoints:
@@ -127,7 +134,7 @@ def _endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
             e["kind"],
             e["status"],
             "" if e["latest_ledger"] is None else str(e["latest_ledger"]),
-            "" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}",
+            _ledger_age(e) or "",
             "" if e["ingest_lag"] is None else str(e["ingest_lag"]),
             f"{e['duration_seconds']:.2f}",
         ]

@@ -24,7 +24,7 @@ from .. import registry
 from ..io.payouts import read_payouts
 from ..logevents import log_event
 from ..model import Finding, Payout, PayoutPolicy, Report
-from ..timefmt import parse_duration
+from ..timefmt import format_duration, parse_duration
 from .common import emit, handle_input_errors, output_options, utc_now
 from .escrow import EscrowRequest, escrow_findings, escrow_options
 
@@ -162,7 +162,7 @@ def triage_payouts(
     inputs: dict[str, Any] = {
         "payouts": str(file),
         "records": len(records),
-        "repeat_window": f"{int(policy.repeat_window.total_seconds())}s",
+        "repeat_window": format_duration(policy.repeat_window),
     }
     # Further checks over the same records (escrow reconciliation against the
     # chain: --chain-payments / --horizon / --rpc / --escrow) add their findings
