@@ -24,13 +24,19 @@ from .common import docs_url, docs_url_option
 )
 @docs_url_option
 def checks(fmt: str) -> None:
-    """List every finding code (severity, title, runbook) and the loaded plugins."""
+    """List every finding code (severity, title, runbook) and the loaded plugins.
+
+    A code that escalates shows both severities (``warning|critical``) and when it
+    escalates; in JSON ``severity`` is the default and ``escalates_to`` the higher one.
+    """
     pm = get_plugin_manager(plugin_settings_from_env(os.environ))
     doc = {
         "codes": [
             {
                 "code": c.code,
                 "severity": c.severity.value,
+                "escalates_to": c.escalates_to.value if c.escalates_to else None,
+                "escalation": c.escalation or None,
                 "title": c.title,
                 "runbook": docs_link(c.runbook, docs_url()),
             }
@@ -42,7 +48,10 @@ def checks(fmt: str) -> None:
         click.echo(json.dumps(doc, indent=2))
         return
     for c in doc["codes"]:
-        click.echo(f"{c['code']:<36} {c['severity']:<9} {c['title']}")
+        severity = c["severity"] + (f"|{c['escalates_to']}" if c["escalates_to"] else "")
+        click.echo(f"{c['code']:<36} {severity:<17} {c['title']}")
+        if c["escalates_to"]:
+            click.echo(f"{'':<36} {c['escalates_to']} when {c['escalation']}")
         click.echo(f"{'':<36} {c['runbook']}")
     click.echo("")
     click.echo("Plugins:")
