@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import click
 
@@ -30,7 +31,7 @@ def checks(fmt: str) -> None:
     escalates; in JSON ``severity`` is the default and ``escalates_to`` the higher one.
     """
     pm = get_plugin_manager(plugin_settings_from_env(os.environ))
-    doc = {
+    doc: dict[str, list[dict[str, Any]]] = {
         "codes": [
             {
                 "code": c.code,
