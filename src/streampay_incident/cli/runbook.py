@@ -64,9 +64,9 @@ def _unknown(topic: str, runbooks: tuple[Runbook, ...]) -> NoReturn:
 def runbook(topic: str | None) -> None:
     """Print a runbook (by NAME), a finding code's section (by CODE), or list them all.
 
-    TOPIC is a finding code such as SETTLEMENT_STUCK_UNCONFIRMED (its section) or
-    a runbook name such as stuck-settlement (the whole runbook); without it, every
-    runbook and its sections are listed.
+    CODE is a finding code such as SETTLEMENT_STUCK_UNCONFIRMED (its section);
+    NAME a runbook name such as stuck-settlement (the whole runbook); without
+    either, every runbook and its sections are listed.
     """
     runbooks = load_runbooks()
     if topic is None:

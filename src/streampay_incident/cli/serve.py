@@ -62,7 +62,13 @@ def build_sidecar_app(config: Any) -> Any:
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port to listen on.",
+)
 @click.option(
     "--insecure-no-auth",
     is_flag=True,
@@ -73,6 +79,7 @@ def build_sidecar_app(config: Any) -> Any:
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
     show_default=True,
+    help="Least severe server log line written to stderr.",
 )
 def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
     """Serve the read-only incident endpoints under /internal/incident.
