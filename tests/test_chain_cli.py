@@ -532,3 +532,29 @@ def test_settlements_live_lookup_needs_a_network_and_valid_urls(tmp_path: Path) 
     assert settlements_run(str(path), "--horizon", "http://127.0.0.1:9").exit_code == 2
     bad = settlements_run(str(path), "--rpc", "rpc.example", "--network", "testnet")
     assert bad.exit_code == 2
+
+
+def test_one_url_given_as_both_kinds_is_said_and_graded_as_each() -> None:
+    # A server that answers both Horizon's REST and RPC's JSON-RPC (a proxy), given twice.
+    both = {
+        **horizon_routes(),
+        **rpc_routes(passphrase=PUBLIC, latest_ledger=HORIZON_LEDGER, close_time=HORIZON_CLOSED_AT),
+    }
+    with LoopbackServer(both) as server:
+        args = ("--horizon", server.url, "--rpc", server.url, "--network", "public", "--now", NOW)
+        doc = report(run(*args, "--format", "json"))
+        text = run(*args).output
+    note = f"{server.url} given as both --horizon and --rpc: graded once as each kind"
+    assert doc["inputs"]["note"] == note
+    assert f"  note: {note}" in text
+    assert sorted((e["kind"], e["url"]) for e in doc["endpoints"]) == [
+        ("horizon", server.url),
+        ("rpc", server.url),
+    ]
+    assert doc["status"] == "pass"
+
+
+def test_distinct_urls_get_no_note(healthy: Any) -> None:
+    h, r = healthy
+    doc = report(run("--horizon", h.url, "--rpc", r.url, "--network", "public", "--format", "json"))
+    assert "note" not in doc["inputs"]
