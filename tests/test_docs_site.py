@@ -1,13 +1,19 @@
-"""The docs site builds with ``mkdocs build --strict``, and its nav covers every page.
+"""The docs site builds with ``zensical build --strict``, and its nav covers every page.
 
-mkdocs and mkdocs-material are in the ``docs`` extra, which the test
-environment installs: a missing mkdocs is a failure here, not a skip.
+Zensical (the successor of Material for MkDocs, same team) reads ``mkdocs.yml``
+as it is. It is in the ``docs`` extra, which the test environment installs: a
+missing Zensical is a failure here, not a skip. Zensical's strict mode fails on
+broken links and anchors; it does not check the nav against the pages (MkDocs'
+``validation.nav``), so ``test_nav_lists_every_page_and_only_pages_that_exist``
+does. Zensical writes the site and a ``.cache`` next to the config file, so the
+tests build a copy of ``mkdocs.yml`` and ``docs/`` in a temporary folder.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -58,28 +64,45 @@ def config() -> dict[str, Any]:
     return yaml.load(MKDOCS_YML.read_text(encoding="utf-8"), Loader=_MkdocsLoader)  # noqa: S506
 
 
-@pytest.fixture(scope="module")
-def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def zensical_build(project: Path) -> subprocess.CompletedProcess[str]:
+    """``zensical build --strict`` of a copy of the docs in ``project`` (site: ``project/site``)."""
     try:
-        import material  # noqa: F401
-        import mkdocs  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - the test extra installs both
-        pytest.fail(f"mkdocs / mkdocs-material must be installed (extra 'docs'): {exc}")
-    site = tmp_path_factory.mktemp("site")
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict"]
-        + ["-f", str(MKDOCS_YML), "-d", str(site)],
+        import zensical  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        pytest.fail(f"zensical must be installed (extra 'docs'): {exc}")
+    shutil.copy(MKDOCS_YML, project / "mkdocs.yml")
+    if not (project / "docs").exists():
+        shutil.copytree(DOCS, project / "docs")
+    return subprocess.run(
+        [sys.executable, "-m", "zensical", "build", "--strict", "-f", "mkdocs.yml"],
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=REPO,
-        env={**os.environ, DOCS_URL_ENV: SITE_URL},
+        cwd=project,
+        env={**os.environ, DOCS_URL_ENV: SITE_URL, "NO_COLOR": "1"},
     )
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr}{result.stdout}"
-    return site
 
 
-def test_mkdocs_build_strict_passes(built_site: Path) -> None:
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = tmp_path_factory.mktemp("docs-project")
+    result = zensical_build(project)
+    assert result.returncode == 0, (
+        f"zensical build --strict failed:\n{result.stderr}{result.stdout}"
+    )
+    return project / "site"
+
+
+def test_strict_build_fails_on_a_broken_anchor(tmp_path: Path) -> None:
+    shutil.copytree(DOCS, tmp_path / "docs")
+    with (tmp_path / "docs" / "web.md").open("a", encoding="utf-8") as page:
+        page.write("\n[gone](runbooks/rollback.md#no-such-heading)\n")
+    result = zensical_build(tmp_path)
+    assert result.returncode != 0
+    assert "anchor does not exist" in result.stdout + result.stderr
+
+
+def test_strict_build_passes(built_site: Path) -> None:
     assert (built_site / "index.html").is_file()
     assert (built_site / "runbooks" / "index.html").is_file()  # runbooks/README.md
 
