@@ -100,7 +100,7 @@ _CHAIN_PASS = "PASS streampay-incident chain: 0 finding(s)"
 _OUTAGE = "FAIL streampay-incident chain: 4 finding(s)"
 _ENVELOPE = '"hash": "8ef0c6d60357bf91b0b0d7800b747ff02bf73117d3e017690cbff641ca67f124",'
 _DEMO_ESCROW = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
-_CHECKS = "PAYOUT_DUPLICATE_TX_RECORD           warning   Several payout rows share one tx hash"
+_CHECKS = "PAYOUT_DUPLICATE_SETTLEMENT          warning|critical  One settlement paid by several"
 _PLUGIN_LISTED = "  streampay_incident.checks.settlements 0.1.0"
 _STILL_LANDS = "stl-1007     DO NOT RETRY: the transaction can still land (tx_may_still_land)"
 
