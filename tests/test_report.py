@@ -102,7 +102,8 @@ def test_checks_command_json_and_text() -> None:
     doc = json.loads(result.output)
     assert {c["code"] for c in doc["codes"]} >= {"PAYOUT_DUPLICATE_MEMO", "PLUGIN_ERROR",
                                                  "CHAIN_LEDGER_STALE"}
-    assert all(set(c) == {"code", "severity", "title", "runbook"} for c in doc["codes"])
+    keys = {"code", "severity", "escalates_to", "escalation", "title", "runbook"}
+    assert all(set(c) == keys for c in doc["codes"])
     assert all(set(p) == {"name", "version"} for p in doc["plugins"])
     text = runner.invoke(main, ["checks"])
     assert text.exit_code == 0 and "Plugins:" in text.output

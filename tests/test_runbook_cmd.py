@@ -131,6 +131,17 @@ def test_a_source_checkout_reads_docs_runbooks() -> None:
     assert [b.name for b in load_runbooks()][0] == "README"
 
 
+def test_an_installed_package_reads_its_own_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    packaged = tmp_path / runbooks.PACKAGE_DIR
+    packaged.mkdir()
+    (packaged / "only.md").write_text("# Only {#only}\n", encoding="utf-8")
+    monkeypatch.setattr(runbooks, "files", lambda package: tmp_path)
+    assert runbooks.runbook_dir() == packaged
+    assert [b.title for b in load_runbooks()] == ["Only"]
+
+
 @pytest.mark.slow
 def test_the_installed_wheel_carries_the_runbooks(tmp_path: Path) -> None:
     """Build the wheel, install it into a fresh virtualenv outside the repository, run it there."""
