@@ -40,3 +40,16 @@ def load_fixture(relative: str) -> Any:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture
+def demo_data(tmp_path: Path) -> Path:
+    """The bundled demo files, written out by the tool itself (``demo --write-data``)."""
+    from click.testing import CliRunner
+
+    from streampay_incident.cli import main
+
+    target = tmp_path / "demo-data"
+    result = CliRunner().invoke(main, ["demo", "--write-data", str(target)])
+    assert result.exit_code == 0, result.output
+    return target

@@ -282,15 +282,6 @@ def _demo_transactions(data: Path) -> dict[str, str]:
     return out
 
 
-@pytest.fixture
-def demo_data(tmp_path: Path) -> Path:
-    """The bundled demo files, written out by the tool itself (``demo --write-data``)."""
-    target = tmp_path / "demo-data"
-    result = CliRunner().invoke(main, ["demo", "--write-data", str(target)])
-    assert result.exit_code == 0, result.output
-    return target
-
-
 @contextlib.contextmanager
 def horizon_stand_in(data: Path, passphrase: str) -> Iterator[LoopbackServer]:
     """A Horizon with a fresh ledger, the recorded bodies, and the demo transactions."""

@@ -274,15 +274,6 @@ def test_command_parser_handles_env_pipes_and_placeholders() -> None:
 
 
 
-@pytest.fixture
-def demo_data(tmp_path: Path) -> Path:
-    """The bundled demo files, written out by the tool itself (``demo --write-data``)."""
-    target = tmp_path / "demo-data"
-    result = CliRunner().invoke(main, ["demo", "--write-data", str(target)])
-    assert result.exit_code == 0, result.output
-    return target
-
-
 
 # --- tabletop answer keys ---------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from .common import docs_url, docs_url_option
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="text for people, json for machines (what the web app's GET /checks serves).",
+    help="text for people, json for machines.",
 )
 @docs_url_option
 def checks(fmt: str) -> None:
