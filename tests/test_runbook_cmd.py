@@ -126,8 +126,13 @@ def test_docs_links_follow_the_sites_url_scheme() -> None:
     assert docs_link("docs/runbooks/rollback.md#before", None) == "docs/runbooks/rollback.md#before"
 
 
-def test_a_source_checkout_reads_docs_runbooks() -> None:
-    assert Path(str(runbooks.runbook_dir())) == RUNBOOKS
+def test_the_runbooks_read_are_exactly_docs_runbooks() -> None:
+    # A source checkout reads docs/runbooks itself; an installed wheel (tox) its copy of it.
+    folder = runbooks.runbook_dir()
+    assert Path(str(folder)) == RUNBOOKS or folder.name == runbooks.PACKAGE_DIR
+    shipped = {p.name: p.read_text(encoding="utf-8") for p in folder.iterdir()}
+    source = {p.name: p.read_text(encoding="utf-8") for p in RUNBOOKS.iterdir()}
+    assert shipped == source
     assert [b.name for b in load_runbooks()][0] == "README"
 
 
