@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from conftest import FIXTURES
 from streampay_incident.cli import main
+from streampay_incident.cli.demo import demo_data_dir
 
 HERE = Path(__file__).resolve().parent
 GOLDENS = HERE / "goldens"
@@ -81,8 +82,13 @@ def _run(argv: list[str]) -> str:
     env = {"STREAMPAY_INCIDENT_DISABLE_PLUGINS": "all", "COLUMNS": "100"}
     result = CliRunner().invoke(main, argv, env=env)
     repo = str(HERE.parent)
-    # The fixtures sit inside the repository: mask the longer path first.
-    out = result.output.replace(str(FIXTURES), "<fixtures>").replace(repo, "<repo>")
+    # The fixtures sit inside the repository: mask the longer paths first. `demo` reads the
+    # installed package's demo data (site-packages under tox): masked, so the golden holds.
+    with demo_data_dir() as demo_data:
+        out = result.output.replace(str(FIXTURES), "<fixtures>")
+        for folder in {str(demo_data), str(DEMO)}:
+            out = out.replace(folder, "<demo_data>")
+    out = out.replace(repo, "<repo>")
     return f"exit {result.exit_code}\n{_masked(out)}"
 
 

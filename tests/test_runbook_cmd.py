@@ -178,7 +178,9 @@ def test_the_installed_wheel_carries_the_runbooks(tmp_path: Path) -> None:
     (site / "deps.pth").write_text("\n".join(sorted(deps)) + "\n", encoding="utf-8")
     install = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps"]
-        + ["--no-index", "-q", str(wheel)],
+        # The deps.pth folders may hold an installed streampay-incident (tox does): install
+        # into the venv regardless.
+        + ["--no-index", "--ignore-installed", "-q", str(wheel)],
         capture_output=True,
         text=True,
         timeout=300,
