@@ -506,7 +506,7 @@ def test_malformed_recordings_are_input_errors(tmp_path: Any) -> None:
 
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(InputError, match="not JSON"):
+    with pytest.raises(InputError, match="not valid JSON"):
         read_recording(bad)
     with pytest.raises(InputError, match="cannot read"):
         read_recording(tmp_path / "missing.json")

@@ -12,6 +12,21 @@ _RFC3339 = re.compile(
 _DURATION = re.compile(r"([0-9]+)(ms|s|m|h|d)\Z")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
+# The instants an input may name. Nothing StreamPay or Stellar records is older than the unix
+# epoch, and the upper bound leaves room for adding any duration (at most MAX_DURATION) without
+# leaving datetime's range (year 9999): an out-of-range time is an input error, never an overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_DURATION = timedelta(days=36500)
+_RANGE = "out of range (1970-01-01T00:00:00Z to 9000-01-01T00:00:00Z)"
+
+
+def in_range(moment: datetime) -> datetime:
+    """``moment`` when it lies in [:data:`EARLIEST`, :data:`LATEST`), else ``ValueError``."""
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(_RANGE)
+    return moment
+
 
 def parse_rfc3339(text: str) -> datetime:
     """An RFC 3339 timestamp with an offset, as an aware UTC datetime.
@@ -26,15 +41,20 @@ def parse_rfc3339(text: str) -> datetime:
         digits = re.match(r"[0-9]+", rest)
         assert digits is not None
         frac = digits.group(0)
-        text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac):]}"
+        text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac) :]}"
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"
-    return datetime.fromisoformat(text).astimezone(UTC)
+    try:
+        return in_range(datetime.fromisoformat(text).astimezone(UTC))
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(_RANGE) from None
 
 
 def parse_unix_or_rfc3339(text: str) -> datetime:
     """Unix seconds (a decimal integer) or RFC 3339."""
     if text.isdigit():
+        if len(text.lstrip("0")) > 12 or int(text) >= LATEST.timestamp():
+            raise ValueError(_RANGE)
         return datetime.fromtimestamp(int(text), UTC)
     return parse_rfc3339(text)
 
@@ -46,8 +66,18 @@ def format_rfc3339(moment: datetime) -> str:
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90s``, ``10m``, ``1h``, ``2d``, ``500ms`` -> timedelta. Raises ``ValueError``."""
+    """``90s``, ``10m``, ``1h``, ``2d``, ``500ms`` -> timedelta, at most :data:`MAX_DURATION`.
+
+    Raises ``ValueError``.
+    """
     m = _DURATION.match(text.strip())
     if m is None:
         raise ValueError("not a duration such as 90s, 10m or 1h")
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    number, unit = m.group(1).lstrip("0") or "0", m.group(2)
+    too_long = f"longer than {MAX_DURATION.days}d"
+    if len(number) > 15:  # int() and timedelta() would overflow long before a valid limit
+        raise ValueError(too_long)
+    seconds = int(number) * _UNITS[unit]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(too_long)
+    return timedelta(seconds=seconds)

@@ -1,17 +1,23 @@
-"""What every command shares: output format, ``--fail-on``, exit codes, input errors."""
+"""What every command shares: output format, ``--fail-on``, exit codes, input errors.
+
+Exit codes: 0 nothing at or above ``--fail-on``; 1 findings at or above it;
+2 usage or input error (named on stderr, nothing on stdout); 3 an internal
+error (a bug: one line on stderr, the traceback with ``STREAMPAY_INCIDENT_DEBUG=1``).
+"""
 
 from __future__ import annotations
 
 import functools
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
-from ..errors import InputError
+from ..errors import InputError, shown
 from ..model import Report
 from ..report import render
 from ..stellar.networks import resolve_network
@@ -22,6 +28,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
+EXIT_INTERNAL = 3
+
+DEBUG_ENV = "STREAMPAY_INCIDENT_DEBUG"
 
 _FAIL_LEVELS = {"warning": ("warn", "fail"), "critical": ("fail",)}
 
@@ -78,6 +87,37 @@ def handle_input_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def fail_internal(error: Exception) -> None:
+    """Exit 3 with one line naming the bug (a secret seed in its message is hidden).
+
+    The traceback goes to stderr only when ``STREAMPAY_INCIDENT_DEBUG`` is set
+    (to anything but empty or 0): a script can tell a crash from a finding.
+    """
+    from ..io.rows import SEED_PATTERN
+
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        traceback.print_exception(error, file=sys.stderr)
+    message = " ".join(SEED_PATTERN.sub("S...(hidden)", str(error)).split())
+    click.echo(
+        f"internal error: {type(error).__name__}: {shown(message, quote=False)}; "
+        f"set {DEBUG_ENV}=1 for the traceback",
+        err=True,
+    )
+    sys.exit(EXIT_INTERNAL)
+
+
+class CommandGroup(click.Group):
+    """The command group: an exception no command handled is a bug, exit 3 (not a traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # click's own ways out: usage errors (2), --help, aborts
+        except Exception as error:  # noqa: BLE001 - the one place every bug ends up
+            fail_internal(error)
+
+
 class RFC3339(click.ParamType):
     """A click parameter: an RFC 3339 timestamp with offset -> aware UTC datetime."""
 
@@ -89,7 +129,7 @@ class RFC3339(click.ParamType):
         try:
             return parse_rfc3339(str(value))
         except ValueError as exc:
-            self.fail(f"{value!r}: {exc}", param, ctx)
+            self.fail(f"{shown(value)}: {exc}", param, ctx)
 
 
 class Network(click.ParamType):

@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from .. import registry
+from ..errors import shown
 from ..io.payouts import read_payouts
 from ..logevents import log_event
 from ..model import Finding, Payout, PayoutPolicy, Report
@@ -44,7 +45,7 @@ class Duration(click.ParamType):
         try:
             return parse_duration(str(value))
         except ValueError as exc:
-            self.fail(f"{value!r}: {exc}", param, ctx)
+            self.fail(f"{shown(value)}: {exc}", param, ctx)
 
 
 def estimated_lines(path: Path, *, sample_bytes: int = 1 << 16) -> int:

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,9 @@ from ..amounts import AmountError, parse_stroops
 from ..checks.escrow import PAYMENT_KINDS, ChainPayment, PaymentKind
 from ..errors import InputError, InputProblem, SecretSeedError
 from ..model import NATIVE, NO_MEMO, Asset, Memo
-from ..timefmt import parse_rfc3339
+from ..timefmt import parse_unix_or_rfc3339
 from .rows import JsonNumber, contains_seed, seed_problem
+from .strict_json import MAX_INT_DIGITS, JsonProblem, loads
 
 _HASH = re.compile(r"[0-9a-fA-F]{64}\Z")
 _ACCOUNT = re.compile(r"[GC][A-Z2-7]{55}\Z|M[A-Z2-7]{68}\Z")
@@ -110,14 +110,12 @@ def _amount(record: Mapping[str, Any], field: str) -> int:
 
 
 def _time(value: Any, field: str) -> datetime:
-    if isinstance(value, str) and value.isdigit():
-        return datetime.fromtimestamp(int(value), UTC)
     if isinstance(value, int) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+        value = str(value)
     if not isinstance(value, str):
         raise RecordProblem(field, "missing or not a timestamp")
     try:
-        return parse_rfc3339(value)
+        return parse_unix_or_rfc3339(value)
     except ValueError as exc:
         raise RecordProblem(field, str(exc)) from None
 
@@ -126,7 +124,7 @@ def _int(value: Any, field: str) -> int:
     # RPC numbers arrive as JSON numbers or, from older servers, as strings.
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isdigit() and len(value) <= MAX_INT_DIGITS:
         return int(value)
     raise RecordProblem(field, "not an integer")
 
@@ -166,7 +164,7 @@ def _memo(tx: Mapping[str, Any]) -> Memo:
             if isinstance(raw, str):
                 return Memo("text", base64.b64decode(raw, validate=True))
             return Memo("text", (value or "").encode("utf-8"))
-        if kind == "id" and isinstance(value, str) and value.isdigit():
+        if kind == "id" and isinstance(value, str) and value.isdigit() and len(value) <= 20:
             return Memo("id", int(value))
         if kind in ("hash", "return") and isinstance(value, str):
             return Memo(kind, base64.b64decode(value, validate=True))
@@ -227,7 +225,7 @@ def chain_payments_from_horizon(record: Mapping[str, Any]) -> list[ChainPayment]
     ledger: int | None = None
     if tx.get("ledger") is not None:
         ledger = _int(tx.get("ledger"), "transaction.ledger")
-    elif op_id is not None and op_id.isdigit():
+    elif op_id is not None and op_id.isdigit() and len(op_id) <= 20:
         ledger = int(op_id) >> 32  # a Horizon operation id is a TOID: ledger << 32 | ...
     common: dict[str, Any] = {
         "tx_hash": tx_hash,
@@ -312,6 +310,8 @@ def _balance_changes(
             memo = common["memo"]
             if muxed_id is not None and destination.startswith("G"):
                 if id_type == "uint64" and str(muxed_id).isdigit():
+                    if len(str(muxed_id)) > 20 or int(str(muxed_id)) > 2**64 - 1:
+                        raise RecordProblem("destination_muxed_id", "not a uint64")
                     destination = _muxed(destination, int(str(muxed_id)))
                 elif id_type == "string":
                     memo = Memo("text", str(muxed_id).encode("utf-8"))
@@ -573,7 +573,7 @@ class _Collector:
 
 def _loads(text: str) -> Any:
     # Amounts are strings in Horizon; a float anywhere stays exact text, never a float.
-    return json.loads(text, parse_float=JsonNumber)
+    return loads(text, parse_float=JsonNumber)
 
 
 def _json_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -593,18 +593,18 @@ def parse_chain_payments(
     collector = _Collector(source, network_passphrase)
     try:
         doc = _loads(text)
-    except json.JSONDecodeError as doc_error:
+    except JsonProblem as doc_error:
         lines = list(_json_lines(text))
         if not lines:
             raise InputError(InputProblem(source, None, None, "empty input")) from None
         try:
             _loads(lines[0][1])
-        except ValueError:
+        except JsonProblem:
             # Not JSON Lines either: report where the one document breaks.
             if contains_seed(text):
                 raise SecretSeedError(seed_problem(source, None, None)) from None
             raise InputError(
-                InputProblem(source, doc_error.lineno, None, f"not valid JSON ({doc_error.msg})")
+                InputProblem(source, doc_error.lineno, doc_error.key, doc_error.message)
             ) from None
         for number, line in lines:
             if contains_seed(line):
@@ -612,8 +612,8 @@ def parse_chain_payments(
                 continue
             try:
                 obj = _loads(line)
-            except ValueError as exc:
-                collector.problem(number, None, f"not valid JSON ({exc})")
+            except JsonProblem as exc:
+                collector.problem(number, exc.key, exc.message)
                 continue
             collector.record(obj, number)
         if any("secret seed" in p.message for p in collector.problems):

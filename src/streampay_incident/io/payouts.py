@@ -47,7 +47,7 @@ from ..amounts import MAX_INT64, AmountError, parse_stroops
 from ..errors import InputError, InputProblem
 from ..model import NATIVE, NO_MEMO, Asset, Memo, MemoType, Payout, PayoutStatus
 from ..stellar.strkey import account_problem, destination_problem
-from ..timefmt import parse_rfc3339
+from ..timefmt import in_range, parse_rfc3339
 from .rows import Row, iter_rows, sniff_format
 
 REQUIRED_FIELDS = (
@@ -171,6 +171,8 @@ def _unsigned(value: Any, *, limit: int, what: str) -> int:
     if type(value) is str:
         if not _DIGITS.match(value):
             raise FieldError(f"expected an integer {what} (decimal digits only)")
+        if len(value.lstrip("0")) > len(str(limit)):  # int() of 4,301+ digits raises
+            raise FieldError(f"{what} is larger than {limit}")
         integer: int | None = int(value)
     elif isinstance(value, (str, int)) and not isinstance(value, bool):
         integer = _integer(value)
@@ -225,7 +227,10 @@ def parse_time(text: str) -> datetime:
         except ValueError as exc:  # e.g. month 13: the shape was right, the date is not
             raise ValueError(f"not a valid date/time ({exc})") from None
         # fromisoformat gives the UTC singleton for Z and +00:00; convert any other offset.
-        return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+        try:
+            return in_range(moment if moment.tzinfo is UTC else moment.astimezone(UTC))
+        except OverflowError:  # before year 1 or after 9999 in UTC: the reference says so
+            pass
     return parse_rfc3339(text)
 
 

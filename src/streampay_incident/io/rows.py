@@ -21,6 +21,7 @@ from typing import Any, Literal
 import attrs
 
 from ..errors import InputError, InputProblem, SecretSeedError
+from .strict_json import JsonProblem, loads
 
 Format = Literal["jsonl", "csv", "json"]
 
@@ -74,7 +75,8 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_loads(text: str) -> Any:
-    return json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
+    """Strict JSON (:func:`.strict_json.loads`) with every number kept as its exact text."""
+    return loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
 
 
 def sniff_format(head: str, name: str = "") -> Format:
@@ -100,11 +102,11 @@ def _iter_jsonl(lines: Iterable[str], source: str) -> Iterator[Row]:
         seed_in_line = contains_seed(line)
         try:
             obj = _json_loads(line)
-        except json.JSONDecodeError as exc:
+        except JsonProblem as exc:
             if seed_in_line:
                 problems.append(seed_problem(source, number, None))
             else:
-                problems.append(InputProblem(source, number, None, f"not valid JSON ({exc.msg})"))
+                problems.append(InputProblem(source, number, exc.key, exc.message))
             continue
         if not isinstance(obj, dict):
             problems.append(InputProblem(source, number, None, "expected a JSON object"))
@@ -165,12 +167,10 @@ def _iter_csv(text_stream: Iterable[str], source: str) -> Iterator[Row]:
 def _iter_json_array(text: str, source: str) -> Iterator[Row]:
     try:
         doc = _json_loads(text)
-    except json.JSONDecodeError as exc:
+    except JsonProblem as exc:
         if contains_seed(text):
             raise SecretSeedError(seed_problem(source, None, None)) from None
-        raise InputError(
-            InputProblem(source, exc.lineno, None, f"not valid JSON ({exc.msg})")
-        ) from None
+        raise InputError(InputProblem(source, exc.lineno, exc.key, exc.message)) from None
     yield from rows_from_json_document(doc, source=source)
 
 

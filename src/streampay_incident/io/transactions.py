@@ -20,17 +20,17 @@ are shared with the live probes. Nothing here decodes XDR.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, InputProblem, SecretSeedError
+from ..errors import InputError, InputProblem, SecretSeedError, shown
 from ..model import ChainTransaction, ChainTxStatus
 from ..timefmt import parse_rfc3339
 from .rows import contains_seed, seed_problem
+from .strict_json import MAX_INT_DIGITS, JsonProblem, loads
 
 _TX_HASH = re.compile(r"[0-9a-fA-F]{64}\Z")
 _RPC_STATUS: dict[str, ChainTxStatus] = {
@@ -59,8 +59,10 @@ def _integer(value: Any, source: str, line: int | None, field: str) -> int | Non
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip().isdigit():
+        if len(value.strip().lstrip("0")) > MAX_INT_DIGITS:  # int() of 4,301+ digits raises
+            raise _problem(source, line, field, f"more than {MAX_INT_DIGITS} digits")
         return int(value.strip())
-    raise _problem(source, line, field, f"expected a whole number, found {value!r}")
+    raise _problem(source, line, field, f"expected a whole number, found {shown(value)}")
 
 
 def _unix_time(value: Any, source: str, line: int | None, field: str) -> datetime | None:
@@ -266,10 +268,10 @@ def _parse_text(text: str, source: str) -> list[tuple[int | None, Any]]:
     if not stripped:
         return []
     try:
-        doc = json.loads(stripped)
-    except json.JSONDecodeError as exc:
-        if not (stripped.startswith("{") and exc.msg == "Extra data"):
-            raise _problem(source, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
+        doc = loads(stripped)
+    except JsonProblem as exc:
+        if not (stripped.startswith("{") and exc.syntax == "Extra data"):
+            raise _problem(source, exc.lineno, exc.key, exc.message) from None
     else:
         # One object on one line is a one-line JSON Lines file: name its line.
         single_line = isinstance(doc, dict) and "\n" not in stripped.strip()
@@ -280,9 +282,9 @@ def _parse_text(text: str, source: str) -> list[tuple[int | None, Any]]:
         if not part.strip():
             continue
         try:
-            documents.append((number, json.loads(part)))
-        except json.JSONDecodeError as exc:
-            problems.append(InputProblem(source, number, None, f"not valid JSON ({exc.msg})"))
+            documents.append((number, loads(part)))
+        except JsonProblem as exc:
+            problems.append(InputProblem(source, number, exc.key, exc.message))
     if problems:
         raise InputError(problems)
     return documents

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
-import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ import attrs
 import httpx
 
 from ..__about__ import __version__
+from ..io import strict_json
 from ..timefmt import format_rfc3339, parse_rfc3339
 
 USER_AGENT = f"streampay-incident/{__version__}"
@@ -116,10 +117,11 @@ class Exchange:
         return self.status is not None
 
     def json_body(self) -> Any:
-        """The body as JSON; ``ValueError`` when there is none or it is not JSON."""
+        """The body as strict JSON; ``ValueError`` when there is none or it is not
+        (:func:`~streampay_incident.io.strict_json.loads`: no duplicate keys, no NaN)."""
         if self.body is None:
             raise ValueError("no body")
-        return json.loads(self.body)
+        return strict_json.loads(self.body)
 
     def rate_limit_headers(self) -> dict[str, str]:
         """``Retry-After`` and every ``X-RateLimit-*`` header, as served."""
@@ -159,7 +161,7 @@ class Exchange:
             method=str(doc["method"]),
             url=str(doc["url"]),
             observed_at=parse_rfc3339(str(doc["observed_at"])),
-            elapsed_seconds=float(doc.get("elapsed_seconds") or 0.0),
+            elapsed_seconds=as_seconds(doc.get("elapsed_seconds") or 0.0, "elapsed_seconds"),
             request_body=_opt_str(doc.get("request_body")),
             status=None if status is None else int(status),
             headers={str(k).lower(): str(v) for k, v in (doc.get("headers") or {}).items()},
@@ -539,9 +541,31 @@ def as_int(value: Any) -> int | None:
         return value
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit() and text.count("-") <= 1 and not text.endswith("-"):
+        digits = text.lstrip("-")
+        if (
+            digits.isdigit()
+            and len(digits) <= strict_json.MAX_INT_DIGITS  # int() of 4,301+ digits raises
+            and text.count("-") <= 1
+            and not text.endswith("-")
+        ):
             return int(text)
     return None
+
+
+def as_seconds(value: Any, field: str) -> float:
+    """A recorded duration (a JSON number, or its text) in seconds: finite and not negative.
+
+    ``ValueError`` naming ``field`` otherwise: ``NaN`` or ``Infinity`` must never reach a report.
+    """
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{field}: expected a number of seconds") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{field}: expected a finite, non-negative number of seconds")
+    return seconds
 
 
 def as_unix_time(value: Any) -> datetime | None:

@@ -19,9 +19,10 @@ from typing import Any, Literal
 import attrs
 
 from ..__about__ import __version__
-from ..errors import InputError, InputProblem
+from ..errors import InputError, InputProblem, shown
+from ..io import strict_json
 from ..timefmt import format_rfc3339, parse_rfc3339
-from .http import Exchange
+from .http import Exchange, as_seconds
 
 SCHEMA = "streampay-incident.chain-recording/v1"
 
@@ -81,21 +82,24 @@ class Recording:
         if not isinstance(passphrase, str) or not passphrase:
             problems.append(InputProblem(source, None, "network_passphrase", "missing"))
         try:
-            timeout = float(doc.get("timeout_seconds", 0))
-        except (TypeError, ValueError):
-            problems.append(InputProblem(source, None, "timeout_seconds", "not a number"))
+            timeout = as_seconds(doc.get("timeout_seconds", 0), "timeout_seconds")
+        except ValueError as exc:
+            message = str(exc).removeprefix("timeout_seconds: ")
+            problems.append(InputProblem(source, None, "timeout_seconds", message))
             timeout = 0.0
         endpoints: list[RecordedEndpoint] = []
         for index, item in enumerate(_list(doc, "endpoints", source, problems)):
             try:
                 kind = item["kind"]
                 if kind not in ("horizon", "rpc"):
-                    raise ValueError(f"kind {kind!r} is not horizon or rpc")
+                    raise ValueError(f"kind {shown(kind)} is not horizon or rpc")
                 endpoints.append(
                     RecordedEndpoint(
                         url=str(item["url"]),
                         kind=kind,
-                        duration_seconds=float(item.get("duration_seconds") or 0.0),
+                        duration_seconds=as_seconds(
+                            item.get("duration_seconds") or 0.0, "duration_seconds"
+                        ),
                     )
                 )
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -182,9 +186,11 @@ def read_recording(path: Path | str) -> Recording:
     """Load a recording file; :class:`InputError` when unreadable or malformed."""
     source = Path(path).name
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = strict_json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(InputProblem(source, None, None, f"cannot read: {exc.strerror}")) from None
-    except ValueError as exc:
-        raise InputError(InputProblem(source, None, None, f"not JSON: {exc}")) from None
+    except strict_json.JsonProblem as exc:
+        raise InputError(InputProblem(source, exc.lineno, exc.key, exc.message)) from None
+    except ValueError as exc:  # UnicodeDecodeError
+        raise InputError(InputProblem(source, None, None, f"not UTF-8 text: {exc}")) from None
     return Recording.from_json(doc, source=source)
