@@ -183,8 +183,8 @@ def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
 )
 @click.option(
     "--snapshot",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Grade a recording made with --record instead of probing (needs --now).",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    help="Grade a recording made with --record instead of probing (needs --now; - for stdin).",
 )
 @click.option(
     "--now", type=RFC3339(), help="Grade as of this RFC 3339 time (required with --snapshot)."

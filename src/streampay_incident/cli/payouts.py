@@ -23,6 +23,7 @@ import click
 from .. import registry
 from ..errors import shown
 from ..io.payouts import read_payouts
+from ..io.rows import input_name, is_stream
 from ..logevents import log_event
 from ..model import Finding, Payout, PayoutPolicy, Report
 from ..timefmt import parse_duration
@@ -49,7 +50,12 @@ class Duration(click.ParamType):
 
 
 def estimated_lines(path: Path, *, sample_bytes: int = 1 << 16) -> int:
-    """Roughly how many lines ``path`` holds, from the line length of its first bytes."""
+    """Roughly how many lines ``path`` holds, from the line length of its first bytes.
+
+    0 for a stream (``-``, a FIFO): it can be read only once, by the reader.
+    """
+    if is_stream(path):
+        return 0
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
@@ -110,7 +116,7 @@ def collector_paused() -> Iterator[None]:
 def load_payouts(path: Path) -> list[Payout]:
     """Read and validate the export, with a progress bar for long files."""
     with progress_bar(path, label=f"reading {path.name}") as progress:
-        return read_payouts(path, source=str(path), progress=progress)
+        return read_payouts(path, source=input_name(path), progress=progress)
 
 
 def payout_findings(records: list[Payout], policy: PayoutPolicy) -> list[Finding]:
@@ -147,6 +153,10 @@ def payouts(
     the rows with what actually left the escrow between --since and --until.
     """
     escrow_request = EscrowRequest.from_options(escrow_opts)  # usage errors before any work
+    if str(file) == "-" and escrow_opts.get("chain_payments") == "-":
+        raise click.UsageError(
+            "standard input can be read once: give FILE or --chain-payments as -"
+        )
     policy = PayoutPolicy(repeat_window=repeat_window)
     with collector_paused():
         report = triage_payouts(file, policy, escrow_request)  # the records are freed here

@@ -186,6 +186,8 @@ def settlements(
     rpc_urls = endpoint_urls(rpc, None, option="--rpc")
     if (horizon_urls or rpc_urls) and network is None:
         raise click.UsageError("--horizon/--rpc need --network (another network, other hashes)")
+    if file == "-" and transactions_file == "-":
+        raise click.UsageError("standard input can be read once: give FILE or --transactions as -")
     records = load_settlements(file, network)
     chain = gather_chain_view(
         records,

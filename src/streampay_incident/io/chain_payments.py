@@ -37,7 +37,7 @@ from ..checks.escrow import PAYMENT_KINDS, ChainPayment, PaymentKind
 from ..errors import InputError, InputProblem, SecretSeedError
 from ..model import NATIVE, NO_MEMO, Asset, Memo
 from ..timefmt import parse_unix_or_rfc3339
-from .rows import JsonNumber, contains_seed, seed_problem
+from .rows import JsonNumber, contains_seed, input_name, read_text, seed_problem
 from .strict_json import MAX_INT_DIGITS, JsonProblem, loads
 
 _HASH = re.compile(r"[0-9a-fA-F]{64}\Z")
@@ -632,13 +632,8 @@ def parse_chain_payments(
 def read_chain_payments(
     path: Path | str, *, network_passphrase: str | None = None
 ) -> ChainPaymentBatch:
-    """Read ``--chain-payments FILE``; see :func:`parse_chain_payments`."""
-    path = Path(path)
-    name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(InputProblem(name, None, None, "file not found")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(InputProblem(name, None, None, f"cannot read file ({exc})")) from None
+    """Read ``--chain-payments FILE`` (or ``-``, a FIFO: read once); see
+    :func:`parse_chain_payments`."""
+    name = input_name(path)
+    text = read_text(path, source=name)
     return parse_chain_payments(text, source=name, network_passphrase=network_passphrase)

@@ -48,7 +48,7 @@ from ..errors import InputError, InputProblem
 from ..model import NATIVE, NO_MEMO, Asset, Memo, MemoType, Payout, PayoutStatus
 from ..stellar.strkey import account_problem, destination_problem
 from ..timefmt import in_range, parse_rfc3339
-from .rows import Row, iter_rows, sniff_format
+from .rows import Row, input_name, is_stream, iter_rows, iter_text_rows, read_text, sniff_format
 
 REQUIRED_FIELDS = (
     "payout_id",
@@ -649,9 +649,19 @@ def read_payouts(
     about (a secret seed, a malformed line, a wrong column count), goes
     through :func:`~streampay_incident.io.rows.iter_rows`, whose rules and
     messages are the reference. ``progress`` is called with the line reached.
+    A stream (``-``, a FIFO, ``<(...)``) is read once into memory, never reopened.
     """
+    name = source or input_name(path)
+    if is_stream(path):
+        text = read_text(path, source=name)
+        if sniff_format(text[:64], str(path)) == "csv":
+            try:
+                return _read_plain_csv(lambda: io.StringIO(text, newline=""), name, progress)
+            except _NotPlainCsv:
+                pass
+        rows = iter_text_rows(text, source=name, fmt=sniff_format(text[:64], str(path)))
+        return payouts_from_rows(rows, source=name, progress=progress)
     path = Path(path)
-    name = source or str(path)
     try:
         with path.open("r", encoding="utf-8", newline="") as handle:
             head = handle.read(64)
@@ -661,7 +671,9 @@ def read_payouts(
         raise InputError(InputProblem(name, None, None, f"cannot read file ({exc})")) from None
     if sniff_format(head, path.name) == "csv":
         try:
-            return _read_plain_csv(path, name, progress)
+            return _read_plain_csv(
+                lambda: path.open("r", encoding="utf-8", newline=""), name, progress
+            )
         except _NotPlainCsv:
             pass
     return payouts_from_rows(iter_rows(path, source=name), source=name, progress=progress)
@@ -766,13 +778,16 @@ def _csv_module_chunks(
         yield lines, records
 
 
-def _read_plain_csv(path: Path, source: str, progress: Progress | None) -> list[Payout]:
+def _read_plain_csv(
+    open_text: Callable[[], io.TextIOBase], source: str, progress: Progress | None
+) -> list[Payout]:
     """CSV straight into columns; raises :class:`_NotPlainCsv` for anything unusual.
 
     Follows ``rows._iter_csv``: header names stripped (and a BOM dropped),
     blank lines skipped, empty cells absent, lines are file lines.
+    ``open_text`` opens the text (with ``newline=""``).
     """
-    with path.open("r", encoding="utf-8", newline="") as handle:
+    with open_text() as handle:
         try:
             header_line = handle.readline()
             if not header_line:

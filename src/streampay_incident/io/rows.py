@@ -13,7 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import stat
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -213,14 +216,60 @@ def iter_text_rows(text: str, *, source: str, fmt: Format | None = None) -> Iter
     return _iter_csv(io.StringIO(text, newline=""), source)
 
 
+STDIN = "-"
+
+
+def input_name(path: Path | str) -> str:
+    """How messages name an input: its path, or ``<stdin>`` for ``-``."""
+    return "<stdin>" if str(path) == STDIN else str(path)
+
+
+def is_stream(path: Path | str) -> bool:
+    """True for ``-`` and for anything but a regular file: a FIFO, ``/dev/stdin``, ``<(...)``.
+
+    A stream can be read once, from its start to its end, and never seeked or reopened.
+    """
+    if str(path) == STDIN:
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False  # opening it reports the problem
+
+
+def read_text(path: Path | str, *, source: str | None = None) -> str:
+    """The whole input at ``path`` (``-``: standard input) as text, read once, never seeked.
+
+    Raises :class:`InputError` naming the input when it cannot be read or is not UTF-8.
+    """
+    name = source or input_name(path)
+    try:
+        if str(path) == STDIN:
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+    except FileNotFoundError:
+        raise InputError(InputProblem(name, None, None, "file not found")) from None
+    except OSError as exc:
+        raise InputError(InputProblem(name, None, None, f"cannot read file ({exc})")) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(InputProblem(name, None, None, f"not UTF-8 text ({exc.reason})")) from None
+
+
 def iter_rows(path: Path | str, *, source: str | None = None) -> Iterator[Row]:
-    """Stream the rows of an export file; ``-`` is not accepted here (use iter_text_rows).
+    """Stream the rows of an export file, or of a stream (``-``, a FIFO) read once.
 
     Raises :class:`InputError` for an unreadable file or (after the stream is
     consumed) for every bad record found, so callers never act on a partial input.
     """
+    name = source or input_name(path)
+    if is_stream(path):
+        text = read_text(path, source=name)
+        return iter_text_rows(text, source=name, fmt=sniff_format(text[:64], str(path)))
     path = Path(path)
-    name = source or str(path)
     try:
         handle = path.open("r", encoding="utf-8", newline="")
         head = handle.read(64)

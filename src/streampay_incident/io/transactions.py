@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import InputError, InputProblem, SecretSeedError, shown
 from ..model import ChainTransaction, ChainTxStatus
 from ..timefmt import parse_rfc3339
-from .rows import contains_seed, seed_problem
+from .rows import contains_seed, input_name, read_text, seed_problem
 from .strict_json import MAX_INT_DIGITS, JsonProblem, loads
 
 _TX_HASH = re.compile(r"[0-9a-fA-F]{64}\Z")
@@ -307,12 +307,7 @@ def transactions_from_json(doc_or_lines: Any, *, source: str) -> list[ChainTrans
 
 
 def read_transactions(path: Path | str) -> list[ChainTransaction]:
-    """Read a ``--transactions`` file; see :func:`transactions_from_json`."""
-    name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _problem(name, None, None, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _problem(name, None, None, f"cannot read file ({exc})") from None
-    return transactions_from_json(text, source=name)
+    """Read a ``--transactions`` file (or ``-``, a FIFO: read once); see
+    :func:`transactions_from_json`."""
+    name = input_name(path)
+    return transactions_from_json(read_text(path, source=name), source=name)

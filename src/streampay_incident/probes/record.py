@@ -21,6 +21,7 @@ import attrs
 from ..__about__ import __version__
 from ..errors import InputError, InputProblem, shown
 from ..io import strict_json
+from ..io.rows import input_name, is_stream, read_text
 from ..timefmt import format_rfc3339, parse_rfc3339
 from .http import Exchange, as_seconds
 
@@ -183,14 +184,11 @@ class Recorder:
 
 
 def read_recording(path: Path | str) -> Recording:
-    """Load a recording file; :class:`InputError` when unreadable or malformed."""
-    source = Path(path).name
+    """Load a recording file (or ``-``, a FIFO: read once); :class:`InputError` when
+    unreadable or malformed."""
+    source = input_name(path) if is_stream(path) else Path(path).name
     try:
-        doc = strict_json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(InputProblem(source, None, None, f"cannot read: {exc.strerror}")) from None
+        doc = strict_json.loads(read_text(path, source=source))
     except strict_json.JsonProblem as exc:
         raise InputError(InputProblem(source, exc.lineno, exc.key, exc.message)) from None
-    except ValueError as exc:  # UnicodeDecodeError
-        raise InputError(InputProblem(source, None, None, f"not UTF-8 text: {exc}")) from None
     return Recording.from_json(doc, source=source)
