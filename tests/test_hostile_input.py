@@ -384,3 +384,46 @@ def test_usage_errors_and_help_still_go_through_click() -> None:
     assert run(["payouts"]).exit_code == 2
     assert run(["--help"]).exit_code == 0
     assert run(["--version"]).exit_code == 0
+
+
+# -- empty input: INPUT_EMPTY, never a pass on nothing ---------------------------------------
+
+HEADER = payout_csv().splitlines()[0] + "\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "text"),
+    [
+        ("payouts", "p.csv", ""),
+        ("payouts", "p.csv", HEADER),
+        ("payouts", "p.json", "[]"),
+        ("payouts", "p.jsonl", "\n\n"),
+        ("settlements", "s.jsonl", ""),
+        ("settlements", "s.json", " [ ] "),
+        ("settlements", "s.csv", "settlement_id,status,created_at\n"),
+    ],
+)
+def test_an_empty_input_is_a_warning_naming_it(
+    tmp_path: Path, command: str, name: str, text: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    now = ["--now", NOW] if command == "settlements" else []
+    result = run([command, str(path), *now, "--format", "json"])
+    assert result.exit_code == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "warn"
+    [finding] = doc["findings"]
+    assert finding["code"] == "INPUT_EMPTY"
+    assert finding["subject"] == str(path)
+    assert finding["evidence"] == {"input": str(path), "kind": command[:-1], "records": 0}
+    assert finding["runbook"].endswith("README.md#input-empty")
+
+
+@pytest.mark.parametrize("command", ["payouts", "settlements"])
+def test_dev_null_and_empty_standard_input_are_empty_inputs(command: str) -> None:
+    for path, subject in (("/dev/null", "/dev/null"), ("-", "<stdin>")):
+        result = run([command, path, "--fail-on", "critical", "--format", "json"], stdin="")
+        assert result.exit_code == 0, result.stderr
+        [finding] = json.loads(result.stdout)["findings"]
+        assert (finding["code"], finding["subject"]) == ("INPUT_EMPTY", subject)

@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from .. import registry
+from ..checks.inputs import input_empty
 from ..errors import shown
 from ..io.payouts import read_payouts
 from ..io.rows import input_name, is_stream
@@ -170,6 +171,8 @@ def triage_payouts(
     """Read the export and run every payout check over it; the report (not the records)."""
     records = load_payouts(file)
     findings = payout_findings(records, policy)
+    if not records:
+        findings.append(input_empty(input_name(file), "payout"))
     inputs: dict[str, Any] = {
         "payouts": str(file),
         "records": len(records),

@@ -16,8 +16,9 @@ from typing import Any
 import attrs
 import click
 
+from ..checks.inputs import input_empty
 from ..checks.settlements import ChainStatus, TransactionIndex, classify_settlements
-from ..io.rows import iter_text_rows
+from ..io.rows import input_name, iter_text_rows
 from ..io.settlements import read_settlements, settlements_from_rows
 from ..io.transactions import read_transactions
 from ..logevents import log_event
@@ -214,6 +215,8 @@ def settlements(
     findings = run_checks(
         pm, SETTLEMENT_HOOK, records, transactions=chain.index(), now=moment, policy=policy
     )
+    if not records:
+        findings = (*findings, input_empty(input_name(file), "settlement"))
     inputs: dict[str, Any] = {"settlements": file, "records": len(records)}
     inputs.update(chain.inputs)
     if network is not None:

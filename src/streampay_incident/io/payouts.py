@@ -177,6 +177,8 @@ def _unsigned(value: Any, *, limit: int, what: str) -> int:
     elif isinstance(value, (str, int)) and not isinstance(value, bool):
         integer = _integer(value)
         if integer is None:
+            if _DIGITS.match(value):  # only digits, refused for its size (json_integer)
+                raise FieldError(f"{what} is larger than {limit}")
             raise FieldError(f"expected an integer {what}")
     else:
         raise FieldError(f"expected an integer {what}, found {_json_kind(value)}")

@@ -8,14 +8,15 @@ answer is the same ``streampay-incident.report/v1`` document.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 import pluggy
 
+from ..checks.inputs import input_empty
 from ..errors import InputError, InputProblem
+from ..io import strict_json
 from ..io.rows import JsonNumber, Row, iter_text_rows, rows_from_json_document
 from ..model import (
     ChainTransaction,
@@ -56,8 +57,8 @@ def body_format(content_type: str | None, text: str) -> BodyFormat:
     if stripped.startswith("{"):
         # One object is the {"payouts": [...]} form; several lines of objects are JSON Lines.
         try:
-            json.loads(stripped)
-        except ValueError:
+            strict_json.loads(stripped)
+        except strict_json.JsonProblem:
             return "jsonl"
     return "json"
 
@@ -107,11 +108,11 @@ def _rows_from_object(text: str, kind: RecordKind) -> list[Row]:
     from ..io.rows import contains_seed, seed_problem
 
     try:
-        doc = json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
-    except ValueError as exc:
+        doc = strict_json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
+    except strict_json.JsonProblem as exc:
         if contains_seed(text):
             raise InputError(seed_problem(SOURCE, None, None)) from None
-        raise InputError(InputProblem(SOURCE, None, None, f"not valid JSON ({exc})")) from None
+        raise InputError(InputProblem(SOURCE, exc.lineno, exc.key, exc.message)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get(kind), list):
         raise InputError(
             InputProblem(
@@ -149,6 +150,8 @@ def triage_payouts(
 
     payouts = payouts_from_rows(rows, source=SOURCE)
     findings = run_checks(pm, "streampay_incident_register_payout_checks", payouts, policy=policy)
+    if not payouts:
+        findings = (*findings, input_empty(SOURCE, "payout"))
     return Report(
         command="payouts",
         findings=findings,
@@ -195,6 +198,8 @@ def triage_settlements(
         now=now,
         policy=policy,
     )
+    if not settlements:
+        findings = (*findings, input_empty(SOURCE, "settlement"))
     return Report(
         command="settlements",
         findings=findings,
