@@ -177,7 +177,7 @@ def _unsigned(value: Any, *, limit: int, what: str) -> int:
     elif isinstance(value, (str, int)) and not isinstance(value, bool):
         integer = _integer(value)
         if integer is None:
-            if _DIGITS.match(value):  # only digits, refused for its size (json_integer)
+            if _DIGITS.match(str(value)):  # only digits: refused for its size
                 raise FieldError(f"{what} is larger than {limit}")
             raise FieldError(f"expected an integer {what}")
     else:
