@@ -8,7 +8,6 @@ FILE --now T`` grades a recording again, with no network access at all.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import click
 
 from ..errors import InputError, InputProblem, SecretSeedError
+from ..io.rows import contains_seed
 from ..logevents import log_event
 from ..model import Report
 from ..report import render
@@ -29,6 +29,7 @@ from .common import (
     exit_code_for,
     handle_input_errors,
     output_options,
+    refuse_secrets,
     utc_now,
 )
 
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 HORIZON_ENV = "STREAMPAY_INCIDENT_HORIZON_URLS"
 RPC_ENV = "STREAMPAY_INCIDENT_RPC_URLS"
 NETWORK_ENV = "STREAMPAY_INCIDENT_NETWORK"
-
-_SEED = re.compile(r"S[A-Z2-7]{55}")
 
 
 def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -> tuple[str, ...]:
@@ -57,7 +56,7 @@ def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -
         url = value.strip()
         if not url:
             continue
-        if _SEED.search(url):
+        if contains_seed(url):
             raise SecretSeedError(
                 InputProblem(
                     option, None, None, "looks like a Stellar secret seed; refused (not shown)"
@@ -135,7 +134,11 @@ def _endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
 
 
 def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
-    """Print the report (with an endpoint table for people) and exit with its code."""
+    """Print the report (with an endpoint table for people) and exit with its code.
+
+    A report holding a secret seed is refused (exit 2) instead.
+    """
+    refuse_secrets(report)
     color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     text = render(report, fmt, color=color)
     endpoints = report.extra.get("endpoints", [])

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import InputError, shown
+from ..errors import InputError, InputProblem, SecretSeedError, shown
 from ..model import Report
 from ..report import render
 from ..stellar.networks import resolve_network
@@ -60,8 +60,28 @@ def output_options(func: F) -> F:
     return func
 
 
+def refuse_secrets(report: Report) -> None:
+    """:class:`SecretSeedError` naming each part of ``report`` that holds something shaped
+    like a secret seed (a plugin's evidence, an echoed value): such a report is never printed.
+    """
+    from ..io.rows import seed_paths
+    from ..report import report_to_json
+
+    paths = seed_paths(report_to_json(report))
+    if paths:
+        message = (
+            "holds something shaped like a Stellar secret seed (S...); the report is not "
+            "printed (the value is not shown; this tool never needs a secret)"
+        )
+        raise SecretSeedError([InputProblem("report", None, path, message) for path in paths])
+
+
 def emit(report: Report, fmt: str, fail_on: str) -> None:
-    """Print the report on stdout and exit with the code its status calls for."""
+    """Print the report on stdout and exit with the code its status calls for.
+
+    A report holding a secret seed is refused (exit 2) instead: :func:`refuse_secrets`.
+    """
+    refuse_secrets(report)
     color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     click.echo(render(report, fmt, color=color), nl=False)
     sys.exit(exit_code_for(report.overall, fail_on))

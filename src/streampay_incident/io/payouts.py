@@ -48,7 +48,16 @@ from ..errors import InputError, InputProblem
 from ..model import NATIVE, NO_MEMO, Asset, Memo, MemoType, Payout, PayoutStatus
 from ..stellar.strkey import account_problem, destination_problem
 from ..timefmt import in_range, parse_rfc3339
-from .rows import Row, input_name, is_stream, iter_rows, iter_text_rows, read_text, sniff_format
+from .rows import (
+    Row,
+    contains_seed,
+    input_name,
+    is_stream,
+    iter_rows,
+    iter_text_rows,
+    read_text,
+    sniff_format,
+)
 
 REQUIRED_FIELDS = (
     "payout_id",
@@ -697,9 +706,9 @@ def _may_hold_seed(text: str) -> bool:
 
     A hint counts when no base32 character touches it on either side, as
     SEED_PATTERN's look-arounds say; a hint that is part of a longer base32
-    run (a muxed address) does not. Non-overlapping hints cannot hide a seed:
-    a real one never starts inside a run of base32 characters. Text made of
-    cells joined by commas and newlines answers exactly as cell by cell would.
+    run counts when :func:`~.rows.contains_seed` finds a seed glued into the
+    run (``"X" + seed``; a muxed address is no seed). Text made of cells
+    joined by commas and newlines answers exactly as cell by cell would.
     """
     size = len(text)
     for hit in _SEED_HINT.finditer(text):
@@ -707,6 +716,13 @@ def _may_hold_seed(text: str) -> bool:
         if (start == 0 or text[start - 1] not in _BASE32) and (
             end == size or text[end] not in _BASE32
         ):
+            return True
+        # Part of a longer base32 run: a muxed address, or a seed glued to text ("X" + seed).
+        while start > 0 and text[start - 1] in _BASE32:
+            start -= 1
+        while end < size and text[end] in _BASE32:
+            end += 1
+        if contains_seed(text[start:end]):
             return True
     return False
 

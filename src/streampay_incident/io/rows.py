@@ -24,12 +24,16 @@ from typing import Any, Literal
 import attrs
 
 from ..errors import InputError, InputProblem, SecretSeedError
+from ..stellar.strkey import is_muxed_account, is_secret_seed
 from .strict_json import JsonProblem, loads
 
 Format = Literal["jsonl", "csv", "json"]
 
 # A secret seed is a StrKey with version byte 18 << 3: 56 base32 characters starting with S.
 SEED_PATTERN = re.compile(r"(?<![A-Z2-7])S[A-Z2-7]{55}(?![A-Z2-7])")
+# A run of base32 characters longer than a seed: a seed glued to other text ("X" + seed) hides
+# in one, found by its checksum (muxed M... addresses are such runs too, and are not seeds).
+_LONG_BASE32_RUN = re.compile(r"[A-Z2-7]{57,}")
 
 csv.field_size_limit(16 * 1024 * 1024)
 
@@ -49,8 +53,47 @@ class Row:
 
 
 def contains_seed(text: str) -> bool:
-    """True when ``text`` holds something shaped like a Stellar secret seed."""
-    return SEED_PATTERN.search(text) is not None
+    """True when ``text`` holds something shaped like a Stellar secret seed.
+
+    That is :data:`SEED_PATTERN` standing alone, or a checksum-valid seed inside
+    a longer run of base32 characters (``"X" + seed``) that is not a muxed address.
+    """
+    if SEED_PATTERN.search(text) is not None:
+        return True
+    return any(map(_hides_seed, _LONG_BASE32_RUN.findall(text)))
+
+
+def _hides_seed(run: str) -> bool:
+    if is_muxed_account(run):
+        return False
+    start = run.find("S")
+    while 0 <= start <= len(run) - 56:
+        if is_secret_seed(run[start : start + 56]):
+            return True
+        start = run.find("S", start + 1)
+    return False
+
+
+def seed_paths(doc: Any) -> list[str]:
+    """Where ``doc`` (parsed JSON) holds a seed: ``endpoints[0].url``, ``$`` for ``doc`` itself.
+
+    A key holding one is named ``<key>`` (its text is the secret). Never the value.
+    """
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                name = "<key>" if contains_seed(str(key)) else str(key)
+                if name == "<key>":
+                    found.append(f"{path}.<key>" if path else "<key>")
+                stack.append((f"{path}.{name}" if path else name, value))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(node))
+        elif isinstance(node, str) and contains_seed(node):
+            found.append(path or "$")
+    return sorted(set(found))
 
 
 def seed_problem(source: str, line: int | None, field: str | None) -> InputProblem:

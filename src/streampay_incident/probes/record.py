@@ -19,9 +19,9 @@ from typing import Any, Literal
 import attrs
 
 from ..__about__ import __version__
-from ..errors import InputError, InputProblem, shown
+from ..errors import InputError, InputProblem, SecretSeedError, shown
 from ..io import strict_json
-from ..io.rows import input_name, is_stream, read_text
+from ..io.rows import input_name, is_stream, read_text, seed_paths, seed_problem
 from ..timefmt import format_rfc3339, parse_rfc3339
 from .http import Exchange, as_seconds
 
@@ -73,7 +73,14 @@ class Recording:
 
     @classmethod
     def from_json(cls, doc: Any, *, source: str = "recording") -> Recording:
-        """Read a recording; :class:`InputError` naming every malformed part."""
+        """Read a recording; :class:`InputError` naming every malformed part.
+
+        Anything shaped like a secret seed, anywhere (an endpoint URL, a body),
+        is refused naming where it is, never what it is: a replay prints URLs.
+        """
+        secret = seed_paths(doc)
+        if secret:
+            raise SecretSeedError([seed_problem(source, None, path) for path in secret])
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
             raise InputError(
                 InputProblem(source, None, "schema", f"not a chain recording (expected {SCHEMA})")
