@@ -12,6 +12,7 @@ the readers turn into an input error (exit 2, HTTP 422).
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 from collections.abc import Callable
@@ -49,16 +50,14 @@ class JsonProblem(ValueError):
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _value in pairs:
-            if key in seen:
-                from .rows import contains_seed  # rows imports this module
+        from .rows import contains_seed  # rows imports this module
 
-                raise JsonProblem(
-                    "duplicate key in one JSON object (which of its values is meant is ambiguous)",
-                    key=None if contains_seed(key) else shown(key, quote=False),
-                )
-            seen.add(key)
+        counts = collections.Counter(key for key, _value in pairs)
+        key = next(key for key, _value in pairs if counts[key] > 1)
+        raise JsonProblem(
+            "duplicate key in one JSON object (which of its values is meant is ambiguous)",
+            key=None if contains_seed(key) else shown(key, quote=False),
+        )
     return obj
 
 
