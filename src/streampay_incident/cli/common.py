@@ -113,11 +113,11 @@ def fail_internal(error: Exception) -> None:
     The traceback goes to stderr only when ``STREAMPAY_INCIDENT_DEBUG`` is set
     (to anything but empty or 0): a script can tell a crash from a finding.
     """
-    from ..io.rows import SEED_PATTERN
+    from ..io.rows import hide_seeds
 
     if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
         traceback.print_exception(error, file=sys.stderr)
-    message = " ".join(SEED_PATTERN.sub("S...(hidden)", str(error)).split())
+    message = " ".join(hide_seeds(str(error)).split())
     click.echo(
         f"internal error: {type(error).__name__}: {shown(message, quote=False)}; "
         f"set {DEBUG_ENV}=1 for the traceback",

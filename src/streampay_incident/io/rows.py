@@ -31,9 +31,12 @@ Format = Literal["jsonl", "csv", "json"]
 
 # A secret seed is a StrKey with version byte 18 << 3: 56 base32 characters starting with S.
 SEED_PATTERN = re.compile(r"(?<![A-Z2-7])S[A-Z2-7]{55}(?![A-Z2-7])")
-# A run of base32 characters longer than a seed: a seed glued to other text ("X" + seed) hides
-# in one, found by its checksum (muxed M... addresses are such runs too, and are not seeds).
-_LONG_BASE32_RUN = re.compile(r"[A-Z2-7]{57,}")
+# Every seed, alone or glued to other text, holds this: a cheap first look (C-speed, no
+# look-arounds), then the maximal base32 runs of 56+ characters are judged. A run of exactly 56
+# starting with S is SEED_PATTERN; a longer run hides a seed ("X" + seed) only when a window
+# of it has a seed's checksum (muxed M... addresses are such runs too, and are not seeds).
+_SEED_HINT = re.compile(r"S[A-Z2-7]{55}")
+_BASE32_RUN = re.compile(r"[A-Z2-7]{56,}")
 
 csv.field_size_limit(16 * 1024 * 1024)
 
@@ -58,12 +61,23 @@ def contains_seed(text: str) -> bool:
     That is :data:`SEED_PATTERN` standing alone, or a checksum-valid seed inside
     a longer run of base32 characters (``"X" + seed``) that is not a muxed address.
     """
-    if SEED_PATTERN.search(text) is not None:
-        return True
-    return any(map(_hides_seed, _LONG_BASE32_RUN.findall(text)))
+    if _SEED_HINT.search(text) is None:
+        return False
+    return any(map(_is_or_hides_seed, _BASE32_RUN.findall(text)))
 
 
-def _hides_seed(run: str) -> bool:
+def hide_seeds(text: str) -> str:
+    """``text`` with every base32 run holding a seed replaced by ``S...(hidden)``."""
+    if not contains_seed(text):
+        return text
+    return _BASE32_RUN.sub(
+        lambda run: "S...(hidden)" if _is_or_hides_seed(run.group(0)) else run.group(0), text
+    )
+
+
+def _is_or_hides_seed(run: str) -> bool:
+    if len(run) == 56:
+        return run[0] == "S"  # SEED_PATTERN: the shape alone, checksum or not
     if is_muxed_account(run):
         return False
     start = run.find("S")
