@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from ..errors import InputError, InputProblem, SecretSeedError
+from ..errors import InputError, InputProblem, SecretSeedError, shown
 from ..io.rows import contains_seed
 from ..logevents import log_event
 from ..model import Report
@@ -69,7 +69,7 @@ def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -
         except ValueError:
             valid = False
         if not valid:
-            raise click.UsageError(f"{option}: {url!r} is not an http(s) URL")
+            raise click.UsageError(f"{option}: {shown(url)} is not an http(s) URL")
         if url not in urls:
             urls.append(url)
     return tuple(urls)

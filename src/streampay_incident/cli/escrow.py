@@ -24,6 +24,7 @@ import attrs
 import click
 
 from ..checks.escrow import ChainPayment, CoverageWindow, reconcile_escrow
+from ..errors import shown
 from ..io.chain_payments import ChainPaymentBatch, read_chain_payments
 from ..io.rows import contains_seed
 from ..model import Finding, Payout
@@ -154,7 +155,9 @@ def _check_escrow(escrow: str) -> None:
     from stellar_sdk import StrKey
 
     if not (StrKey.is_valid_ed25519_public_key(escrow) or StrKey.is_valid_contract(escrow)):
-        raise click.UsageError(f"--escrow {escrow!r} is not a valid G... account or C... contract")
+        raise click.UsageError(
+            f"--escrow {shown(escrow)} is not a valid G... account or C... contract"
+        )
 
 
 def _file_window(request: EscrowRequest, batch: ChainPaymentBatch) -> CoverageWindow:

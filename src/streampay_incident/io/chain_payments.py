@@ -34,7 +34,7 @@ import attrs
 
 from ..amounts import AmountError, parse_stroops
 from ..checks.escrow import PAYMENT_KINDS, ChainPayment, PaymentKind
-from ..errors import InputError, InputProblem, SecretSeedError
+from ..errors import InputError, InputProblem, SecretSeedError, shown
 from ..model import NATIVE, NO_MEMO, Asset, Memo
 from ..timefmt import parse_unix_or_rfc3339
 from .rows import JsonNumber, contains_seed, input_name, read_text, seed_problem
@@ -150,7 +150,7 @@ def _sep11_asset(text: str) -> Asset:
         return NATIVE
     code, sep, issuer = text.partition(":")
     if not sep or not _ASSET_CODE.match(code) or not _ACCOUNT.match(issuer):
-        raise RecordProblem("topic", f"asset topic {text!r} is not native or CODE:ISSUER")
+        raise RecordProblem("topic", f"asset topic {shown(text)} is not native or CODE:ISSUER")
     return Asset(code, issuer)
 
 
@@ -172,7 +172,7 @@ def _memo(tx: Mapping[str, Any]) -> Memo:
         raise RecordProblem("transaction.memo", f"not a valid {kind} memo") from None
     if kind in ("none", None):
         return NO_MEMO
-    raise RecordProblem("transaction.memo_type", f"unexpected memo {kind!r}")
+    raise RecordProblem("transaction.memo_type", f"unexpected memo {shown(kind)}")
 
 
 def _muxed(base: str, muxed_id: int) -> str:

@@ -44,7 +44,7 @@ from typing import Any
 import attrs
 
 from ..amounts import MAX_INT64, AmountError, parse_stroops
-from ..errors import InputError, InputProblem
+from ..errors import InputError, InputProblem, shown
 from ..model import NATIVE, NO_MEMO, Asset, Memo, MemoType, Payout, PayoutStatus
 from ..stellar.strkey import account_problem, destination_problem
 from ..timefmt import in_range, parse_rfc3339
@@ -123,9 +123,8 @@ class FieldError(ValueError):
 
 
 def _short(value: Any) -> str:
-    """A value for an error message, clipped so a huge cell cannot flood the terminal."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    """A value for an error message, cut to 80 characters (:func:`~..errors.shown`)."""
+    return shown(value)
 
 
 def _json_kind(value: Any) -> str:

@@ -139,7 +139,7 @@ def chain_transaction_from_rpc(
     status = _RPC_STATUS.get(status_text.upper()) if isinstance(status_text, str) else None
     if status is None:
         raise _problem(
-            source, line, "status", f"{status_text!r}: expected SUCCESS, FAILED or NOT_FOUND"
+            source, line, "status", f"{shown(status_text)}: expected SUCCESS, FAILED or NOT_FOUND"
         )
     requested = None if requested_hash is None else _hash(requested_hash, source, line, "hash")
     if result.get("txHash") is not None:

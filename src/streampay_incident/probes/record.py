@@ -146,7 +146,7 @@ def _time(moment: datetime | None) -> str | None:
 
 def _why(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
-        return f"missing field {exc.args[0]!r}"
+        return f"missing field {shown(exc.args[0])}"
     return str(exc) or type(exc).__name__
 
 
