@@ -327,7 +327,11 @@ def test_hostile_transactions_files_are_input_errors(
         ('{"type":"payment","type":"create_account"}', ("field 'type'", "duplicate key")),
         ('{"type":"payment"}\n{"type":"payment","type":"x"}\n', ("pay.json:2: field 'type'",)),
         ('[{"events":[],"oldestLedger":"' + "9" * 5000 + '"}]', ("'oldestLedger'",)),
-        ('[{"events":[],"oldestLedgerCloseTime":"' + "9" * 5000 + '"}]', ("out of range",)),
+        (
+            '[{"events":[],"oldestLedgerCloseTime":"' + "9" * 5000 + '"}]',
+            ("field 'oldestLedgerCloseTime'",),
+        ),
+        ('[{"events":[],"oldestLedgerCloseTime":"' + "9" * 30 + '"}]', ("out of range",)),
     ],
 )
 def test_hostile_chain_payments_files_are_input_errors(
@@ -358,7 +362,7 @@ def _planted_bug(*_args: Any, **_kwargs: Any) -> Any:
 def test_an_escaping_bug_exits_3_with_one_line_and_no_traceback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("streampay_incident.cli.payouts.triage_payouts", _planted_bug)
+    monkeypatch.setattr("streampay_incident.cli.payouts.triage_file", _planted_bug)
     result = run(["payouts", str(DEMO / "payouts.csv")])
     assert result.exit_code == 3
     assert result.stdout == ""
@@ -371,7 +375,7 @@ def test_an_escaping_bug_exits_3_with_one_line_and_no_traceback(
 def test_the_traceback_is_shown_only_with_the_debug_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("streampay_incident.cli.payouts.triage_payouts", _planted_bug)
+    monkeypatch.setattr("streampay_incident.cli.payouts.triage_file", _planted_bug)
     result = run(["payouts", str(DEMO / "payouts.csv")], STREAMPAY_INCIDENT_DEBUG="1")
     assert result.exit_code == 3
     assert "Traceback (most recent call last)" in result.stderr

@@ -14,8 +14,10 @@ from stellar_sdk import Keypair, MuxedAccount
 from streampay_incident.cli import main
 from streampay_incident.errors import InputError, shown
 from streampay_incident.io.chain_payments import parse_chain_payments
-from streampay_incident.probes.http import as_int, as_seconds
-from streampay_incident.probes.payments import CURSOR_FILE_KIND, CursorFile
+from streampay_incident.io.rows import hide_seeds
+from streampay_incident.observations import as_int
+from streampay_incident.probes.exchange import as_seconds
+from streampay_incident.probes.paging import CURSOR_FILE_KIND, CursorFile
 from streampay_incident.stellar.strkey import is_secret_seed
 from streampay_incident.timefmt import (
     EARLIEST,
@@ -120,3 +122,22 @@ def test_a_quoted_csv_on_standard_input_goes_to_the_reference_reader() -> None:
     )
     assert result.exit_code == 1, result.stderr
     assert json.loads(result.stdout)["inputs"]["records"] == len(text.splitlines()) - 1
+
+
+def test_hide_seeds_leaves_text_without_one_alone() -> None:
+    seed = Keypair.random().secret
+    assert hide_seeds("no secret here") == "no secret here"
+    assert hide_seeds(f"a X{seed} b {seed}") == "a S...(hidden) b S...(hidden)"
+
+
+def test_a_csv_on_standard_input_the_fast_reader_doubts_goes_to_the_reference_reader() -> None:
+    text = (DEMO / "payouts.csv").read_text(encoding="utf-8") + "p-x,only-two-cells\n"
+    result = CliRunner().invoke(
+        main,
+        ["payouts", "-"],
+        input=text,
+        env={"STREAMPAY_INCIDENT_DISABLE_PLUGINS": "all"},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 2
+    assert f"<stdin>:{len(text.splitlines())}: expected" in result.stderr

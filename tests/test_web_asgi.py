@@ -11,9 +11,10 @@ import pytest
 from streampay_incident import hookimpl
 from streampay_incident.model import Settlement
 from streampay_incident.registry import get_plugin_manager
+from streampay_incident.usecases import find_settlement
 from streampay_incident.web import WebConfig, create_app
 from streampay_incident.web.app import route_path, signed_target
-from streampay_incident.web.triage import body_format, find_settlement
+from streampay_incident.web.triage import body_format
 from web_harness import KEY_ID, PREFIX, SECRET, FakeChain, mounted, signed
 
 CONFIG = WebConfig(hmac_keys={KEY_ID: SECRET})
@@ -266,7 +267,7 @@ def test_body_format(content_type, text, expected):
 
 
 def test_replay_hands_over_the_body_once_then_defers_to_the_server():
-    from streampay_incident.web.app import _replay
+    from streampay_incident.web.gate import _replay
 
     async def server_receive():
         return {"type": "http.disconnect"}

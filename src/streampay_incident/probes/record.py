@@ -23,7 +23,7 @@ from ..errors import InputError, InputProblem, SecretSeedError, shown
 from ..io import strict_json
 from ..io.rows import input_name, is_stream, read_text, seed_paths, seed_problem
 from ..timefmt import format_rfc3339, parse_rfc3339
-from .http import Exchange, as_seconds
+from .exchange import Exchange, as_seconds
 
 SCHEMA = "streampay-incident.chain-recording/v1"
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from .. import envvars
 from ..auth import DEFAULT_CLOCK_SKEW_SECONDS, key_table
 from ..stellar.networks import resolve_network
 
@@ -28,9 +29,9 @@ ENV_METRICS_TOKEN = "STREAMPAY_INCIDENT_METRICS_TOKEN"  # noqa: S105 - a variabl
 ENV_HEALTH_TTL = "STREAMPAY_INCIDENT_HEALTH_TTL"
 ENV_MAX_BODY = "STREAMPAY_INCIDENT_MAX_BODY_BYTES"
 ENV_TIMEOUT = "STREAMPAY_INCIDENT_PROBE_TIMEOUT"
-ENV_HORIZON = "STREAMPAY_INCIDENT_HORIZON_URLS"
-ENV_RPC = "STREAMPAY_INCIDENT_RPC_URLS"
-ENV_NETWORK = "STREAMPAY_INCIDENT_NETWORK"
+ENV_HORIZON = envvars.HORIZON_URLS
+ENV_RPC = envvars.RPC_URLS
+ENV_NETWORK = envvars.NETWORK
 
 
 class WebConfigError(ValueError):
