@@ -51,13 +51,15 @@ def configure_logging(level: str) -> None:
 
 
 def build_sidecar_app(config: Any) -> Any:
-    """A Starlette app serving :func:`create_app` under ``/internal/incident``."""
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
+    """The app of :func:`create_app` under ``/internal/incident``, and a ``404`` elsewhere.
 
+    The bare mount point answers the same ``404`` as any unauthenticated path
+    (no redirect revealing the mount), and so does every path outside it.
+    """
     from ..web import create_app
+    from ..web.mount import sidecar_router
 
-    return Starlette(routes=[Mount(MOUNT_PATH, app=create_app(config))])
+    return sidecar_router(create_app(config), MOUNT_PATH)
 
 
 @click.command("serve")
@@ -74,7 +76,28 @@ def build_sidecar_app(config: Any) -> Any:
     default="info",
     show_default=True,
 )
-def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to receive a request's headers and body; then 408 and the connection closes.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Open connections served at once; a request on one more gets 503.",
+)
+def serve(
+    host: str,
+    port: int,
+    insecure_no_auth: bool,
+    log_level: str,
+    request_timeout: float,
+    max_connections: int,
+) -> None:
     """Serve the read-only incident endpoints under /internal/incident.
 
     Configuration comes from the environment: INTERNAL_SERVICE_HMAC_KEYS (JSON object of
@@ -82,6 +105,7 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
     STREAMPAY_INCIDENT_METRICS_TOKEN, STREAMPAY_INCIDENT_HEALTH_TTL,
     STREAMPAY_INCIDENT_HORIZON_URLS, STREAMPAY_INCIDENT_RPC_URLS, STREAMPAY_INCIDENT_NETWORK.
     GET /internal/incident/livez is the liveness probe; /health is chain health.
+    uvicorn's access log is off; the tool's own events go to stderr.
     """
     try:
         import uvicorn  # noqa: F401 - probe the web extra before anything else
@@ -96,6 +120,7 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
     import uvicorn
 
     from ..web import WebConfig, WebConfigError
+    from ..web.limits import uvicorn_options
 
     try:
         config = WebConfig.from_env(os.environ)
@@ -120,6 +145,7 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
             "note: no STREAMPAY_INCIDENT_HORIZON_URLS / _RPC_URLS: /health will answer fail",
             err=True,
         )
+    config = attrs.evolve(config, request_timeout_seconds=request_timeout)
     configure_logging(log_level)
     uvicorn.run(
         build_sidecar_app(config),
@@ -128,4 +154,5 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
         log_level=log_level,
         proxy_headers=False,
         server_header=False,
+        **uvicorn_options(request_timeout=request_timeout, max_connections=max_connections),
     )

@@ -34,8 +34,8 @@ from ..model import Finding, PayoutPolicy, Report, Status, make_finding
 from ..registry import checks_document, get_plugin_manager, plugin_settings_from_env
 from ..report import render_markdown, report_to_json
 from ..stellar.networks import network_name, resolve_network
-from ..timefmt import format_rfc3339, parse_duration, parse_rfc3339
-from . import triage
+from ..timefmt import format_rfc3339, parse_duration
+from . import query, triage
 from .config import WebConfig
 from .gate import (
     INSECURE_HEADER,
@@ -134,7 +134,9 @@ class _Endpoints:
         return JSONResponse(report_to_json(report))
 
     def _query_problems(self, request: Request, allowed: dict[str, str]) -> list[InputProblem]:
-        problems = []
+        problems = query.seed_problems(request.query_params.multi_items())
+        if problems:
+            return problems  # nothing else about these parameters is looked at
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "markdown"):
             problems.append(InputProblem("query", None, "format", "must be json or markdown"))
@@ -148,17 +150,14 @@ class _Endpoints:
         return JSONResponse({"error": "invalid input", "problems": problems}, status_code=422)
 
     def _query_error(self, problems: list[InputProblem]) -> JSONResponse:
+        problems = query.only_seed_problems(problems)
         return self._unprocessable([{"parameter": p.field, "message": p.message} for p in problems])
 
     def _now(self, request: Request, problems: list[InputProblem]) -> datetime:
         text = request.query_params.get("now")
         if text is None:
             return self.clock()
-        try:
-            return parse_rfc3339(text)
-        except ValueError as exc:
-            problems.append(InputProblem("query", None, "now", str(exc)))
-            return self.clock()
+        return query.query_time("now", text, problems) or self.clock()
 
     async def triage_payouts(self, request: Request) -> Response:
         problems = self._query_problems(request, {"repeat_window": "", "now": ""})
@@ -210,10 +209,7 @@ class _Endpoints:
         close_time = None
         close_text = request.query_params.get("latest_ledger_close_time")
         if close_text is not None:
-            try:
-                close_time = parse_rfc3339(close_text)
-            except ValueError as exc:
-                problems.append(InputProblem("query", None, "latest_ledger_close_time", str(exc)))
+            close_time = query.query_time("latest_ledger_close_time", close_text, problems)
         if problems:
             return self._query_error(problems)
         body = await request.body()
@@ -268,6 +264,9 @@ class _Endpoints:
 
     async def settlement(self, request: Request) -> Response:
         settlement_id = request.path_params["settlement_id"]
+        seeds = query.seed_problems([("settlement_id", settlement_id)])
+        if seeds:
+            return self._query_error(seeds)  # never handed to a lookup, never echoed
         settlement, transaction, error = await run_in_threadpool(
             usecases.find_settlement, self.pm, settlement_id
         )

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from ..auth import AuthFailure, HmacVerifier, bearer_token_matches
 from ..logevents import log_event
 from .config import WebConfig
+from .limits import body_deadline, declares_more_than, request_timeout_response
 from .metrics import IncidentMetrics
 
 Scope = MutableMapping[str, Any]
@@ -71,7 +72,7 @@ def signed_target(scope: Scope) -> str:
     if raw:
         # A literal '?' cannot be part of a path: a server that left the query in raw_path
         # still has it in query_string.
-        path = raw.partition(b"?")[0].decode("latin-1")
+        path = raw.partition(b"?")[0].decode("utf-8", "surrogateescape")
     else:
         path = scope.get("path", "")
         root = scope.get("root_path", "")
@@ -79,7 +80,8 @@ def signed_target(scope: Scope) -> str:
         if root and not path.startswith(root):
             path = root + path
         path = quote(path, safe="/!*'()")
-    query = scope.get("query_string", b"").decode("latin-1")
+    # Bytes that are not UTF-8 survive as surrogate escapes (auth.whatwg_target re-encodes them).
+    query = scope.get("query_string", b"").decode("utf-8", "surrogateescape")
     return f"{path}?{query}" if query else path
 
 
@@ -232,14 +234,29 @@ class AuthGate:
     async def _body_or_413(
         self, scope: Scope, receive: Receive, send: Send, limit: int
     ) -> bytes | None:
-        """The body, or None after answering 413 (from Content-Length, else while reading)."""
+        """The body, or None after answering 413 (from Content-Length, else while reading).
+
+        Or 408 when the body does not arrive within the request timeout.
+        """
         declared = _header(scope, b"content-length")
-        too_large = declared is not None and declared.strip().isdigit() and int(declared) > limit
+        too_large = declares_more_than(declared, limit)
         if not too_large:
+            timeout = self.config.request_timeout_seconds
             try:
-                return await _read_body(receive, limit)
+                async with body_deadline(timeout):
+                    return await _read_body(receive, limit)
             except _BodyTooLarge:
                 pass
+            except TimeoutError:
+                log_event(
+                    "request_timeout", level=logging.WARNING, stage="body", timeout_seconds=timeout
+                )
+                await JSONResponse(
+                    request_timeout_response(timeout),
+                    status_code=408,
+                    headers={"connection": "close"},  # the rest of the body is never read
+                )(scope, receive, send)
+                return None
         log_event("body_too_large", limit=limit, declared=declared)
         await JSONResponse(
             {"error": "request body too large", "limit_bytes": limit}, status_code=413

@@ -9,12 +9,20 @@ cases (:mod:`streampay_incident.usecases`), so the answer is the same
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from ..errors import InputError, InputProblem
+from ..errors import InputError, InputProblem, SecretSeedError
 from ..io import strict_json
-from ..io.rows import JsonNumber, Row, iter_text_rows, rows_from_json_document
+from ..io.rows import (
+    JsonNumber,
+    Row,
+    contains_seed,
+    iter_text_rows,
+    rows_from_json_document,
+    seed_problem,
+)
 from ..model import Payout, Settlement
 
 SOURCE = "request body"
@@ -83,23 +91,34 @@ def read_body(
     name problems by array index or by line either way.
     """
     fmt: BodyFormat = "json"
+    text = ""
     try:
         text = decode_body(body)
         fmt = body_format(content_type, text)
         return fmt, rows_from_text(text, fmt, kind=kind)
     except InputError as error:
+        if contains_seed(text) and not isinstance(error, SecretSeedError):
+            # A seed where no record field holds it (a stray array item): refuse it all the same.
+            return fmt, SecretSeedError(seed_problem(SOURCE, None, None))
         return fmt, error
 
 
 def _rows_from_object(text: str, kind: RecordKind) -> list[Row]:
-    from ..io.rows import contains_seed, seed_problem
-
     try:
         doc = strict_json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
     except strict_json.JsonProblem as exc:
         if contains_seed(text):
             raise InputError(seed_problem(SOURCE, None, None)) from None
         raise InputError(InputProblem(SOURCE, exc.lineno, exc.key, exc.message)) from None
+    if isinstance(doc, dict):
+        # Keys beside the records array are never read, but a seed there is refused too.
+        fields = [
+            "<field name>" if contains_seed(key) else key
+            for key, value in doc.items()
+            if key != kind and contains_seed(f"{key}\n{json.dumps(value, default=str)}")
+        ]
+        if fields:
+            raise SecretSeedError([seed_problem(SOURCE, None, f) for f in fields])
     if not isinstance(doc, dict) or not isinstance(doc.get(kind), list):
         raise InputError(
             InputProblem(
