@@ -105,6 +105,23 @@ def test_strict_json_refuses_what_python_json_lets_through(text: str, message: s
         strict_json.loads(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('{"a": 1, "timeout_seconds": NaN}', "timeout_seconds"),
+        ('{"endpoints": [{"x": 1}, {"duration_seconds": 1e400}]}', "endpoints[1].duration_seconds"),
+        ("[1, 2, " + "9" * 50 + "]", "[2]"),
+        ('{"a": [Infinity]}', "a[0]"),
+        ("NaN", None),
+        (f'{{"{SEED}": [NaN]}}', "<key>[0]"),
+    ],
+)
+def test_strict_json_names_where_a_refused_number_is(text: str, where: str | None) -> None:
+    with pytest.raises(JsonProblem) as refused:
+        strict_json.loads(text)
+    assert refused.value.key == where
+
+
 def test_strict_json_names_the_duplicate_key_and_the_syntax_error_line() -> None:
     with pytest.raises(JsonProblem) as dup:
         strict_json.loads('{"status":"pending","status":"dead"}')
@@ -251,7 +268,7 @@ def test_non_finite_numbers_in_a_snapshot_never_reach_a_report(
     assert field in text
     key = field.split(":")[0]
     result = snapshot(tmp_path, text.replace(field, f"{key}: {number}", 1))
-    assert_input_error(result, "snap.json")
+    assert_input_error(result, "snap.json: field '", key.strip('"') + "'")
 
 
 @pytest.mark.parametrize("number", ['"NaN"', '"inf"', '"-1"', "true"])
@@ -431,3 +448,9 @@ def test_dev_null_and_empty_standard_input_are_empty_inputs(command: str) -> Non
         assert result.exit_code == 0, result.stderr
         [finding] = json.loads(result.stdout)["findings"]
         assert (finding["code"], finding["subject"]) == ("INPUT_EMPTY", subject)
+
+
+def test_a_refused_number_in_a_json_array_file_names_the_record_and_field(tmp_path: Path) -> None:
+    text = '[{"payout_id": "p-1"}, {"payout_id": "p-2", "ledger": Infinity}]'
+    result = payouts(tmp_path, text, name="p.json")
+    assert_input_error(result, "p.json:1: field 'ledger': Infinity is not a JSON number")

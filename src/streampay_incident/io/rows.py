@@ -38,6 +38,7 @@ SEED_PATTERN = re.compile(r"(?<![A-Z2-7])S[A-Z2-7]{55}(?![A-Z2-7])")
 # of it has a seed's checksum (muxed M... addresses are such runs too, and are not seeds).
 _SEED_HINT = re.compile(r"S[A-Z2-7]{55}")
 _BASE32_RUN = re.compile(r"[A-Z2-7]{56,}")
+_RECORD_PATH = re.compile(r"\[([0-9]+)\]\.?(.*)\Z", re.DOTALL)
 
 #: The largest CSV field the readers take (the csv module's default, 128 KiB, is too small
 #: for some exports' last_error); set only around each read, never for the whole process.
@@ -249,6 +250,11 @@ def _iter_json_array(text: str, source: str) -> Iterator[Row]:
     except JsonProblem as exc:
         if contains_seed(text):
             raise SecretSeedError(seed_problem(source, None, None)) from None
+        # "[3].ledger" is record 3's field ledger: name them as every other row problem does.
+        record = _RECORD_PATH.match(exc.key or "")
+        if record is not None:
+            index, field = int(record.group(1)), record.group(2) or None
+            raise InputError(InputProblem(source, index, field, exc.message)) from None
         raise InputError(InputProblem(source, exc.lineno, exc.key, exc.message)) from None
     yield from rows_from_json_document(doc, source=source)
 

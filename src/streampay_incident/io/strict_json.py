@@ -47,6 +47,14 @@ class JsonProblem(ValueError):
         self.syntax = syntax
 
 
+class _NumberProblem(JsonProblem):
+    """A number JSON does not allow, or one too large: :func:`loads` then finds where it is."""
+
+
+# Stands in for a refused number while :func:`_where_refused` looks for it.
+_REFUSED = object()
+
+
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
@@ -62,14 +70,14 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _constant(name: str) -> Any:
-    raise JsonProblem(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
+    raise _NumberProblem(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
 
 
 def finite_float(text: str) -> float:
     """A JSON fraction as a float; :class:`JsonProblem` when it overflows to infinity."""
     value = float(text)
     if not math.isfinite(value):
-        raise JsonProblem(f"the number {shown(text)} is out of range")
+        raise _NumberProblem(f"the number {shown(text)} is out of range")
     return value
 
 
@@ -77,7 +85,9 @@ def bounded_int(text: str) -> int:
     """A JSON integer as an int; :class:`JsonProblem` beyond :data:`MAX_INT_DIGITS` digits."""
     digits = len(text) - text.startswith("-")
     if digits > MAX_INT_DIGITS:
-        raise JsonProblem(f"an integer of {digits} digits (at most {MAX_INT_DIGITS} are accepted)")
+        raise _NumberProblem(
+            f"an integer of {digits} digits (at most {MAX_INT_DIGITS} are accepted)"
+        )
     return int(text)
 
 
@@ -119,10 +129,62 @@ def loads(
         ) from None
     except RecursionError:
         raise JsonProblem(_DEEP) from None
+    except _NumberProblem as exc:
+        exc.key = _where_refused(text, parse_float, parse_int)
+        raise
     # The count bounds the depth from above: the walk runs only when it could find something.
     if text.count("[") + text.count("{") > MAX_DEPTH and too_deep(doc):
         raise JsonProblem(_DEEP)
     return doc
+
+
+def _where_refused(
+    text: str, parse_float: Callable[[str], Any], parse_int: Callable[[str], Any]
+) -> str | None:
+    """The path (``endpoints[0].duration_seconds``) of the first number :func:`loads` refused.
+
+    Parses again with the refused numbers as a marker (only ever on the error path).
+    """
+    from .rows import contains_seed  # rows imports this module
+
+    def marked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+        def parse_or_mark(number: str) -> Any:
+            try:
+                parse(number)
+            except _NumberProblem:
+                return _REFUSED
+            return 0
+
+        return parse_or_mark
+
+    try:
+        doc = json.loads(
+            text,
+            parse_constant=lambda _name: _REFUSED,
+            parse_float=marked(parse_float),
+            parse_int=marked(parse_int),
+        )
+    except (ValueError, RecursionError):
+        return None
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, node = stack.pop()
+        if node is _REFUSED:
+            return path or None
+        if isinstance(node, dict):
+            items = [
+                (f"{path}.{key}" if path else key, value)
+                for key, value in (
+                    ("<key>" if contains_seed(k) else shown(k, quote=False), v)
+                    for k, v in node.items()
+                )
+            ]
+        elif isinstance(node, list):
+            items = [(f"{path}[{index}]", value) for index, value in enumerate(node)]
+        else:
+            continue
+        stack.extend(reversed(items))  # depth first, in document order
+    return None  # pragma: no cover - the marker is where the first parse stopped
 
 
 _DEEP = f"arrays and objects nested more than {MAX_DEPTH} levels deep"
