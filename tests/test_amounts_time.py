@@ -122,3 +122,11 @@ def test_a_formatted_duration_reads_back_to_its_two_units(seconds: int) -> None:
     # Two units are printed: what is dropped is less than one of the smaller unit.
     smaller = {"d": 3600, "h": 60, "m": 1, "s": 1}[next(c for c in text if c.isalpha())]
     assert back <= seconds < back + smaller
+
+
+@pytest.mark.parametrize("text", ["1d" + "9" * 16 + "h", "40000d", "36500d1h", "9" * 16 + "h30m"])
+def test_compound_durations_are_bounded_too(text: str) -> None:
+    from streampay_incident.timefmt import parse_duration
+
+    with pytest.raises(ValueError, match="longer than 36500d"):
+        parse_duration(text)

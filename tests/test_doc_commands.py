@@ -150,6 +150,10 @@ EXPECTED: dict[str, Expect] = {
     f"{_RB}README.md: streampay-incident demo --scenario all": Expect(0, _STILL_LANDS),
     f"{_RB}README.md: STREAMPAY_INCIDENT_DISABLE_PLUGINS=all streampay-incident payouts "
     "<PAYOUTS_FILE> --format json": Expect(1, _JSON_FAIL),
+    # INPUT_EMPTY's "re-run the triage on the real export" (on the demo payouts here).
+    f"{_RB}README.md: streampay-incident payouts <PAYOUTS_FILE> --format json": Expect(
+        1, _JSON_FAIL
+    ),
     f"{_RB}README.md: STREAMPAY_INCIDENT_TRACE_PLUGINS=1 streampay-incident checks": Expect(
         0, "streampay_incident_register_codes [hook]"
     ),

@@ -608,5 +608,5 @@ def test_unreadable_files(tmp_path: Path) -> None:
         read_chain_payments(tmp_path / "missing.json")
     binary = tmp_path / "binary.json"
     binary.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="not UTF-8 text"):
         read_chain_payments(binary)

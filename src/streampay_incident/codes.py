@@ -167,6 +167,7 @@ _TABLE: tuple[FindingCode, ...] = (
     FindingCode("CHAIN_FEE_SURGE", _W, "Surge pricing: fees far above the base fee", _CHAIN),
     # The tool itself.
     FindingCode("PLUGIN_ERROR", _W, "A check plugin raised an error", _INDEX),
+    FindingCode("INPUT_EMPTY", _W, "An input holds no records", _INDEX),
 )
 
 CODES: dict[str, FindingCode] = {c.code: c for c in _TABLE}

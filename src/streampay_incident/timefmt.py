@@ -15,6 +15,21 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # Largest first: format_duration prints the largest unit that fits and the next one.
 _FORMAT_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
+# The instants an input may name. Nothing StreamPay or Stellar records is older than the unix
+# epoch, and the upper bound leaves room for adding any duration (at most MAX_DURATION) without
+# leaving datetime's range (year 9999): an out-of-range time is an input error, never an overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_DURATION = timedelta(days=36500)
+_RANGE = "out of range (1970-01-01T00:00:00Z to 9000-01-01T00:00:00Z)"
+
+
+def in_range(moment: datetime) -> datetime:
+    """``moment`` when it lies in [:data:`EARLIEST`, :data:`LATEST`), else ``ValueError``."""
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(_RANGE)
+    return moment
+
 
 def parse_rfc3339(text: str) -> datetime:
     """An RFC 3339 timestamp with an offset, as an aware UTC datetime.
@@ -32,7 +47,10 @@ def parse_rfc3339(text: str) -> datetime:
         text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac) :]}"
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"
-    return datetime.fromisoformat(text).astimezone(UTC)
+    try:
+        return in_range(datetime.fromisoformat(text).astimezone(UTC))
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(_RANGE) from None
 
 
 def from_unix(seconds: int) -> datetime:
@@ -49,6 +67,8 @@ def from_unix(seconds: int) -> datetime:
 def parse_unix_or_rfc3339(text: str) -> datetime:
     """Unix seconds (a decimal integer) or RFC 3339."""
     if text.isdigit():
+        if len(text.lstrip("0")) > 12 or int(text) >= LATEST.timestamp():
+            raise ValueError(_RANGE)
         return from_unix(int(text))
     return parse_rfc3339(text)
 
@@ -61,16 +81,29 @@ def format_rfc3339(moment: datetime) -> str:
 
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``10m``, ``1h``, ``2d``, ``500ms``, or what :func:`format_duration`
-    prints (``1h05m``, ``34d21h``) -> timedelta. Raises ``ValueError``."""
+    prints (``1h05m``, ``34d21h``) -> timedelta, at most :data:`MAX_DURATION`.
+
+    Raises ``ValueError``.
+    """
     text = text.strip()
+    too_long = f"longer than {MAX_DURATION.days}d"
     m = _DURATION.match(text)
-    if m is not None:
-        return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
     parts = _COMPOUND.match(text)
-    if text and parts is not None:
-        days, hours, minutes, seconds = (int(g or 0) for g in parts.groups())
-        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    raise ValueError("not a duration such as 90s, 10m, 1h or 1h30m")
+    if m is not None:
+        number, unit = m.group(1).lstrip("0") or "0", m.group(2)
+        if len(number) > 15:  # int() and timedelta() would overflow long before a valid limit
+            raise ValueError(too_long)
+        seconds = int(number) * _UNITS[unit]
+    elif text and parts is not None:
+        if any(len(g) > 15 for g in parts.groups() if g):
+            raise ValueError(too_long)
+        days, hours, minutes, secs = (int(g or 0) for g in parts.groups())
+        seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
+    else:
+        raise ValueError("not a duration such as 90s, 10m, 1h or 1h30m")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(too_long)
+    return timedelta(seconds=seconds)
 
 
 def format_duration(duration: timedelta | float) -> str:

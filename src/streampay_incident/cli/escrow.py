@@ -25,6 +25,7 @@ import attrs
 import click
 
 from .. import registry, usecases
+from ..errors import shown
 from ..io.chain_payments import read_chain_payments
 from ..io.rows import contains_seed
 from ..model import EscrowObservation, Finding, Payout
@@ -167,7 +168,9 @@ def _check_escrow(escrow: str) -> None:
             "address. This tool never needs a secret."
         )
     if not (strkey.is_account(escrow) or strkey.is_contract(escrow)):
-        raise click.UsageError(f"--escrow {escrow!r} is not a valid G... account or C... contract")
+        raise click.UsageError(
+            f"--escrow {shown(escrow)} is not a valid G... account or C... contract"
+        )
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from typing import Any
 import click
 import pluggy
 
-from ..io.rows import iter_text_rows
+from ..io.rows import input_name, iter_text_rows
 from ..io.settlements import read_settlements, settlements_from_rows
 from ..io.transactions import read_transactions
 from ..logevents import log_event
@@ -154,6 +154,8 @@ def settlements(
     rpc_urls = endpoint_urls(rpc, None, option="--rpc")
     if (horizon_urls or rpc_urls) and network is None:
         raise click.UsageError("--horizon/--rpc need --network (another network, other hashes)")
+    if file == "-" and transactions_file == "-":
+        raise click.UsageError("standard input can be read once: give FILE or --transactions as -")
     records = load_settlements(file, network)
     pm = get_plugin_manager(plugin_settings_from_env(os.environ))
     chain, chain_inputs = gather_chain(
@@ -167,7 +169,7 @@ def settlements(
         timeout=timeout,
         now=moment,
     )
-    inputs: dict[str, Any] = {"settlements": file, "records": len(records)}
+    inputs: dict[str, Any] = {"settlements": input_name(file), "records": len(records)}
     inputs.update(chain_inputs)
     if network is not None:
         inputs["network"] = network_name(network)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import attrs
 
 from ..errors import InputError, InputProblem
+from ..io import strict_json
 from ..io.chain_payments import (
     RecordProblem,
     chain_payment_from_rpc_event,
@@ -146,7 +147,7 @@ class CursorFile:
         name = str(path)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
-            header = json.loads(lines[0]) if lines else None
+            header = strict_json.loads(lines[0]) if lines else None
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise InputError(InputProblem(name, 1, None, f"not a cursor file ({exc})")) from None
         if not isinstance(header, dict) or header.get("kind") != CURSOR_FILE_KIND:
@@ -162,11 +163,14 @@ class CursorFile:
                 )
             )
         stored_since = header.get("since")
-        state.since = parse_rfc3339(stored_since) if isinstance(stored_since, str) else None
+        try:
+            state.since = parse_rfc3339(stored_since) if isinstance(stored_since, str) else None
+        except ValueError as exc:
+            raise InputError(InputProblem(name, 1, "since", str(exc))) from None
         pending: list[dict[str, Any]] = []
         for line in lines[1:]:
             try:
-                entry = json.loads(line)
+                entry = strict_json.loads(line)
             except ValueError:
                 break  # a line cut short by an interrupted write: nothing after it counts
             if isinstance(entry, dict) and "record" in entry:
