@@ -155,7 +155,7 @@ def settlements(
     if (horizon_urls or rpc_urls) and network is None:
         raise click.UsageError("--horizon/--rpc need --network (another network, other hashes)")
     records = load_settlements(file, network)
-    pm = get_plugin_manager(plugin_settings_from_env(os.environ))
+    pm = get_plugin_manager(plugin_settings_from_env(os.environ, timeout=timeout))
     chain, chain_inputs = gather_chain(
         records,
         transactions_file=transactions_file,

@@ -11,7 +11,7 @@ import pluggy
 from ..checks.coverage import file_window, paging_finding, paging_window
 from ..hookspecs import ESCROW_CHECKS, PAYOUT_CHECKS
 from ..model import EscrowObservation, Finding, Payout, PayoutPolicy, Report
-from ..registry import run_checks
+from ..registry import plugin_run, run_checks
 from ..timefmt import format_rfc3339
 
 if TYPE_CHECKING:
@@ -101,12 +101,13 @@ def triage_payouts(
     ``inputs`` is what the shell says about where the records came from; with
     ``escrow`` the reconciliation's findings and inputs are added after them.
     """
-    findings: list[Finding] = list(run_checks(pm, PAYOUT_CHECKS, payouts, policy=policy))
     report_inputs = dict(inputs)
-    if escrow is not None:
-        reconciled = reconcile_escrow(payouts, escrow, now=now, pm=pm)
-        findings += reconciled.findings
-        report_inputs.update(reconciled.inputs)
+    with plugin_run():  # one report: a plugin that fails is reported once, then skipped
+        findings: list[Finding] = list(run_checks(pm, PAYOUT_CHECKS, payouts, policy=policy))
+        if escrow is not None:
+            reconciled = reconcile_escrow(payouts, escrow, now=now, pm=pm)
+            findings += reconciled.findings
+            report_inputs.update(reconciled.inputs)
     return Report(
         command="payouts", findings=tuple(findings), generated_at=now, inputs=report_inputs
     )

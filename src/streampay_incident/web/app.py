@@ -31,7 +31,12 @@ from .. import usecases
 from ..errors import InputError, InputProblem
 from ..logevents import log_event
 from ..model import Finding, PayoutPolicy, Report, Status, make_finding
-from ..registry import checks_document, get_plugin_manager, plugin_settings_from_env
+from ..registry import (
+    checks_document,
+    get_plugin_manager,
+    plugin_settings_from_env,
+    register_plugin,
+)
 from ..report import render_markdown, report_to_json
 from ..stellar.networks import network_name, resolve_network
 from ..timefmt import format_rfc3339, parse_duration
@@ -338,8 +343,7 @@ def create_app(
     for plugin in plugins:
         # Name host plugins after their module or class so a PLUGIN_ERROR finding says who.
         name = getattr(plugin, "__name__", None) or type(plugin).__qualname__
-        pm.register(plugin, name=None if pm.has_plugin(name) else name)
-    pm.check_pending()
+        register_plugin(pm, plugin, name=None if pm.has_plugin(name) else name)
     metrics = IncidentMetrics()
     clock = clock or (lambda: datetime.now(UTC))
     source = health_source if health_source is not None else chain_health_source(config, pm)
