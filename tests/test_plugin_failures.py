@@ -73,8 +73,9 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     eps: list[EntryPoint] = []
     monkeypatch.setattr(md, "entry_points", lambda group: list(eps))
 
-    def install(**plugins: object) -> None:
+    def install(**plugins: object) -> list[EntryPoint]:
         eps.extend(EntryPoint(name, plugin) for name, plugin in plugins.items())
+        return eps
 
     yield install
 
@@ -215,6 +216,7 @@ def test_an_unknown_severity_in_a_finding(installed: Any) -> None:
         (FindingCode("team-a", Severity.INFO, "lower case"), "not an upper-case name"),
         (FindingCode("TEAM_A", Severity.INFO, "t", runbook_url="wiki/a"), "not an absolute URL"),
         ("TEAM_A", "not a FindingCode"),
+        (FindingCode("TEAM_A", Severity.INFO, None), "must be strings"),  # type: ignore[arg-type]
     ],
 )
 def test_a_malformed_code_declaration(
@@ -615,3 +617,96 @@ def test_disable_wins_over_load(installed: Any) -> None:
     assert "team_risk" not in result.stdout and result.stderr == ""
     doc = checks_document(get_plugin_manager(PluginSettings(disable_all=True, allow=frozenset())))
     assert doc["plugin_errors"] == []
+
+
+def test_a_check_calling_sys_exit_is_a_plugin_error(
+    streampay_incident_plugin: RegisterPlugin,
+) -> None:
+    class Exits:
+        @hookimpl
+        def streampay_incident_register_payout_checks(self) -> list[Any]:
+            def leave(payouts: Any, *, policy: Any) -> list[Finding]:
+                raise SystemExit(3)
+
+            return [leave]
+
+    pm = streampay_incident_plugin(Exits(), name="exits")
+    errors = [f for f in run_checks(pm, hookspecs.PAYOUT_CHECKS, [], policy=None)]
+    assert [(f.subject, f.evidence["error"]) for f in errors] == [("exits", "SystemExit")]
+
+
+# --- the web app: the same failures, no 500 ---------------------------------------------
+
+DESTINATION = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
+
+
+@pytest.mark.network
+def test_web_plugins_fail_alone_and_on_time(stalled: threading.Event) -> None:
+    import httpx
+
+    from streampay_incident.web import WebConfig, create_app
+    from web_harness import KEY_ID, PREFIX, SECRET, mounted, running, signed
+
+    record = {
+        "payout_id": "p1",
+        "settlement_id": "s1",
+        "destination": DESTINATION,
+        "asset": "native",
+        "amount": "25",
+        "status": "confirmed",
+        "tx_hash": "ab" * 32,
+        "created_at": "2026-11-27T02:00:00Z",
+    }
+    config = WebConfig(hmac_keys={KEY_ID: SECRET})
+    pm = get_plugin_manager(PluginSettings(check_budget=0.2), load_entry_points=False)
+    app = create_app(
+        config,
+        plugin_manager=pm,
+        plugins=[Misspelt(), slow_plugin(stalled, hookspecs.PAYOUT_CHECKS), HandBuilt()],
+    )
+    body = json.dumps([record]).encode()
+    full = PREFIX + "/triage/payouts"
+    with running(mounted(app)) as url, httpx.Client(base_url=url, timeout=10) as client:
+        headers = {**signed("POST", full, body), "content-type": "application/json"}
+        response = client.post(full, headers=headers, content=body)
+    assert response.status_code == 200
+    found = {(f["code"], f["subject"]) for f in response.json()["findings"]}
+    assert {
+        ("PLUGIN_ERROR", "Misspelt"),
+        ("PLUGIN_TIMEOUT", "slow_plugin.<locals>.Slow"),
+        ("PLUGIN_ERROR", "HandBuilt"),
+    } <= found
+
+
+def test_a_misspelt_plugin_through_the_fixture_is_reported_and_cleaned_up(
+    streampay_incident_plugin: RegisterPlugin,
+) -> None:
+    pm = streampay_incident_plugin(Misspelt(), name="typo")
+    assert not pm.has_plugin("typo")
+    (error,) = run_checks(pm, hookspecs.ESCROW_CHECKS, [], [], escrow="G", window=None)[:1]
+    assert error.subject == "typo" and "unknown hook" in error.summary
+
+
+def test_a_manager_built_elsewhere_runs_with_the_defaults() -> None:
+    import pluggy
+
+    pm = pluggy.PluginManager("streampay_incident")
+    pm.add_hookspecs(hookspecs)
+    pm.register(Good(), name="good")
+    assert dict(plugin_config(pm, "good")) == {}
+    (finding,) = run_checks(pm, hookspecs.PAYOUT_CHECKS, [_Payout("p9")], policy=None)
+    assert finding.subject == "p9"
+
+
+class _Payout:
+    def __init__(self, payout_id: str) -> None:
+        self.payout_id = payout_id
+
+
+def test_an_entry_point_listed_twice_or_without_a_distribution(installed: Any) -> None:
+    installed(good=Good())
+    eps = installed(good=Good(), bare=HandBuilt())
+    eps[-1].dist = None
+    pm = get_plugin_manager()
+    versions = {p["name"]: p["version"] for p in loaded_plugins(pm)}
+    assert versions["good"] == "1.2.3" and versions["bare"] == "unknown"

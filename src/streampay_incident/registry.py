@@ -517,7 +517,7 @@ def _run_in(
                         triage, produced = _within(budget, call)
                 except _Overrun:
                     findings.append(plugin_timeout(name, _check_name(check), budget))
-                except Exception as exc:  # noqa: BLE001
+                except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() too
                     findings.append(plugin_error(name, _check_name(check), exc))
                 else:
                     took = time.monotonic() - started
