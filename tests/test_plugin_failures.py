@@ -669,6 +669,10 @@ def test_web_plugins_fail_alone_and_on_time(stalled: threading.Event) -> None:
     with running(mounted(app)) as url, httpx.Client(base_url=url, timeout=10) as client:
         headers = {**signed("POST", full, body), "content-type": "application/json"}
         response = client.post(full, headers=headers, content=body)
+        listed = client.get(PREFIX + "/checks", headers=signed("GET", PREFIX + "/checks"))
+    (left_out,) = listed.json()["plugin_errors"]
+    assert left_out["subject"] == "Misspelt" and "(misspelt?)" not in left_out["summary"]
+    assert left_out["evidence"]["check"] == "streampay_incident_register_payout_check"
     assert response.status_code == 200
     found = {(f["code"], f["subject"]) for f in response.json()["findings"]}
     assert {
@@ -710,3 +714,45 @@ def test_an_entry_point_listed_twice_or_without_a_distribution(installed: Any) -
     pm = get_plugin_manager()
     versions = {p["name"]: p["version"] for p in loaded_plugins(pm)}
     assert versions["good"] == "1.2.3" and versions["bare"] == "unknown"
+
+
+@pytest.mark.network
+def test_a_slow_chain_plugin_does_not_stall_the_web_app(stalled: threading.Event) -> None:
+    import httpx
+
+    from loopback import LoopbackServer, horizon_routes, rfc3339, rpc_routes
+    from streampay_incident.stellar.networks import PUBLIC
+    from streampay_incident.web import WebConfig, create_app
+    from web_harness import KEY_ID, PREFIX, SECRET, mounted, running, signed
+
+    recent = datetime.now(UTC)
+    horizon = horizon_routes(root={"history_latest_ledger_closed_at": rfc3339(recent)})
+    rpc = rpc_routes(passphrase=PUBLIC, close_time=recent)
+    health = PREFIX + "/health"
+    with LoopbackServer(horizon) as h, LoopbackServer(rpc) as r:
+        config = WebConfig(
+            hmac_keys={KEY_ID: SECRET},
+            horizon_urls=(h.url,),
+            rpc_urls=(r.url,),
+            network_passphrase=PUBLIC,
+        )
+        pm = get_plugin_manager(PluginSettings(check_budget=1.5), load_entry_points=False)
+        app = create_app(
+            config, plugin_manager=pm, plugins=[slow_plugin(stalled, hookspecs.CHAIN_CHECKS)]
+        )
+        with running(mounted(app)) as url:
+            answers: dict[str, Any] = {}
+            probe = threading.Thread(
+                target=lambda: answers.update(
+                    health=httpx.get(url + health, headers=signed("GET", health), timeout=10)
+                )
+            )
+            probe.start()
+            time.sleep(0.4)  # the round is now inside the slow check
+            started = time.monotonic()
+            live = httpx.get(url + PREFIX + "/livez", timeout=10)
+            livez_took = time.monotonic() - started
+            probe.join()
+    assert live.status_code == 200 and livez_took < 0.9, livez_took  # blocked: >= 1.1 s
+    assert answers["health"].status_code in (200, 503)
+    assert "PLUGIN_TIMEOUT" in answers["health"].text

@@ -33,6 +33,7 @@ from ..logevents import log_event
 from ..model import Finding, PayoutPolicy, Report, Status, make_finding
 from ..registry import (
     checks_document,
+    failed_plugins,
     get_plugin_manager,
     plugin_settings_from_env,
     register_plugin,
@@ -108,7 +109,10 @@ class _Endpoints:
         )
 
     async def checks(self, request: Request) -> Response:
-        return JSONResponse(checks_document(self.pm))
+        doc = checks_document(self.pm)
+        # The plugins left out, without their exception text (as in every report).
+        doc["plugin_errors"] = [f.to_json() for f in _sanitised(failed_plugins(self.pm).values())]
+        return JSONResponse(doc)
 
     async def metrics_text(self, request: Request) -> Response:
         if self.monitor.configured:
@@ -339,7 +343,9 @@ def create_app(
     let the host register its ``streampay_incident_find_settlement`` lookup.
     """
     config = config if config is not None else WebConfig.from_env(os.environ)
-    pm = plugin_manager or get_plugin_manager(plugin_settings_from_env(os.environ))
+    pm = plugin_manager or get_plugin_manager(
+        plugin_settings_from_env(os.environ, timeout=config.probe_timeout_seconds)
+    )
     for plugin in plugins:
         # Name host plugins after their module or class so a PLUGIN_ERROR finding says who.
         name = getattr(plugin, "__name__", None) or type(plugin).__qualname__
