@@ -20,6 +20,10 @@ A plugin fails alone: whatever goes wrong in it (its import, a misspelt hook,
 its codes, a check that raises, returns something malformed or overruns its
 time budget) becomes one ``PLUGIN_ERROR`` (or ``PLUGIN_TIMEOUT``) finding
 naming it, and its other checks are skipped for the run.
+
+The module is over 400 lines because building a manager, declaring its codes,
+sorting out its settings and running its checks share one per-manager state
+(:class:`_Host`); calling one check lives in :mod:`.plugin_calls`.
 """
 
 from __future__ import annotations
@@ -27,12 +31,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
-import inspect
-import json
-import math
 import re
 import sys
-import threading
 import time
 import types
 import weakref
@@ -44,6 +44,9 @@ import pluggy
 
 from . import codes, envvars, hookspecs
 from .model import Finding, SettlementTriage, make_finding
+from .plugin_calls import Overrun, accepts, call_within, check_name, valid_findings
+
+_accepts = accepts  # the name the use-case tests know
 
 PROJECT = "streampay_incident"
 ENTRY_POINT_GROUP = "streampay_incident"
@@ -338,23 +341,6 @@ def loaded_plugins(pm: pluggy.PluginManager) -> list[dict[str, str]]:
     return out
 
 
-def _check_name(check: Callable[..., Any]) -> str:
-    name = getattr(check, "__qualname__", None) or getattr(check, "__name__", None)
-    return str(name) if name else repr(check)
-
-
-def _accepts(check: Callable[..., Any], keyword: str) -> bool:
-    """Whether ``check`` takes ``keyword`` (by name or through ``**kwargs``)."""
-    try:
-        parameters = inspect.signature(check).parameters.values()
-    except (TypeError, ValueError):  # a builtin without a signature: pass only the old keywords
-        return False
-    return any(
-        p.kind is p.VAR_KEYWORD or (p.name == keyword and p.kind is not p.POSITIONAL_ONLY)
-        for p in parameters
-    )
-
-
 @attrs.define
 class _Run:
     """One run of a manager's checks (one report): the plugins already out of it."""
@@ -383,72 +369,6 @@ def plugin_run() -> Iterator[None]:
         yield
     finally:
         _RUN.reset(token)
-
-
-class _Overrun(Exception):
-    """A check that did not return within its budget (left running in its thread)."""
-
-
-def _within(budget: float, call: Callable[[], Any]) -> Any:
-    """``call()`` in a daemon thread, waiting at most ``budget`` seconds.
-
-    The thread sees the codes in force (the context is copied). On overrun it
-    is abandoned, left to finish in the background: Python cannot stop a
-    thread, which is why a check must not hold resources.
-    """
-    context = contextvars.copy_context()
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = context.run(call)
-        except BaseException as exc:  # noqa: BLE001 - handed back to the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, name="streampay-incident-check", daemon=True)
-    worker.start()
-    worker.join(budget)
-    if worker.is_alive():
-        raise _Overrun
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` as JSON can hold it: anything else (``Decimal``, ``datetime``, a set, NaN)
-    becomes its ``str()``, so a plugin's finding survives ``--format json``."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return str(value)
-
-
-def _checked(produced: Iterable[Any], table: Mapping[str, codes.FindingCode]) -> list[Finding]:
-    """A check's findings, validated; ``TypeError``/``ValueError`` names the first bad one.
-
-    Each must be a :class:`Finding` with a declared code and a :class:`Severity`;
-    evidence JSON cannot hold is made safe (:func:`_json_safe`).
-    """
-    out = []
-    for f in produced:
-        if not isinstance(f, Finding):
-            raise TypeError(f"returned {type(f).__name__}, not a Finding")
-        if f.code not in table:
-            raise ValueError(f"finding code {f.code!r} is not declared")
-        if not isinstance(f.severity, codes.Severity):
-            raise ValueError(f"finding {f.code} has severity {f.severity!r}, not a Severity")
-        try:
-            json.dumps(dict(f.evidence), allow_nan=False)
-        except (TypeError, ValueError):
-            f = attrs.evolve(f, evidence=_json_safe(dict(f.evidence)))
-        out.append(f)
-    return out
 
 
 def _run(
@@ -501,12 +421,12 @@ def _run_in(
                 continue
             extras = dict(optional, config=plugin_config(pm, name))
             for check in checks:
-                extra = {k: v for k, v in extras.items() if _accepts(check, k)}
+                extra = {k: v for k, v in extras.items() if accepts(check, k)}
 
                 def call(check: Callable[..., Any] = check, extra: Any = extra) -> Any:
                     result = check(*args, **kwargs, **extra)
                     triage = result if isinstance(result, SettlementTriage) else None
-                    produced = _checked(triage.findings if triage else result, table)
+                    produced = valid_findings(triage.findings if triage else result, table)
                     return triage, produced
 
                 started = time.monotonic()
@@ -514,15 +434,15 @@ def _run_in(
                     if name in DEFAULT_PLUGINS:  # built-in checks have no budget
                         triage, produced = call()
                     else:
-                        triage, produced = _within(budget, call)
-                except _Overrun:
-                    findings.append(plugin_timeout(name, _check_name(check), budget))
+                        triage, produced = call_within(budget, call)
+                except Overrun:
+                    findings.append(plugin_timeout(name, check_name(check), budget))
                 except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() too
-                    findings.append(plugin_error(name, _check_name(check), exc))
+                    findings.append(plugin_error(name, check_name(check), exc))
                 else:
                     took = time.monotonic() - started
                     trace(
-                        f"{hook_name} {name} {_check_name(check)} -> "
+                        f"{hook_name} {name} {check_name(check)} -> "
                         f"{len(produced)} finding(s) in {took:.3f} s"
                     )
                     findings.extend(produced)
@@ -530,7 +450,7 @@ def _run_in(
                         triages.append(triage)
                     continue
                 trace(
-                    f"{hook_name} {name} {_check_name(check)} failed after "
+                    f"{hook_name} {name} {check_name(check)} failed after "
                     f"{time.monotonic() - started:.3f} s"
                 )
                 run.reported.add(name)
