@@ -217,6 +217,7 @@ def test_an_unknown_severity_in_a_finding(installed: Any) -> None:
         (FindingCode("TEAM_A", Severity.INFO, "t", runbook_url="wiki/a"), "not an absolute URL"),
         ("TEAM_A", "not a FindingCode"),
         (FindingCode("TEAM_A", Severity.INFO, None), "must be strings"),  # type: ignore[arg-type]
+        (FindingCode("TEAM_A", Severity.INFO, "t", escalates_to="high"), "escalates to 'high'"),  # type: ignore[arg-type]
     ],
 )
 def test_a_malformed_code_declaration(
@@ -579,7 +580,7 @@ def test_a_plugin_code_may_carry_its_own_runbook_url(installed: Any) -> None:
     (finding,) = [f for f in doc["findings"] if f["code"] == "RISK_LARGE_PAYOUT"]
     assert finding["runbook"] == url
     text = cli("payouts", PAYOUTS).stdout
-    assert f"runbook: {url}" in text
+    assert f"    runbook: {url}\n" in text  # no `streampay-incident runbook CODE` hint
     listed = {
         c["code"]: c["runbook"]
         for c in json.loads(cli("checks", "--format", "json").stdout)["codes"]

@@ -10,7 +10,10 @@ _RFC3339 = re.compile(
     r"(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})\Z"
 )
 _DURATION = re.compile(r"([0-9]+)(ms|s|m|h|d)\Z")
+_COMPOUND = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m(?!s))?(?:([0-9]+)s)?\Z")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# Largest first: format_duration prints the largest unit that fits and the next one.
+_FORMAT_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 
 def parse_rfc3339(text: str) -> datetime:
@@ -26,7 +29,7 @@ def parse_rfc3339(text: str) -> datetime:
         digits = re.match(r"[0-9]+", rest)
         assert digits is not None
         frac = digits.group(0)
-        text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac):]}"
+        text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac) :]}"
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"
     return datetime.fromisoformat(text).astimezone(UTC)
@@ -57,8 +60,41 @@ def format_rfc3339(moment: datetime) -> str:
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90s``, ``10m``, ``1h``, ``2d``, ``500ms`` -> timedelta. Raises ``ValueError``."""
-    m = _DURATION.match(text.strip())
-    if m is None:
-        raise ValueError("not a duration such as 90s, 10m or 1h")
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    """``90s``, ``10m``, ``1h``, ``2d``, ``500ms``, or what :func:`format_duration`
+    prints (``1h05m``, ``34d21h``) -> timedelta. Raises ``ValueError``."""
+    text = text.strip()
+    m = _DURATION.match(text)
+    if m is not None:
+        return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    parts = _COMPOUND.match(text)
+    if text and parts is not None:
+        days, hours, minutes, seconds = (int(g or 0) for g in parts.groups())
+        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    raise ValueError("not a duration such as 90s, 10m, 1h or 1h30m")
+
+
+def format_duration(duration: timedelta | float) -> str:
+    """A duration for people: its largest unit and the next one, whole seconds.
+
+    ``50m13s``, ``34d21h``, ``1d02h``, ``2h05m``, ``10m`` (a zero second unit is left out),
+    ``45s``; under a second ``250ms``; negative durations get a ``-``. Takes a
+    timedelta or seconds. What it prints, :func:`parse_duration` reads back
+    (to the precision printed).
+    """
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if 0 < seconds < 1:
+        return f"{sign}{int(seconds * 1000)}ms"
+    whole = int(seconds)
+    for index, (unit, size) in enumerate(_FORMAT_UNITS):
+        if whole >= size or unit == "s":
+            major, rest = divmod(whole, size)
+            text = f"{sign}{major}{unit}"
+            if unit != "s":
+                minor_unit, minor_size = _FORMAT_UNITS[index + 1]
+                minor = rest // minor_size
+                if minor:
+                    text += f"{minor:02d}{minor_unit}"
+            return text
+    raise AssertionError("unreachable: the seconds unit always fits")  # pragma: no cover

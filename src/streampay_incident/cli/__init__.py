@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from ..__about__ import __version__
-from . import chain, checks_cmd, demo, payouts, serve, settlements, tx
+from . import chain, checks_cmd, demo, payouts, runbook, serve, settlements, tx
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -31,3 +31,4 @@ main.add_command(chain.chain)
 main.add_command(checks_cmd.checks)
 main.add_command(demo.demo)
 main.add_command(serve.serve)
+main.add_command(runbook.runbook)

@@ -27,6 +27,7 @@ from ..usecases import grade_chain
 from .common import (
     RFC3339,
     Network,
+    docs_url,
     exit_code_for,
     handle_input_errors,
     output_options,
@@ -76,7 +77,7 @@ def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -
 def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
     """Print the report (led by its diagnosis, with an endpoint table for people) and exit."""
     color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    text = render_diagnosis(report, fmt) + render(report, fmt, color=color)
+    text = render_diagnosis(report, fmt) + render(report, fmt, color=color, docs_url=docs_url())
     text += render_endpoint_table(report, fmt)
     click.echo(text, nl=False)
     log_event("report", command="chain", status=report.overall, findings=len(report.findings))

@@ -14,6 +14,7 @@ import click
 from ..errors import InputError
 from ..model import Report
 from ..report import render
+from ..runbooks import DOCS_URL_ENV
 from ..stellar.networks import resolve_network
 from ..timefmt import parse_rfc3339
 
@@ -31,8 +32,47 @@ def exit_code_for(status: str, fail_on: str) -> int:
     return EXIT_FINDINGS if status in _FAIL_LEVELS[fail_on] else EXIT_OK
 
 
+_DOCS_URL_KEY = "streampay_incident.docs_url"
+
+
+def _check_docs_url(value: str | None) -> str | None:
+    if value and not value.startswith(("https://", "http://")):
+        raise click.BadParameter(f"{value!r}: give the docs site's absolute http(s) URL")
+    return value or None
+
+
+def _keep_docs_url(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    ctx.meta[_DOCS_URL_KEY] = _check_docs_url(value)
+
+
+def docs_url_option(func: F) -> F:
+    """``--docs-url BASE`` (or ``$STREAMPAY_INCIDENT_DOCS_URL``): absolute runbook links.
+
+    Kept in the click context for :func:`emit` (commands don't take it as a parameter).
+    """
+    return click.option(
+        "--docs-url",
+        metavar="BASE",
+        envvar=DOCS_URL_ENV,
+        expose_value=False,
+        callback=_keep_docs_url,
+        help=(
+            "Base URL of the published docs site (mkdocs site_url): runbook links become "
+            f"BASE/runbooks/<file>/#<anchor>. Default: ${DOCS_URL_ENV}; unset, links stay "
+            "docs/runbooks/<file>.md#<anchor>."
+        ),
+    )(func)
+
+
+def docs_url() -> str | None:
+    """The ``--docs-url`` of the running command, if one was given."""
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get(_DOCS_URL_KEY)
+
+
 def output_options(func: F) -> F:
-    """``--format text|json|markdown`` and ``--fail-on warning|critical``."""
+    """``--format text|json|markdown``, ``--fail-on warning|critical`` and ``--docs-url``."""
+    func = docs_url_option(func)
     func = click.option(
         "--fail-on",
         type=click.Choice(["warning", "critical"]),
@@ -54,7 +94,7 @@ def output_options(func: F) -> F:
 def emit(report: Report, fmt: str, fail_on: str) -> None:
     """Print the report on stdout and exit with the code its status calls for."""
     color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    click.echo(render(report, fmt, color=color), nl=False)
+    click.echo(render(report, fmt, color=color, docs_url=docs_url()), nl=False)
     sys.exit(exit_code_for(report.overall, fail_on))
 
 

@@ -45,8 +45,11 @@ ESCROW_OPTION_NAMES = (
     "since",
     "until",
     "cursor_file",
+    "timeout",
     "chain_timeout",
 )
+# Seconds all Horizon/RPC requests of one run may wait for together (--timeout).
+DEFAULT_TIMEOUT = 60.0
 
 
 def escrow_options(func: F) -> F:
@@ -56,9 +59,17 @@ def escrow_options(func: F) -> F:
             "--chain-timeout",
             "chain_timeout",
             type=click.FloatRange(min=0.1),
-            default=10.0,
-            show_default=True,
-            help="Deadline in seconds for each Horizon/RPC request while paging.",
+            deprecated="use --timeout, which bounds the whole run",
+            help="Old name of --timeout.",
+        ),
+        click.option(
+            "--timeout",
+            "timeout",
+            type=click.FloatRange(min=0.1),
+            help=(
+                "Seconds the whole run may wait on Horizon/RPC, all pages and retries "
+                f"together (not local processing). Default: {DEFAULT_TIMEOUT:g}."
+            ),
         ),
         click.option(
             "--cursor-file",
@@ -96,7 +107,7 @@ class EscrowRequest:
     since: datetime | None = None
     until: datetime | None = None
     cursor_file: str | None = None
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT
 
     @property
     def source(self) -> str:
@@ -142,7 +153,9 @@ class EscrowRequest:
             since=since,
             until=until,
             cursor_file=options.get("cursor_file"),
-            timeout=float(options.get("chain_timeout") or 10.0),
+            timeout=float(
+                options.get("timeout") or options.get("chain_timeout") or DEFAULT_TIMEOUT
+            ),
         )
 
 

@@ -24,7 +24,7 @@ from .. import registry, usecases
 from ..io.payouts import read_payouts
 from ..logevents import log_event
 from ..model import Payout, PayoutPolicy, Report
-from ..timefmt import parse_duration
+from ..timefmt import format_duration, parse_duration
 from .common import emit, handle_input_errors, output_options, utc_now
 from .escrow import EscrowRequest, escrow_observation, escrow_options
 
@@ -156,7 +156,7 @@ def triage_file(
     inputs: dict[str, Any] = {
         "payouts": str(file),
         "records": len(records),
-        "repeat_window": f"{int(policy.repeat_window.total_seconds())}s",
+        "repeat_window": format_duration(policy.repeat_window),
     }
     return usecases.triage_payouts(
         records, policy=policy, now=utc_now(), pm=pm, inputs=inputs, escrow=escrow

@@ -40,7 +40,7 @@ from ..registry import (
 )
 from ..report import render_markdown, report_to_json
 from ..stellar.networks import network_name, resolve_network
-from ..timefmt import format_rfc3339, parse_duration
+from ..timefmt import format_duration, format_rfc3339, parse_duration
 from . import query, triage
 from .config import WebConfig
 from .gate import (
@@ -183,7 +183,7 @@ class _Endpoints:
         body = await request.body()
         inputs = {
             "payouts": triage.SOURCE,
-            "repeat_window": f"{int(policy.repeat_window.total_seconds())}s",
+            "repeat_window": format_duration(policy.repeat_window),
         }
 
         def work() -> Report | tuple[triage.BodyFormat, InputError]:
