@@ -757,3 +757,17 @@ def test_a_slow_chain_plugin_does_not_stall_the_web_app(stalled: threading.Event
     assert live.status_code == 200 and livez_took < 0.9, livez_took  # blocked: >= 1.1 s
     assert answers["health"].status_code in (200, 503)
     assert "PLUGIN_TIMEOUT" in answers["health"].text
+
+
+def test_payouts_timeout_caps_the_budget(installed: Any, stalled: threading.Event) -> None:
+    installed(slow=slow_plugin(stalled, hookspecs.ESCROW_CHECKS))
+    chain_payments = str(DEMO / "chain-payments.json")
+    started = time.monotonic()
+    result = cli(
+        "payouts", PAYOUTS, "--escrow", DESTINATION, "--chain-payments", chain_payments,
+        "--timeout", "0.5", "--format", "json",
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert took < DEFAULT_CHECK_BUDGET, took
+    (timeout,) = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "PLUGIN_TIMEOUT"]
+    assert timeout["evidence"]["budget_seconds"] == 0.5
