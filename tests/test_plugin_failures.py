@@ -31,6 +31,7 @@ from streampay_incident.registry import (
     DEFAULT_CHECK_BUDGET,
     PluginSettings,
     checks_document,
+    code_table,
     failed_plugins,
     get_plugin_manager,
     loaded_plugins,
@@ -771,3 +772,11 @@ def test_payouts_timeout_caps_the_budget(installed: Any, stalled: threading.Even
     assert took < DEFAULT_CHECK_BUDGET, took
     (timeout,) = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "PLUGIN_TIMEOUT"]
     assert timeout["evidence"]["budget_seconds"] == 0.5
+
+
+def test_a_misspelt_plugin_registered_directly_is_left_out_too() -> None:
+    pm = get_plugin_manager(load_entry_points=False)
+    pm.register(Misspelt(), name="direct")  # bypassing register_plugin, as a host may
+    (error,) = run_checks(pm, hookspecs.PAYOUT_CHECKS, [], policy=None)
+    assert error.subject == "direct" and "unknown hook" in error.summary
+    assert "RISK_LARGE_PAYOUT" not in code_table(pm)  # its codes are left out with it

@@ -196,21 +196,29 @@ def register_plugin(
         host.failed[label] = error
         return error
     label = plugin_name(pm, plugin) if registered else label
+    unknown = _unknown_hooks(pm, plugin, label)
+    if unknown is not None:
+        pm.unregister(plugin)
+        host.failed[label] = unknown
+        return unknown
+    if config is not None:
+        host.config[label] = types.MappingProxyType(dict(config))
+    return None
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object, name: str) -> Finding | None:
+    """The ``PLUGIN_ERROR`` of a plugin implementing a hook that does not exist, else None."""
     unknown = sorted(
         caller.name
         for caller in pm.get_hookcallers(plugin) or ()
         if not caller.has_spec()
         and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())
     )
-    if unknown:
-        pm.unregister(plugin)
-        problem = NameError(f"unknown hook {', '.join(unknown)} (misspelt?)")
-        error = plugin_error(label, unknown[0], problem)
-        host.failed[label] = error
-        return error
-    if config is not None:
-        host.config[label] = types.MappingProxyType(dict(config))
-    return None
+    if not unknown:
+        return None
+    return plugin_error(
+        name, unknown[0], NameError(f"unknown hook {', '.join(unknown)} (misspelt?)")
+    )
 
 
 def get_plugin_manager(
@@ -258,12 +266,19 @@ def _declare(pm: pluggy.PluginManager) -> _Declared:
     table = dict(codes.CODES)
     origin = dict.fromkeys(codes.CODES, "built-in")
     failed: dict[str, Finding] = {}
+    # A plugin registered with pm.register() directly (not register_plugin) is vetted here.
+    for name, plugin in pm.list_name_plugin():
+        error = _unknown_hooks(pm, plugin, name)
+        if error is not None:
+            failed[name] = error
     # Each implementation is called on its own (one that raises fails alone), so the call is
     # traced here as pluggy would trace a hook call.
     pm.trace.root.get("hook")(hookspecs.REGISTER_CODES)
     for impl in getattr(pm.hook, hookspecs.REGISTER_CODES).get_hookimpls():
         name = plugin_name(pm, impl.plugin)
         pm.trace.root.get("hook")(f"  {name}")
+        if name in failed:
+            continue
         staged = dict(table)
         try:
             declared = impl.function()
