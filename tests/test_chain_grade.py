@@ -427,12 +427,18 @@ def test_latest_ledger_close_time_only_from_the_expected_network() -> None:
 # --- plugins ------------------------------------------------------------------------------
 
 
-class _ExtraChainCheck:
+class _RaisingChainCheck:
     @hookimpl
     def streampay_incident_register_chain_checks(self) -> list[Any]:
         def boom(observations: Any, **kwargs: Any) -> list[Any]:
             raise RuntimeError("plugin bug")
 
+        return [boom]
+
+
+class _ExtraChainCheck:
+    @hookimpl
+    def streampay_incident_register_chain_checks(self) -> list[Any]:
         def flag_rpc(observations: Any, *, now: datetime, **kwargs: Any) -> list[Any]:
             return [
                 make_finding("CHAIN_ENDPOINT_ERROR", e.url, "plugin says no")
@@ -440,18 +446,20 @@ class _ExtraChainCheck:
                 if e.kind == "rpc"
             ]
 
-        return [boom, flag_rpc]
+        return [flag_rpc]
 
 
 def test_plugin_checks_run_through_the_registry(streampay_incident_plugin: Any) -> None:
     from streampay_incident import usecases
 
+    # A raising plugin fails alone: the other plugin's check still counts.
+    streampay_incident_plugin(_RaisingChainCheck(), name="raising-chain")
     pm = streampay_incident_plugin(_ExtraChainCheck(), name="extra-chain")
     result = usecases.grade_observations(
         ChainObservations((horizon(), rpc())), now=NOW, expected_network=PUBLIC, plugin_manager=pm
     )
     assert codes(result) == {"PLUGIN_ERROR", "CHAIN_ENDPOINT_ERROR"}
-    assert only(result, "PLUGIN_ERROR").subject == "extra-chain"
+    assert only(result, "PLUGIN_ERROR").subject == "raising-chain"
     # The plugin's critical finding on the only RPC makes the RPC kind all-critical.
     assert [e.status for e in result.endpoints] == ["pass", "fail"]
     assert result.status == "fail"

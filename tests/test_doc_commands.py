@@ -157,6 +157,10 @@ EXPECTED: dict[str, Expect] = {
     f"{_RB}README.md: STREAMPAY_INCIDENT_TRACE_PLUGINS=1 streampay-incident checks": Expect(
         0, "streampay_incident_register_codes [hook]"
     ),
+    f"{_RB}README.md: STREAMPAY_INCIDENT_TRACE_PLUGINS=1 streampay-incident payouts "
+    "<PAYOUTS_FILE> --format json": Expect(1, _JSON_FAIL),
+    f"{_RB}README.md: STREAMPAY_INCIDENT_DISABLE_PLUGINS=<PLUGIN_NAME> streampay-incident payouts "
+    "<PAYOUTS_FILE>": Expect(1, _PAYOUTS_FAIL),
     # docs/runbooks/chain-outage.md
     f"{_RB}chain-outage.md: streampay-incident {_CHAIN_LIVE} --timeout 5 --record <RECORD_FILE>": (
         Expect(0, _CHAIN_PASS)

@@ -96,16 +96,20 @@ def test_plugin_codes_live_with_their_plugin_manager(streampay_incident_plugin: 
         assert make_finding("TEAM_X_ODD_PAYOUT", "p1", "odd").severity is Severity.INFO
 
 
-def test_a_conflicting_plugin_code_fails_at_start_up() -> None:
+def test_a_conflicting_plugin_code_fails_alone_naming_the_plugin() -> None:
     class Conflict:
         @hookimpl
         def streampay_incident_register_codes(self) -> list[FindingCode]:
             return [FindingCode("PLUGIN_ERROR", Severity.INFO, "other", "README.md")]
 
     pm = get_plugin_manager(load_entry_points=False)
-    pm.register(Conflict())
-    with pytest.raises(ValueError, match="already declared"):
-        code_table(pm)
+    pm.register(Conflict(), name="conflict")
+    assert code_table(pm)["PLUGIN_ERROR"] == codes.CODES["PLUGIN_ERROR"]
+    (error,) = run_checks(pm, HOOK, [], policy=None)
+    assert error.code == "PLUGIN_ERROR" and error.subject == "conflict"
+    assert "already declared differently (built-in)" in error.summary
+    with pytest.raises(RuntimeError, match="conflict"):
+        code_table(pm, strict=True)
 
 
 def test_register_code_conflict() -> None:
@@ -213,4 +217,4 @@ def test_a_plugin_whose_codes_fail_after_start_up_fails_alone(
     fresh = get_plugin_manager(load_entry_points=False)
     fresh.register(BrokenCodes())
     with pytest.raises(RuntimeError, match="cannot declare"):
-        code_table(fresh)  # strict, as at start-up
+        code_table(fresh, strict=True)

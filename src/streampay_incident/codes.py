@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 
@@ -55,14 +56,17 @@ class FindingCode:
 
     ``severity`` is the default; a code whose check raises it in some cases
     names the higher severity in ``escalates_to`` and says when in ``escalation``.
+    ``runbook_url`` (a plugin's own, absolute ``https://`` or ``http://`` URL)
+    replaces the link into this repository's runbooks when given.
     """
 
     code: str
     severity: Severity
     title: str
-    runbook_file: str
+    runbook_file: str = "README.md"
     escalates_to: Severity | None = None
     escalation: str = ""
+    runbook_url: str | None = None
 
     @property
     def anchor(self) -> str:
@@ -70,7 +74,9 @@ class FindingCode:
 
     @property
     def runbook(self) -> str:
-        """Link relative to the repository root: ``docs/runbooks/<file>.md#<anchor>``."""
+        """``runbook_url``, else ``docs/runbooks/<file>.md#<anchor>`` (from the repository root)."""
+        if self.runbook_url:
+            return self.runbook_url
         return f"{RUNBOOK_DIR}/{self.runbook_file}#{self.anchor}"
 
 
@@ -168,6 +174,7 @@ _TABLE: tuple[FindingCode, ...] = (
     # The tool itself.
     FindingCode("PLUGIN_ERROR", _W, "A check plugin raised an error", _INDEX),
     FindingCode("INPUT_EMPTY", _W, "An input holds no records", _INDEX),
+    FindingCode("PLUGIN_TIMEOUT", _W, "A plugin's check overran its time budget", _INDEX),
 )
 
 CODES: dict[str, FindingCode] = {c.code: c for c in _TABLE}
@@ -191,11 +198,46 @@ def all_codes() -> tuple[FindingCode, ...]:
     return tuple(_ACTIVE.get(CODES).values())
 
 
-def declare(table: dict[str, FindingCode], code: FindingCode) -> None:
-    """Add a plugin's ``code`` to ``table``: new, or identical to its existing declaration."""
+_CODE_NAME = re.compile(r"[A-Z][A-Z0-9_]*\Z")
+
+
+def validate(code: object) -> FindingCode:
+    """``code`` if it is a well-formed :class:`FindingCode`; else ``TypeError``/``ValueError``.
+
+    Well-formed: an upper-case name (``[A-Z][A-Z0-9_]*``, it becomes the
+    runbook anchor), a :class:`Severity`, a title, and a ``runbook_url`` that
+    is absolute (``https://`` or ``http://``) when given.
+    """
+    if not isinstance(code, FindingCode):
+        raise TypeError(f"declared {type(code).__name__}, not a FindingCode")
+    if not isinstance(code.code, str) or not _CODE_NAME.match(code.code):
+        raise ValueError(f"finding code {code.code!r} is not an upper-case name")
+    if not isinstance(code.severity, Severity):
+        raise ValueError(
+            f"finding code {code.code!r} has severity {code.severity!r}, "
+            "not one of Severity.INFO, WARNING, CRITICAL"
+        )
+    if code.escalates_to is not None and not isinstance(code.escalates_to, Severity):
+        raise ValueError(f"finding code {code.code!r} escalates to {code.escalates_to!r}")
+    if not isinstance(code.title, str) or not isinstance(code.runbook_file, str):
+        raise TypeError(f"finding code {code.code!r}: title and runbook_file must be strings")
+    url = code.runbook_url
+    if url is not None and not (isinstance(url, str) and url.startswith(("https://", "http://"))):
+        raise ValueError(f"finding code {code.code!r}: runbook_url {url!r} is not an absolute URL")
+    return code
+
+
+def declare(table: dict[str, FindingCode], code: FindingCode, *, by: str = "") -> None:
+    """Add a plugin's ``code`` to ``table``: new, or identical to its existing declaration.
+
+    ``by`` names who declared the existing one (``built-in`` or a plugin) in
+    the error.
+    """
+    validate(code)
     existing = table.get(code.code)
     if existing is not None and existing != code:
-        raise ValueError(f"finding code {code.code!r} is already declared differently")
+        where = f" ({by})" if by else ""
+        raise ValueError(f"finding code {code.code!r} is already declared differently{where}")
     table[code.code] = code
 
 

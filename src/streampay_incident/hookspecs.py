@@ -7,8 +7,15 @@ each registered check on its own, so a check that raises becomes a
 ``PLUGIN_ERROR`` finding naming the plugin and never stops the others.
 
 No hook, and no check a hook returns, may do I/O: checks get values (records,
-observations, ``now``) and return findings. They run during an incident, on
-exports of millions of rows, possibly inside StreamPay's service.
+observations, ``now``, and the plugin's read-only settings as the ``config``
+keyword when they name it) and return findings. They run during an incident,
+on exports of millions of rows, possibly inside StreamPay's service: a
+third-party check call has a time budget (2 s, never more than the command's
+``--timeout``), and one that overruns is abandoned in its worker thread and
+reported as ``PLUGIN_TIMEOUT``, so a check must not hold resources.
+
+A ``@hookimpl`` whose name is none of the hooks below (a misspelt name) leaves
+its plugin out, reported as ``PLUGIN_ERROR`` naming the bad hook.
 
 The hook names are spelt once, as the constants below; the host calls hooks
 by these names only.
@@ -101,8 +108,11 @@ def streampay_incident_register_codes() -> Sequence[FindingCode]:
 
     Called once when the plugin manager is built. Return a sequence of
     :class:`~streampay_incident.codes.FindingCode`; each code must be new or
-    identical to an existing declaration. Built-in codes live in
-    :mod:`streampay_incident.codes` and are not returned here.
+    identical to an existing declaration, with a
+    :class:`~streampay_incident.codes.Severity` and, when given, an absolute
+    ``runbook_url``. Built-in codes live in :mod:`streampay_incident.codes`
+    and are not returned here. A plugin whose declaration is wrong is left
+    out, reported as ``PLUGIN_ERROR`` naming it.
     """
     raise NotImplementedError
 

@@ -111,7 +111,9 @@ def render_text(
             extra = _evidence_line(f)
             if extra:
                 console.print(f"    {escape(extra)}")
-            hint = f" (streampay-incident runbook {f.code})" if runbook_hint else ""
+            # A plugin's own runbook URL is not in the bundled runbooks: no command to print it.
+            bundled = not f.runbook.startswith(("https://", "http://"))
+            hint = f" (streampay-incident runbook {f.code})" if runbook_hint and bundled else ""
             console.print(f"    runbook: {escape(f.runbook)}{hint}")
     if report.settlements is not None:
         console.print()

@@ -154,7 +154,7 @@ def chain(
     """
     from ..registry import get_plugin_manager, plugin_settings_from_env
 
-    pm = get_plugin_manager(plugin_settings_from_env(os.environ))
+    pm = get_plugin_manager(plugin_settings_from_env(os.environ, timeout=timeout))
     if snapshot is not None:
         if horizon or rpc:
             raise click.UsageError(

@@ -42,3 +42,8 @@ def checks(fmt: str) -> None:
     click.echo("Plugins:")
     for p in doc["plugins"]:
         click.echo(f"  {p['name']} {p['version']}")
+    if doc["plugin_errors"]:
+        click.echo("")
+        click.echo("Plugins left out (PLUGIN_ERROR):")
+        for f in doc["plugin_errors"]:
+            click.echo(f"  {f['summary']}")

@@ -236,6 +236,7 @@ def escrow_findings(
     payouts: Sequence[Payout], request: EscrowRequest
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Reconcile ``payouts`` with the chain source; the findings and the report inputs."""
-    pm = registry.get_plugin_manager(registry.plugin_settings_from_env(os.environ))
+    settings = registry.plugin_settings_from_env(os.environ, timeout=request.timeout)
+    pm = registry.get_plugin_manager(settings)
     report = usecases.reconcile_escrow(payouts, escrow_observation(request), now=utc_now(), pm=pm)
     return list(report.findings), dict(report.inputs)

@@ -162,7 +162,10 @@ def triage_file(
 ) -> Report:
     """Read the export (and the escrow's chain source), triage it; the report, not the records."""
     records = load_payouts(file)
-    pm = registry.get_plugin_manager(registry.plugin_settings_from_env(os.environ))
+    budget_cap = escrow_request.timeout if escrow_request is not None else None  # --timeout
+    pm = registry.get_plugin_manager(
+        registry.plugin_settings_from_env(os.environ, timeout=budget_cap)
+    )
     escrow = escrow_observation(escrow_request) if escrow_request is not None else None
     inputs: dict[str, Any] = {
         "payouts": input_name(file),

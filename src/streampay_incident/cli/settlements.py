@@ -157,7 +157,7 @@ def settlements(
     if file == "-" and transactions_file == "-":
         raise click.UsageError("standard input can be read once: give FILE or --transactions as -")
     records = load_settlements(file, network)
-    pm = get_plugin_manager(plugin_settings_from_env(os.environ))
+    pm = get_plugin_manager(plugin_settings_from_env(os.environ, timeout=timeout))
     chain, chain_inputs = gather_chain(
         records,
         transactions_file=transactions_file,

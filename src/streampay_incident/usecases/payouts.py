@@ -12,7 +12,7 @@ from ..checks.coverage import file_window, paging_finding, paging_window
 from ..checks.inputs import input_empty
 from ..hookspecs import ESCROW_CHECKS, PAYOUT_CHECKS
 from ..model import EscrowObservation, Finding, Payout, PayoutPolicy, Report
-from ..registry import run_checks
+from ..registry import plugin_run, run_checks
 from ..timefmt import format_rfc3339
 
 if TYPE_CHECKING:
@@ -103,14 +103,15 @@ def triage_payouts(
     names the input); with ``escrow`` the reconciliation's findings and inputs are
     added after them. No records at all is an ``INPUT_EMPTY`` finding, never a pass.
     """
-    findings: list[Finding] = list(run_checks(pm, PAYOUT_CHECKS, payouts, policy=policy))
-    if not payouts:
-        findings.append(input_empty(str(inputs.get("payouts", "payouts")), "payout"))
     report_inputs = dict(inputs)
-    if escrow is not None:
-        reconciled = reconcile_escrow(payouts, escrow, now=now, pm=pm)
-        findings += reconciled.findings
-        report_inputs.update(reconciled.inputs)
+    with plugin_run():  # one report: a plugin that fails is reported once, then skipped
+        findings: list[Finding] = list(run_checks(pm, PAYOUT_CHECKS, payouts, policy=policy))
+        if not payouts:
+            findings.append(input_empty(str(inputs.get("payouts", "payouts")), "payout"))
+        if escrow is not None:
+            reconciled = reconcile_escrow(payouts, escrow, now=now, pm=pm)
+            findings += reconciled.findings
+            report_inputs.update(reconciled.inputs)
     return Report(
         command="payouts", findings=tuple(findings), generated_at=now, inputs=report_inputs
     )

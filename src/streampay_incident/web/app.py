@@ -31,7 +31,13 @@ from .. import usecases
 from ..errors import InputError, InputProblem
 from ..logevents import log_event
 from ..model import Finding, PayoutPolicy, Report, Status, make_finding
-from ..registry import checks_document, get_plugin_manager, plugin_settings_from_env
+from ..registry import (
+    checks_document,
+    failed_plugins,
+    get_plugin_manager,
+    plugin_settings_from_env,
+    register_plugin,
+)
 from ..report import render_markdown, report_to_json
 from ..stellar.networks import network_name, resolve_network
 from ..timefmt import format_duration, format_rfc3339, parse_duration
@@ -103,7 +109,10 @@ class _Endpoints:
         )
 
     async def checks(self, request: Request) -> Response:
-        return JSONResponse(checks_document(self.pm))
+        doc = checks_document(self.pm)
+        # The plugins left out, without their exception text (as in every report).
+        doc["plugin_errors"] = [f.to_json() for f in _sanitised(failed_plugins(self.pm).values())]
+        return JSONResponse(doc)
 
     async def metrics_text(self, request: Request) -> Response:
         if self.monitor.configured:
@@ -334,12 +343,13 @@ def create_app(
     let the host register its ``streampay_incident_find_settlement`` lookup.
     """
     config = config if config is not None else WebConfig.from_env(os.environ)
-    pm = plugin_manager or get_plugin_manager(plugin_settings_from_env(os.environ))
+    pm = plugin_manager or get_plugin_manager(
+        plugin_settings_from_env(os.environ, timeout=config.probe_timeout_seconds)
+    )
     for plugin in plugins:
         # Name host plugins after their module or class so a PLUGIN_ERROR finding says who.
         name = getattr(plugin, "__name__", None) or type(plugin).__qualname__
-        pm.register(plugin, name=None if pm.has_plugin(name) else name)
-    pm.check_pending()
+        register_plugin(pm, plugin, name=None if pm.has_plugin(name) else name)
     metrics = IncidentMetrics()
     clock = clock or (lambda: datetime.now(UTC))
     source = health_source if health_source is not None else chain_health_source(config, pm)

@@ -108,7 +108,10 @@ def chain_health_source(
             timeout=config.probe_timeout_seconds,
         )
         observations = await observe_chain(chain_config)
-        grade = grade_observations(
+        # In a worker thread: a plugin's chain check may take its whole time budget, and
+        # the event loop must go on answering meanwhile.
+        grade = await asyncio.to_thread(
+            grade_observations,
             observations,
             now=datetime.now(UTC),
             expected_network=network,
