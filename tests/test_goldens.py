@@ -32,6 +32,8 @@ ESCROW = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
 SETTLEMENTS = [str(DEMO / "settlements.jsonl"), "--transactions", str(DEMO / "transactions.json")]
 
 CASES: dict[str, list[str]] = {
+    # The demo's envelopes are testnet ones: under --network public this is the record of
+    # the wrong-network exit 2 (issue 9 §1).
     "settlements-json": [
         "settlements", *SETTLEMENTS, "--network", "public", "--now", NOW,
         "--latest-ledger-close-time", CLOSE, "--format", "json",
@@ -41,14 +43,15 @@ CASES: dict[str, list[str]] = {
         "--latest-ledger-close-time", CLOSE, "--format", "json",
     ],
     "settlements-no-close-json": [
-        "settlements", *SETTLEMENTS, "--network", "public", "--now", NOW, "--format", "json",
+        "settlements", *SETTLEMENTS, "--network", "testnet", "--now", NOW, "--format", "json",
     ],
     "settlements-text": [
-        "settlements", *SETTLEMENTS, "--network", "public", "--now", NOW,
+        "settlements", *SETTLEMENTS, "--network", "testnet", "--now", NOW,
         "--latest-ledger-close-time", CLOSE,
     ],
     "settlements-markdown": [
-        "settlements", *SETTLEMENTS, "--network", "public", "--now", NOW, "--format", "markdown",
+        "settlements", *SETTLEMENTS, "--network", "testnet", "--now", NOW,
+        "--format", "markdown",
     ],
     "payouts-json": ["payouts", str(DEMO / "payouts.csv"), "--format", "json"],
     "payouts-window-json": [

@@ -272,12 +272,14 @@ class SettlementContext:
     unknown: ``chain_status`` the chain grade (``pass``/``warn``/``fail``),
     ``latest_ledger_close_time`` the close time of a ledger known to have
     closed (the only proof that a max time has passed), ``account_sequences``
-    each source account's current sequence number.
+    each source account's current sequence number, ``payouts`` the payouts
+    export to check for a settlement already paid (None: not checked).
     """
 
     chain_status: Status | None = None
     latest_ledger_close_time: datetime | None = None
     account_sequences: Mapping[str, int] | None = None
+    payouts: tuple[Payout, ...] | None = None
 
 
 def status_from_findings(findings: tuple[Finding, ...] | list[Finding]) -> Status:

@@ -47,3 +47,21 @@ def settlement_chain_facts(
             observed.chain, expected_network=expected_network
         ),
     )
+
+
+def endpoints_on_other_network(
+    observed: SettlementChainObservations, *, expected_network: str
+) -> tuple[tuple[str, str, str], ...]:
+    """``(url, kind, passphrase)`` of every endpoint that reported another passphrase. Pure.
+
+    Horizon's root and RPC ``getNetwork`` name the network an endpoint serves;
+    one serving another network than ``--network`` would answer "not found"
+    for every hash computed under ``--network``, which looks like proof of
+    expiry. An endpoint that did not say is not listed (it is graded, and its
+    ``not_found`` is not trusted, see :func:`settlement_chain_facts`).
+    """
+    return tuple(
+        (obs.url, obs.kind, obs.network_passphrase)
+        for obs in observed.chain.endpoints
+        if obs.network_passphrase is not None and obs.network_passphrase != expected_network
+    )

@@ -556,7 +556,7 @@ def settlement_triage(
     """The built-in settlement check, as registered with the plugin registry.
 
     Verdicts and findings in one classification pass; the chain grade, latest
-    ledger close time and account sequences come from ``context``.
+    ledger close time, account sequences and payouts come from ``context``.
     """
     return classify_settlements(
         settlements,
@@ -566,6 +566,7 @@ def settlement_triage(
         latest_ledger_close_time=context.latest_ledger_close_time,
         chain_status=context.chain_status,
         account_sequences=context.account_sequences,
+        payouts=context.payouts,
     )
 
 

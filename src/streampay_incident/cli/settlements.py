@@ -16,6 +16,7 @@ from typing import Any
 import click
 import pluggy
 
+from ..io.payouts import read_payouts
 from ..io.rows import iter_text_rows
 from ..io.settlements import read_settlements, settlements_from_rows
 from ..io.transactions import read_transactions
@@ -24,7 +25,12 @@ from ..model import ChainTransaction, Settlement
 from ..registry import get_plugin_manager, plugin_settings_from_env
 from ..stellar.networks import network_name
 from ..timefmt import format_rfc3339
-from ..usecases import SettlementChain, settlement_chain, triage_settlements
+from ..usecases import (
+    SettlementChain,
+    check_settlement_network,
+    settlement_chain,
+    triage_settlements,
+)
 from .chain import endpoint_urls
 from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
 
@@ -130,6 +136,13 @@ def gather_chain(
     show_default=True,
     help="Seconds for all live lookups together.",
 )
+@click.option(
+    "--payouts",
+    "payouts_file",
+    metavar="FILE",
+    help="The payouts export (CSV, JSON Lines, JSON): a settlement another payout already "
+    "paid is never retry-safe (SETTLEMENT_ALREADY_PAID).",
+)
 @output_options
 @handle_input_errors
 def settlements(
@@ -143,6 +156,7 @@ def settlements(
     timeout: float,
     fmt: str,
     fail_on: str,
+    payouts_file: str | None = None,
 ) -> None:
     """Triage settlement_outbox rows: stuck, failed, settled, and whether a retry is safe.
 
@@ -167,14 +181,22 @@ def settlements(
         timeout=timeout,
         now=moment,
     )
+    if network is not None:
+        check_settlement_network(records, chain, network_passphrase=network)
+    payouts = None if payouts_file is None else read_payouts(payouts_file)
     inputs: dict[str, Any] = {"settlements": file, "records": len(records)}
     inputs.update(chain_inputs)
+    if payouts_file is not None and payouts is not None:
+        inputs["payouts"] = payouts_file
+        inputs["payout_records"] = len(payouts)
     if network is not None:
         inputs["network"] = network_name(network)
     inputs["now"] = format_rfc3339(moment)
     close_time = chain.context.latest_ledger_close_time
     if close_time is not None:
         inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
-    report = triage_settlements(records, chain=chain, now=moment, pm=pm, inputs=inputs)
+    report = triage_settlements(
+        records, chain=chain, now=moment, pm=pm, inputs=inputs, payouts=payouts
+    )
     log_event("report", command="settlements", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)

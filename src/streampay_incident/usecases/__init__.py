@@ -16,10 +16,19 @@ from __future__ import annotations
 
 from .chain import chain_report, grade_chain, grade_observations
 from .payouts import escrow_from_file, escrow_from_paging, reconcile_escrow, triage_payouts
-from .settlements import SettlementChain, find_settlement, settlement_chain, triage_settlements
+from .settlements import (
+    SettlementChain,
+    WrongNetworkError,
+    check_settlement_network,
+    find_settlement,
+    settlement_chain,
+    triage_settlements,
+)
 
 __all__ = [
     "SettlementChain",
+    "WrongNetworkError",
+    "check_settlement_network",
     "chain_report",
     "escrow_from_file",
     "escrow_from_paging",

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pluggy
 
-from ..checks.evidence import settlement_chain_facts
-from ..checks.settlements import index_transactions
+from ..checks.evidence import endpoints_on_other_network, settlement_chain_facts
+from ..checks.settlements import check_envelope_network, index_transactions
+from ..errors import InputError, InputProblem
 from ..hookspecs import FIND_SETTLEMENT
 from ..model import (
     ChainTransaction,
     Finding,
+    Payout,
     Report,
     Settlement,
     SettlementContext,
@@ -30,6 +32,7 @@ from ..model import (
     Status,
 )
 from ..registry import first_answer, run_settlement_checks
+from ..stellar.networks import network_name
 from .chain import grade_observations
 
 if TYPE_CHECKING:
@@ -68,12 +71,30 @@ def settlement_chain(
     ``transactions``, take its latest ledger close time when none was given,
     its sequence numbers, and the chain grade of its round, graded at ``now``
     through every registered chain check of ``pm``.
+
+    Raises :class:`WrongNetworkError` (exit 2, before any verdict) when an
+    endpoint of ``live`` reports another passphrase than ``network_passphrase``.
     """
     records = tuple(transactions)
     account_sequences: dict[str, int] | None = None
     inputs: dict[str, Any] = {}
     if live is not None:
         assert network_passphrase is not None and now is not None and pm is not None
+        others = endpoints_on_other_network(live, expected_network=network_passphrase)
+        if others:
+            raise WrongNetworkError(
+                [
+                    InputProblem(
+                        f"--network {network_name(network_passphrase)}",
+                        None,
+                        None,
+                        f"{url} ({'RPC getNetwork' if kind == 'rpc' else 'Horizon root'}) "
+                        f"reports {network_name(passphrase)!r}: wrong --network or wrong "
+                        "endpoint; no verdict is given",
+                    )
+                    for url, kind, passphrase in others
+                ]
+            )
         facts = settlement_chain_facts(live, expected_network=network_passphrase)
         grade = grade_observations(
             live.chain, now=now, expected_network=network_passphrase, plugin_manager=pm
@@ -100,6 +121,29 @@ def settlement_chain(
     )
 
 
+class WrongNetworkError(InputError):
+    """The evidence says the export or an endpoint is on another network than ``--network``.
+
+    Exit 2 in the CLI (422 on the web), before any verdict: under the wrong
+    passphrase every hash is "not found", which reads as "retry is safe".
+    """
+
+
+def check_settlement_network(
+    settlements: Sequence[Settlement], chain: SettlementChain, *, network_passphrase: str
+) -> None:
+    """Raise :class:`WrongNetworkError` when none of the envelopes the chain records know was
+    found under ``network_passphrase`` but some were found under another network.
+
+    "--network public: none of N envelopes was found; M match testnet"
+    (:func:`~streampay_incident.checks.settlements.check_envelope_network`).
+    """
+    name = network_name(network_passphrase)
+    check = check_envelope_network(settlements, transactions=chain.transactions, network=name)
+    if check.wrong_network:
+        raise WrongNetworkError(InputProblem(f"--network {name}", None, None, check.counts))
+
+
 def triage_settlements(
     settlements: Sequence[Settlement],
     *,
@@ -108,26 +152,36 @@ def triage_settlements(
     pm: pluggy.PluginManager,
     inputs: Mapping[str, Any],
     policy: SettlementPolicy | None = None,
+    payouts: Sequence[Payout] | None = None,
 ) -> Report:
     """A verdict per settlement and every registered settlement check's findings, in one pass.
 
     The built-in rules are one registered check (their verdicts become the
     report's); a plugin that raises becomes a ``PLUGIN_ERROR`` finding.
-    ``inputs`` is what the shell says about the run, in the order to report it.
+    ``inputs`` is what the shell says about the run, in the order to report it;
+    ``payouts_checked`` is added (whether ``payouts`` was given). ``payouts``
+    (the payouts export) reaches every settlement check through
+    ``context.payouts``: the built-in one overturns a verdict of a settlement
+    another payout already paid.
     """
+    context = chain.context
+    if payouts is not None:
+        context = attrs.evolve(context, payouts=tuple(payouts))
     triage = run_settlement_checks(
         pm,
         settlements,
         transactions=index_transactions(chain.transactions),
         now=now,
         policy=policy or SettlementPolicy(),
-        context=chain.context,
+        context=context,
     )
+    report_inputs = dict(inputs)
+    report_inputs["payouts_checked"] = context.payouts is not None
     return Report(
         command="settlements",
         findings=triage.findings,
         generated_at=now,
-        inputs=dict(inputs),
+        inputs=report_inputs,
         settlements=triage.verdicts,
     )
 
