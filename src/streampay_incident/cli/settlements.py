@@ -196,7 +196,13 @@ def settlements(
     if close_time is not None:
         inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
     report = triage_settlements(
-        records, chain=chain, now=moment, pm=pm, inputs=inputs, payouts=payouts
+        records,
+        chain=chain,
+        now=moment,
+        pm=pm,
+        inputs=inputs,
+        payouts=payouts,
+        now_from_clock=now is None,
     )
     log_event("report", command="settlements", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)

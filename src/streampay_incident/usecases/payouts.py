@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from ..checks.coverage import file_window, paging_finding, paging_window
+from ..checks.freshness import stale_export_note
 from ..hookspecs import ESCROW_CHECKS, PAYOUT_CHECKS
 from ..model import EscrowObservation, Finding, Payout, PayoutPolicy, Report
 from ..registry import run_checks
@@ -95,11 +96,14 @@ def triage_payouts(
     pm: pluggy.PluginManager,
     inputs: Mapping[str, Any],
     escrow: EscrowObservation | None = None,
+    now_from_clock: bool = False,
 ) -> Report:
     """Every registered payout check (built-in rules and plugins) over ``payouts``.
 
     ``inputs`` is what the shell says about where the records came from; with
     ``escrow`` the reconciliation's findings and inputs are added after them.
+    ``now_from_clock``: ``now`` is the clock's (no ``--now``); an export over
+    24 h older gets a note (``notes``).
     """
     findings: list[Finding] = list(run_checks(pm, PAYOUT_CHECKS, payouts, policy=policy))
     report_inputs = dict(inputs)
@@ -107,6 +111,11 @@ def triage_payouts(
         reconciled = reconcile_escrow(payouts, escrow, now=now, pm=pm)
         findings += reconciled.findings
         report_inputs.update(reconciled.inputs)
+    note = stale_export_note((p.created_at for p in payouts), now=now) if now_from_clock else None
     return Report(
-        command="payouts", findings=tuple(findings), generated_at=now, inputs=report_inputs
+        command="payouts",
+        findings=tuple(findings),
+        generated_at=now,
+        inputs=report_inputs,
+        extra={"notes": [note]} if note else {},
     )

@@ -18,6 +18,7 @@ import attrs
 import pluggy
 
 from ..checks.evidence import endpoints_on_other_network, settlement_chain_facts
+from ..checks.freshness import stale_export_note
 from ..checks.settlements import check_envelope_network, index_transactions
 from ..errors import InputError, InputProblem
 from ..hookspecs import FIND_SETTLEMENT
@@ -153,6 +154,7 @@ def triage_settlements(
     inputs: Mapping[str, Any],
     policy: SettlementPolicy | None = None,
     payouts: Sequence[Payout] | None = None,
+    now_from_clock: bool = False,
 ) -> Report:
     """A verdict per settlement and every registered settlement check's findings, in one pass.
 
@@ -162,7 +164,8 @@ def triage_settlements(
     ``payouts_checked`` is added (whether ``payouts`` was given). ``payouts``
     (the payouts export) reaches every settlement check through
     ``context.payouts``: the built-in one overturns a verdict of a settlement
-    another payout already paid.
+    another payout already paid. ``now_from_clock``: ``now`` is the clock's
+    (no ``--now``); an export over 24 h older gets a note (``notes``).
     """
     context = chain.context
     if payouts is not None:
@@ -177,12 +180,14 @@ def triage_settlements(
     )
     report_inputs = dict(inputs)
     report_inputs["payouts_checked"] = context.payouts is not None
+    note = stale_export_note((s.last_change for s in settlements), now=now)
     return Report(
         command="settlements",
         findings=triage.findings,
         generated_at=now,
         inputs=report_inputs,
         settlements=triage.verdicts,
+        extra={"notes": [note]} if now_from_clock and note else {},
     )
 
 
