@@ -39,7 +39,8 @@ RETRY_ADVICE: dict[str, str] = {
     "unknown_submission": "DO NOT RETRY: it may have been submitted; find the tx hash first",
     "tx_may_still_land": "DO NOT RETRY: the transaction can still land",
     "no_ledger_after_max_time": (
-        "DO NOT RETRY yet: pass --latest-ledger-close-time (or --horizon) to prove expiry"
+        "DO NOT RETRY yet: pass --chain-snapshot (or --horizon, --latest-ledger-close-time) "
+        "to prove expiry"
     ),
     "tx_status_unknown": "DO NOT RETRY: the chain could not say; look it up again",
     "chain_unhealthy": "DO NOT RETRY: the network is unhealthy; never retry into an outage",
@@ -240,6 +241,8 @@ def endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
         age = "-" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}s"
         lag = "-" if e["ingest_lag"] is None else str(e["ingest_lag"])
         ledger = "-" if e["latest_ledger"] is None else str(e["latest_ledger"])
+        closed = e.get("latest_ledger_close_time")
+        ledger += f" closed {closed}" if closed else ""
         lines.append(
             f"  {e['status'].upper():<5} {e['kind']:<8} {e['url']}  ledger {ledger}, age {age}, "
             f"ingest lag {lag}, {e['duration_seconds']:.2f}s"
@@ -250,8 +253,9 @@ def endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
 def endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         "",
-        "| endpoint | kind | status | latest ledger | ledger age (s) | ingest lag | probe (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| endpoint | kind | status | latest ledger | closed at | ledger age (s) | ingest lag "
+        "| probe (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in endpoints:
         cells = [
@@ -259,6 +263,7 @@ def endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
             e["kind"],
             e["status"],
             "" if e["latest_ledger"] is None else str(e["latest_ledger"]),
+            e.get("latest_ledger_close_time") or "",
             "" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}",
             "" if e["ingest_lag"] is None else str(e["ingest_lag"]),
             f"{e['duration_seconds']:.2f}",

@@ -8,7 +8,7 @@ or a sequence number only from an endpoint confirmed on the expected network.
 from __future__ import annotations
 
 from ..model import ChainTransaction
-from ..observations import SettlementChainFacts, SettlementChainObservations
+from ..observations import ChainObservations, SettlementChainFacts, SettlementChainObservations
 from .chain import latest_ledger_close_time
 
 
@@ -50,7 +50,7 @@ def settlement_chain_facts(
 
 
 def endpoints_on_other_network(
-    observed: SettlementChainObservations, *, expected_network: str
+    observed: ChainObservations, *, expected_network: str
 ) -> tuple[tuple[str, str, str], ...]:
     """``(url, kind, passphrase)`` of every endpoint that reported another passphrase. Pure.
 
@@ -62,6 +62,6 @@ def endpoints_on_other_network(
     """
     return tuple(
         (obs.url, obs.kind, obs.network_passphrase)
-        for obs in observed.chain.endpoints
+        for obs in observed.endpoints
         if obs.network_passphrase is not None and obs.network_passphrase != expected_network
     )

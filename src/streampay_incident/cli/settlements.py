@@ -58,11 +58,13 @@ def gather_chain(
     network_passphrase: str | None = None,
     timeout: float = 5.0,
     now: datetime | None = None,
+    chain_snapshot: str | None = None,
 ) -> tuple[SettlementChain, dict[str, Any]]:
-    """What the chain says, from ``--transactions`` and live lookups; and the report inputs.
+    """What the chain says, from ``--transactions``, a ``--chain-snapshot`` recording and
+    live lookups; and the report inputs.
 
-    The I/O happens here (the file, the network, within one ``timeout``); the
-    use case grades the live round through ``pm`` and keeps what it can trust.
+    The I/O happens here (the files, the network, within one ``timeout``); the
+    use case grades the round through ``pm`` and keeps what it can trust.
     """
     transactions: tuple[ChainTransaction, ...] = ()
     inputs: dict[str, Any] = {}
@@ -83,9 +85,16 @@ def gather_chain(
             timeout=timeout,
             known=transactions,
         )
+    snapshot = None
+    if chain_snapshot is not None:
+        from ..probes import observations_from_recording, read_recording
+
+        snapshot = observations_from_recording(read_recording(chain_snapshot))
+        inputs["chain_snapshot"] = chain_snapshot
     chain = settlement_chain(
         transactions,
         latest_ledger_close_time=latest_ledger_close_time,
+        snapshot=snapshot,
         live=live,
         network_passphrase=network_passphrase,
         now=now,
@@ -137,6 +146,13 @@ def gather_chain(
     help="Seconds for all live lookups together.",
 )
 @click.option(
+    "--chain-snapshot",
+    "chain_snapshot",
+    metavar="FILE",
+    help="A `chain --record` recording: its chain status (fail blocks every retry) and the "
+    "latest ledger close time of its freshest healthy endpoint on --network.",
+)
+@click.option(
     "--payouts",
     "payouts_file",
     metavar="FILE",
@@ -157,6 +173,7 @@ def settlements(
     fmt: str,
     fail_on: str,
     payouts_file: str | None = None,
+    chain_snapshot: str | None = None,
 ) -> None:
     """Triage settlement_outbox rows: stuck, failed, settled, and whether a retry is safe.
 
@@ -168,6 +185,10 @@ def settlements(
     rpc_urls = endpoint_urls(rpc, None, option="--rpc")
     if (horizon_urls or rpc_urls) and network is None:
         raise click.UsageError("--horizon/--rpc need --network (another network, other hashes)")
+    if chain_snapshot is not None and (horizon_urls or rpc_urls):
+        raise click.UsageError("--chain-snapshot replays a recorded round: drop --horizon, --rpc")
+    if chain_snapshot is not None and network is None:
+        raise click.UsageError("--chain-snapshot needs --network (the network it must show)")
     records = load_settlements(file, network)
     pm = get_plugin_manager(plugin_settings_from_env(os.environ))
     chain, chain_inputs = gather_chain(
@@ -180,6 +201,7 @@ def settlements(
         network_passphrase=network,
         timeout=timeout,
         now=moment,
+        chain_snapshot=chain_snapshot,
     )
     if network is not None:
         check_settlement_network(records, chain, network_passphrase=network)
@@ -195,6 +217,12 @@ def settlements(
     close_time = chain.context.latest_ledger_close_time
     if close_time is not None:
         inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
+        if chain.close_time_source is not None:
+            inputs["latest_ledger_close_time_source"] = (
+                "--latest-ledger-close-time"
+                if chain.close_time_source == "given"
+                else chain.close_time_source
+            )
     report = triage_settlements(
         records,
         chain=chain,

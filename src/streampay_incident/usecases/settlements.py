@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pluggy
 
+from ..checks.chain import diagnose_chain, evidence_close_time
 from ..checks.evidence import endpoints_on_other_network, settlement_chain_facts
 from ..checks.freshness import stale_export_note
 from ..checks.settlements import check_envelope_network, index_transactions
@@ -37,7 +38,7 @@ from ..stellar.networks import network_name
 from .chain import grade_observations
 
 if TYPE_CHECKING:
-    from ..observations import SettlementChainObservations
+    from ..observations import ChainObservations, SettlementChainObservations
 
 
 @attrs.frozen
@@ -46,12 +47,34 @@ class SettlementChain:
 
     ``transactions`` are the records (from a file, the host, a live lookup);
     ``context`` the grade, latest close time and account sequences; ``inputs``
-    what the report says about a live lookup (empty otherwise).
+    what the report says about a live lookup or a chain snapshot (empty
+    otherwise); ``close_time_source`` where the latest ledger close time came
+    from (``given``, ``chain snapshot <url>``, ``live lookup``), None without one.
     """
 
     transactions: tuple[ChainTransaction, ...] = ()
     context: SettlementContext = SettlementContext()
     inputs: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    close_time_source: str | None = None
+
+
+def _refuse_other_network(observed: ChainObservations, network_passphrase: str) -> None:
+    """Exit 2 before any verdict when an endpoint serves another network than ``--network``."""
+    others = endpoints_on_other_network(observed, expected_network=network_passphrase)
+    if others:
+        raise WrongNetworkError(
+            [
+                InputProblem(
+                    f"--network {network_name(network_passphrase)}",
+                    None,
+                    None,
+                    f"{url} ({'RPC getNetwork' if kind == 'rpc' else 'Horizon root'}) "
+                    f"reports {network_name(passphrase)!r}: wrong --network or wrong "
+                    "endpoint; no verdict is given",
+                )
+                for url, kind, passphrase in others
+            ]
+        )
 
 
 def settlement_chain(
@@ -60,6 +83,7 @@ def settlement_chain(
     latest_ledger_close_time: datetime | None = None,
     chain_status: Status | None = None,
     live: SettlementChainObservations | None = None,
+    snapshot: ChainObservations | None = None,
     network_passphrase: str | None = None,
     now: datetime | None = None,
     pm: pluggy.PluginManager | None = None,
@@ -73,36 +97,40 @@ def settlement_chain(
     its sequence numbers, and the chain grade of its round, graded at ``now``
     through every registered chain check of ``pm``.
 
+    With ``snapshot`` (a ``chain --record`` round): its chain grade at ``now``,
+    and, when none was given, the latest ledger close time of its freshest
+    endpoint on ``network_passphrase`` that is not critical
+    (:func:`~streampay_incident.checks.chain.evidence_close_time`).
+
     Raises :class:`WrongNetworkError` (exit 2, before any verdict) when an
-    endpoint of ``live`` reports another passphrase than ``network_passphrase``.
+    endpoint of ``live`` or ``snapshot`` reports another passphrase than
+    ``network_passphrase``.
     """
     records = tuple(transactions)
     account_sequences: dict[str, int] | None = None
     inputs: dict[str, Any] = {}
+    source = None if latest_ledger_close_time is None else "given"
+    if snapshot is not None:
+        assert network_passphrase is not None and now is not None and pm is not None
+        _refuse_other_network(snapshot, network_passphrase)
+        grade = grade_observations(
+            snapshot, now=now, expected_network=network_passphrase, plugin_manager=pm
+        )
+        chain_status = grade.status
+        chosen = evidence_close_time(grade, expected_network=network_passphrase)
+        if latest_ledger_close_time is None and chosen is not None:
+            latest_ledger_close_time, source = chosen[0], f"chain snapshot {chosen[1]}"
+        inputs = {"chain_status": grade.status, "chain_diagnosis": diagnose_chain(grade).kind}
     if live is not None:
         assert network_passphrase is not None and now is not None and pm is not None
-        others = endpoints_on_other_network(live, expected_network=network_passphrase)
-        if others:
-            raise WrongNetworkError(
-                [
-                    InputProblem(
-                        f"--network {network_name(network_passphrase)}",
-                        None,
-                        None,
-                        f"{url} ({'RPC getNetwork' if kind == 'rpc' else 'Horizon root'}) "
-                        f"reports {network_name(passphrase)!r}: wrong --network or wrong "
-                        "endpoint; no verdict is given",
-                    )
-                    for url, kind, passphrase in others
-                ]
-            )
+        _refuse_other_network(live.chain, network_passphrase)
         facts = settlement_chain_facts(live, expected_network=network_passphrase)
         grade = grade_observations(
             live.chain, now=now, expected_network=network_passphrase, plugin_manager=pm
         )
         records += facts.transactions
-        if latest_ledger_close_time is None:
-            latest_ledger_close_time = facts.latest_ledger_close_time
+        if latest_ledger_close_time is None and facts.latest_ledger_close_time is not None:
+            latest_ledger_close_time, source = facts.latest_ledger_close_time, "live lookup"
         chain_status = grade.status
         account_sequences = dict(facts.account_sequences)
         inputs = {
@@ -119,6 +147,7 @@ def settlement_chain(
             account_sequences=account_sequences,
         ),
         inputs=inputs,
+        close_time_source=source,
     )
 
 
