@@ -41,3 +41,11 @@ class InputError(Exception):
 
 class SecretSeedError(InputError):
     """An input held something shaped like a Stellar secret seed. Never echo it."""
+
+
+class WrongNetworkError(InputError):
+    """The evidence says the input or an endpoint is on another network than ``--network``.
+
+    Exit 2 in the CLI, before any verdict: under the wrong passphrase every
+    hash is "not found", which reads as "retry is safe".
+    """

@@ -399,7 +399,8 @@ class EscrowObservation:
 
     ``source`` names it for the report (the file or the URL); ``window`` is the
     span it covers; ``stop`` why live paging stopped early (an endpoint that
-    misbehaved), None for a file or a run that finished.
+    misbehaved), None for a file or a run that finished;
+    ``network_passphrase`` the network the endpoint reported (None for a file).
     """
 
     escrow: str
@@ -407,3 +408,4 @@ class EscrowObservation:
     payments: tuple[ChainPayment, ...]
     window: CoverageWindow
     stop: PagingStop | None = None
+    network_passphrase: str | None = None

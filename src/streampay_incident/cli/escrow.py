@@ -30,7 +30,7 @@ from ..io.rows import contains_seed
 from ..model import EscrowObservation, Finding, Payout
 from ..stellar import strkey
 from ..timefmt import format_rfc3339
-from .common import RFC3339, utc_now
+from .common import RFC3339, Network, utc_now
 
 if TYPE_CHECKING:
     pass
@@ -46,12 +46,19 @@ ESCROW_OPTION_NAMES = (
     "until",
     "cursor_file",
     "chain_timeout",
+    "network",
 )
 
 
 def escrow_options(func: F) -> F:
     """The escrow reconciliation options (passed to the command as keyword arguments)."""
     options = [
+        click.option(
+            "--network",
+            type=Network(),
+            help="Check that the escrow's endpoint serves this network (public, testnet or a "
+            "passphrase); exit 2 when it reports another. Default: the endpoint's own.",
+        ),
         click.option(
             "--chain-timeout",
             "chain_timeout",
@@ -97,6 +104,7 @@ class EscrowRequest:
     until: datetime | None = None
     cursor_file: str | None = None
     timeout: float = 10.0
+    network: str | None = None
 
     @property
     def source(self) -> str:
@@ -108,7 +116,7 @@ class EscrowRequest:
         sources = [n for n in ("chain_payments", "horizon", "rpc") if options.get(n)]
         escrow = options.get("escrow")
         if not sources and not escrow:
-            for name in ("since", "until", "cursor_file"):
+            for name in ("since", "until", "cursor_file", "network"):
                 if options.get(name):
                     flag = "--" + name.replace("_", "-")
                     raise click.UsageError(f"{flag} needs --escrow and a chain source")
@@ -143,6 +151,7 @@ class EscrowRequest:
             until=until,
             cursor_file=options.get("cursor_file"),
             timeout=float(options.get("chain_timeout") or 10.0),
+            network=options.get("network"),
         )
 
 
@@ -211,9 +220,15 @@ def escrow_observation(request: EscrowRequest) -> EscrowObservation:
 
     A file that cannot be read raises :class:`~streampay_incident.errors.InputError`
     (exit 2); an endpoint that misbehaves gives ``CHAIN_*`` findings and an
-    incomplete window instead.
+    incomplete window instead. An endpoint that reports another network than
+    a ``--network`` given raises :class:`~streampay_incident.errors.WrongNetworkError`
+    (exit 2).
     """
-    return _from_file(request) if request.chain_payments else _from_network(request)
+    if request.chain_payments:
+        return _from_file(request)
+    observation = _from_network(request)
+    usecases.check_escrow_network(observation, request.network)
+    return observation
 
 
 def escrow_findings(

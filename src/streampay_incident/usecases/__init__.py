@@ -14,11 +14,17 @@ through the plugins.
 
 from __future__ import annotations
 
+from ..errors import WrongNetworkError
 from .chain import chain_report, grade_chain, grade_observations
-from .payouts import escrow_from_file, escrow_from_paging, reconcile_escrow, triage_payouts
+from .payouts import (
+    check_escrow_network,
+    escrow_from_file,
+    escrow_from_paging,
+    reconcile_escrow,
+    triage_payouts,
+)
 from .settlements import (
     SettlementChain,
-    WrongNetworkError,
     check_settlement_network,
     find_settlement,
     settlement_chain,
@@ -30,6 +36,7 @@ __all__ = [
     "WrongNetworkError",
     "check_settlement_network",
     "chain_report",
+    "check_escrow_network",
     "escrow_from_file",
     "escrow_from_paging",
     "find_settlement",

@@ -10,9 +10,11 @@ import pluggy
 
 from ..checks.coverage import file_window, paging_finding, paging_window
 from ..checks.freshness import stale_export_note
+from ..errors import InputProblem, WrongNetworkError
 from ..hookspecs import ESCROW_CHECKS, PAYOUT_CHECKS
 from ..model import EscrowObservation, Finding, Payout, PayoutPolicy, Report
 from ..registry import run_checks
+from ..stellar.networks import network_name
 from ..timefmt import format_rfc3339
 
 if TYPE_CHECKING:
@@ -51,6 +53,28 @@ def escrow_from_paging(escrow: str, source: str, fetched: PaymentsFetch) -> Escr
         payments=fetched.payments,
         window=paging_window(fetched.coverage, fetched.stop),
         stop=fetched.stop,
+        network_passphrase=fetched.network_passphrase,
+    )
+
+
+def check_escrow_network(chain: EscrowObservation, network_passphrase: str | None) -> None:
+    """Raise :class:`WrongNetworkError` when ``--network`` was given and the escrow's endpoint
+    reported another network.
+
+    The escrow is read on the network its endpoint serves; ``--network`` is
+    only a check of it (a file, or an endpoint that did not say, passes).
+    """
+    reported = chain.network_passphrase
+    if network_passphrase is None or reported is None or reported == network_passphrase:
+        return
+    raise WrongNetworkError(
+        InputProblem(
+            f"--network {network_name(network_passphrase)}",
+            None,
+            None,
+            f"{chain.source} reports {network_name(reported)!r}: the escrow is read on the "
+            "endpoint's network; drop --network or give the endpoint of that network",
+        )
     )
 
 
@@ -83,6 +107,8 @@ def reconcile_escrow(
         ),
         "escrow_window_complete": window.complete,
     }
+    if chain.network_passphrase is not None:
+        inputs["network"] = network_name(chain.network_passphrase)
     if window.note:
         inputs["escrow_window_note"] = window.note
     return Report(command="payouts", findings=findings, generated_at=now, inputs=inputs)

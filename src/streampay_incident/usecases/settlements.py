@@ -21,7 +21,7 @@ from ..checks.chain import diagnose_chain, evidence_close_time
 from ..checks.evidence import endpoints_on_other_network, settlement_chain_facts
 from ..checks.freshness import stale_export_note
 from ..checks.settlements import check_envelope_network, index_transactions
-from ..errors import InputError, InputProblem
+from ..errors import InputProblem, WrongNetworkError
 from ..hookspecs import FIND_SETTLEMENT
 from ..model import (
     ChainTransaction,
@@ -149,14 +149,6 @@ def settlement_chain(
         inputs=inputs,
         close_time_source=source,
     )
-
-
-class WrongNetworkError(InputError):
-    """The evidence says the export or an endpoint is on another network than ``--network``.
-
-    Exit 2 in the CLI (422 on the web), before any verdict: under the wrong
-    passphrase every hash is "not found", which reads as "retry is safe".
-    """
 
 
 def check_settlement_network(
