@@ -110,7 +110,7 @@ def test_an_old_export_without_now_gets_the_note(args: list[str]) -> None:
     doc = json.loads(run([*args, "--format", "json"]).stdout)
     assert NOTE in doc["notes"][0]
     markdown = run([*args, "--format", "markdown"]).stdout
-    assert "> note: the newest record is " in markdown
+    assert "> note: the newest record (" in markdown
     stamped = run([*args, "--now", NOW]).stdout
     assert NOTE not in stamped
 
@@ -121,5 +121,6 @@ def test_stale_export_note_boundaries() -> None:
     assert stale_export_note([], now=newest) is None
     assert stale_export_note([older, newest], now=newest + timedelta(hours=24)) is None
     note = stale_export_note([older, newest], now=newest + timedelta(hours=24, seconds=1))
-    assert note is not None and note.startswith("the newest record is 24 h older")
+    assert note is not None
+    assert note.startswith("the newest record (2026-11-27T03:00:00Z) is over 24 h older")
     assert NOTE in note

@@ -74,6 +74,18 @@ def test_a_requeue_of_a_paid_settlement_is_already_paid(tmp_path: Path) -> None:
     assert doc["inputs"]["payouts"] == str(payouts)
     assert doc["inputs"]["payout_records"] == 1
     assert doc["inputs"]["payouts_checked"] is True
+    # The rule's own finding does not claim "no payout" when one paid it.
+    (own,) = [f for f in doc["findings"] if f["code"] == "SETTLEMENT_STUCK_UNSUBMITTED"]
+    assert "but another payout paid it (SETTLEMENT_ALREADY_PAID)" in own["summary"]
+    assert "no payout for it" not in own["summary"]
+    # The text's runbook link for the verdict is the finding that decides it.
+    text = run(
+        ["settlements", str(settlements_file(tmp_path, REQUEUED)), "--now", NOW]
+        + ["--payouts", str(payouts)]
+    ).stdout
+    assert text.rstrip().endswith(
+        "runbook: docs/runbooks/stuck-settlement.md#settlement-already-paid"
+    )
 
 
 def test_without_payouts_the_verdict_says_what_it_rests_on(tmp_path: Path) -> None:

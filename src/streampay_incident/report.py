@@ -64,11 +64,26 @@ def verdict_advice(verdict: SettlementVerdict) -> str:
     return advice(verdict.retry_reason, verdict.action)
 
 
+#: The finding that decides a verdict overturned by an overlay (its retry reason).
+_DECIDING_CODE = {
+    "already_paid": "SETTLEMENT_ALREADY_PAID",
+    "network_mismatch": "SETTLEMENT_NETWORK_MISMATCH",
+    "chain_unhealthy": "SETTLEMENT_CHAIN_BLOCKED",
+}
+
+
 def verdict_runbook(verdict: SettlementVerdict, findings: tuple[Finding, ...]) -> str:
-    """The runbook link of the verdict's first finding, else the decision tree."""
-    for finding in findings:
-        if finding.subject == verdict.settlement_id and finding.code == verdict.code:
-            return finding.runbook
+    """The runbook link of the finding that decides the verdict (an overlay's when it
+    overturned the rule's verdict, else the first), else the decision tree."""
+    wanted = [_DECIDING_CODE.get(verdict.retry_reason), verdict.code]
+    for code in wanted:
+        for finding in findings:
+            if (
+                code is not None
+                and finding.subject == verdict.settlement_id
+                and finding.code == code
+            ):
+                return finding.runbook
     return DECISION_TREE
 
 
@@ -164,12 +179,12 @@ def render_text(report: Report, *, color: bool = False, width: int = 100) -> str
         console.print()
         console.print(f"[bold]Settlements[/] ({_actions_line(report.settlements)})")
         console.print(
-            f"  {'settlement_id':<36} {'state':<10} {'retry_safe':<10} {'reason':<24} action"
+            f"  {'settlement_id':<36} {'state':<11} {'retry_safe':<10} {'reason':<24} action"
         )
         for v in report.settlements:
             safe = "[green]yes[/]" if v.retry_safe else "[red]NO[/] "
             console.print(
-                f"  {escape(v.settlement_id):<36} {v.state:<10} {safe}        "
+                f"  {escape(v.settlement_id):<36} {v.state:<11} {safe}        "
                 f"{v.retry_reason:<24} {v.action}"
             )
             console.print(f"    {escape(verdict_advice(v))}")

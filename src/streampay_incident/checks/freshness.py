@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from ..timefmt import format_rfc3339
+
 STALE_EXPORT_AFTER = timedelta(hours=24)
 
 
@@ -23,8 +25,7 @@ def stale_export_note(record_times: Iterable[datetime], *, now: datetime) -> str
     newest = max(record_times, default=None)
     if newest is None or now - newest <= STALE_EXPORT_AFTER:
         return None
-    hours = int((now - newest).total_seconds() // 3600)
     return (
-        f"the newest record is {hours} h older than the clock: pass --now to judge an old "
-        "export (as of when it was taken)"
+        f"the newest record ({format_rfc3339(newest)}) is over 24 h older than the clock: "
+        "pass --now to judge an old export (as of when it was taken)"
     )

@@ -44,6 +44,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "settlements", "{data}/settlements.jsonl", "--transactions", "{data}/transactions.json",
             "--network", "testnet", "--now", DEMO_NOW,
             "--latest-ledger-close-time", DEMO_LEDGER_CLOSE,
+            "--payouts", "{data}/payouts.csv",
         ),
         "docs/runbooks/stuck-settlement.md",
     ),
