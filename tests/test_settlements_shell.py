@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
 
+import test_settlements_v2 as v2
 from loopback import LoopbackServer, horizon_routes, rpc_routes
 from streampay_incident.cli import main
 
@@ -217,3 +219,40 @@ def test_an_endpoint_on_another_network_stops_the_run(
     assert result.stdout == ""
     assert result.stderr.startswith(f"error: --network {network}: {server.url} ({what}) reports")
     assert "no verdict is given" in result.stderr
+
+
+# --- the property, through the use case (what the shells call) ----------------------------
+
+_PM = None
+
+
+def _pm() -> Any:
+    global _PM
+    if _PM is None:
+        from streampay_incident.registry import get_plugin_manager
+
+        _PM = get_plugin_manager(None)
+    return _PM
+
+
+@given(v2.evidence())
+@settings(max_examples=60, deadline=None)
+def test_the_use_case_never_makes_a_transfer_retry_safe(ev: dict[str, Any]) -> None:
+    """No settlement is retry-safe when the evidence the shell passes (transactions, payouts,
+    the chain grade and close time) shows a transfer for it landed or may still land, or when
+    the chain status is fail: the payouts reach the check through the context."""
+    from streampay_incident.usecases import settlement_chain, triage_settlements
+
+    chain = settlement_chain(
+        ev["records"],
+        latest_ledger_close_time=ev["latest_ledger_close_time"],
+        chain_status=ev["chain_status"],
+    )
+    report = triage_settlements(
+        ev["settlements"], chain=chain, now=v2.NOW, pm=_pm(), inputs={}, payouts=ev["payouts"]
+    )
+    assert report.settlements is not None
+    assert report.inputs["payouts_checked"] is (ev["payouts"] is not None)
+    for s, verdict in zip(ev["settlements"], report.settlements, strict=True):
+        if ev["chain_status"] == "fail" or v2._shows_a_transfer(s, ev):
+            assert not verdict.retry_safe, (s, verdict)
