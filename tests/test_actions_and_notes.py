@@ -17,6 +17,7 @@ from streampay_incident.checks.settlements import RETRY_REASONS
 from streampay_incident.cli import main
 from streampay_incident.model import SettlementVerdict
 from streampay_incident.report import RETRY_ADVICE, verdict_advice
+from test_settlements_cli import demo_args
 
 DEMO = Path(str(resources.files("streampay_incident") / "demo_data"))
 NOW = "2026-11-27T03:00:00Z"
@@ -29,15 +30,10 @@ def run(args: Sequence[str]) -> Result:
 
 
 def demo_settlements(*extra: str) -> list[str]:
-    return [
-        "settlements",
-        str(DEMO / "settlements.jsonl"),
-        "--transactions",
-        str(DEMO / "transactions.json"),
-        "--network",
-        "testnet",
-        *extra,
-    ]
+    """The demo export under its own network, judged at the clock unless ``extra`` says."""
+    args = demo_args(*extra)
+    at = args.index("--now")  # demo_args' own --now NOW: dropped, extra may give one
+    return args[:at] + args[at + 2 :]
 
 
 def test_summary_actions_count_every_verdict_but_none() -> None:

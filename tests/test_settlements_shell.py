@@ -16,6 +16,7 @@ from hypothesis import given, settings
 import test_settlements_v2 as v2
 from loopback import LoopbackServer, horizon_routes, rpc_routes
 from streampay_incident.cli import main
+from test_settlements_cli import demo_args
 
 DEMO = Path(str(resources.files("streampay_incident") / "demo_data"))
 NOW = "2026-11-27T03:00:00Z"
@@ -164,40 +165,17 @@ def test_payouts_reach_plugins_through_the_context(tmp_path: Path) -> None:
 # --- §1: a wrong --network exits 2 --------------------------------------------------------
 
 
-def test_testnet_envelopes_under_network_public_exit_2() -> None:
-    result = run(
-        [
-            "settlements",
-            str(DEMO / "settlements.jsonl"),
-            "--transactions",
-            str(DEMO / "transactions.json"),
-            "--network",
-            "public",
-            "--now",
-            NOW,
-        ]
-    )
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert result.stderr == (
-        "error: --network public: none of 1 envelopes was found; 1 match testnet\n"
-    )
-
-
-def test_the_right_network_is_triaged() -> None:
-    result = run(
-        [
-            "settlements",
-            str(DEMO / "settlements.jsonl"),
-            "--transactions",
-            str(DEMO / "transactions.json"),
-            "--network",
-            "testnet",
-            "--now",
-            NOW,
-        ]
-    )
-    assert result.exit_code == 1
+@pytest.mark.parametrize(("network", "code"), [("public", 2), ("testnet", 1)])
+def test_testnet_envelopes_under_network_public_exit_2(network: str, code: int) -> None:
+    args = demo_args()  # the demo's envelopes are testnet ones
+    args[args.index("--network") + 1] = network
+    result = run(args)
+    assert result.exit_code == code
+    if code == 2:
+        assert result.stdout == ""
+        assert result.stderr == (
+            "error: --network public: none of 1 envelopes was found; 1 match testnet\n"
+        )
 
 
 @pytest.mark.parametrize(

@@ -217,12 +217,11 @@ def settlements(
     close_time = chain.context.latest_ledger_close_time
     if close_time is not None:
         inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
-        if chain.close_time_source is not None:
-            inputs["latest_ledger_close_time_source"] = (
-                "--latest-ledger-close-time"
-                if chain.close_time_source == "given"
-                else chain.close_time_source
-            )
+        # Every close time the use case keeps has a source (given, snapshot or live).
+        source = chain.close_time_source or "given"
+        inputs["latest_ledger_close_time_source"] = (
+            "--latest-ledger-close-time" if source == "given" else source
+        )
     report = triage_settlements(
         records,
         chain=chain,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from ..__about__ import __version__
+from ..checks.verdict_facts import COUNTED_ACTIONS
 from ..io import payouts, settlements
 from ..model import SettlementAction, SettlementState
 
@@ -64,6 +65,18 @@ _REPORT = {
         "tool": {"type": "object"},
         "inputs": {"type": "object"},
         "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
+        "summary": {
+            "type": "object",
+            "description": "Settlement reports: how many verdicts call for each action.",
+            "properties": {
+                "actions": {
+                    "type": "object",
+                    "properties": {a: {"type": "integer", "minimum": 0} for a in COUNTED_ACTIONS},
+                    "required": list(COUNTED_ACTIONS),
+                }
+            },
+        },
+        "notes": {"type": "array", "items": {"type": "string"}},
         "settlements": {
             "type": "array",
             "items": {
