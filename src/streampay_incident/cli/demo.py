@@ -91,7 +91,9 @@ def _run(args: list[str], *, capture: bool) -> tuple[int, str]:
 
 def _advice(scenario: Scenario, doc: dict[str, Any]) -> list[str]:
     """One line per settlement verdict, then per finding not about a settlement."""
-    runbook_by_subject = {f["subject"]: f["runbook"] for f in doc.get("findings", [])}
+    runbook_by_subject: dict[str, str] = {}
+    for f in doc.get("findings", []):  # worst first: a settlement's worst finding decides
+        runbook_by_subject.setdefault(f["subject"], f["runbook"])
     lines = []
     covered = set()
     for verdict in doc.get("settlements", []):
