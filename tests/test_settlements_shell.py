@@ -234,3 +234,16 @@ def test_the_use_case_never_makes_a_transfer_retry_safe(ev: dict[str, Any]) -> N
     for s, verdict in zip(ev["settlements"], report.settlements, strict=True):
         if ev["chain_status"] == "fail" or v2._shows_a_transfer(s, ev):
             assert not verdict.retry_safe, (s, verdict)
+
+
+def test_a_live_close_time_says_where_it_came_from(tmp_path: Path) -> None:
+    record = {**REQUEUED, "tx_hash": OTHER_HASH, "status": "processing"}
+    with LoopbackServer(rpc_routes()) as server:  # testnet, a recorded latest ledger
+        result = run(
+            ["settlements", str(settlements_file(tmp_path, record)), "--rpc", server.url]
+            + ["--network", "testnet", "--now", NOW, "--timeout", "5", "--format", "json"]
+        )
+    assert result.exit_code in (0, 1), result.output
+    inputs = json.loads(result.stdout)["inputs"]
+    assert inputs["latest_ledger_close_time_source"] == "live lookup"
+    assert inputs["rpc"] == [server.url]
