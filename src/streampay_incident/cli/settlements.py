@@ -190,6 +190,8 @@ def settlements(
     if chain_snapshot is not None and network is None:
         raise click.UsageError("--chain-snapshot needs --network (the network it must show)")
     records = load_settlements(file, network)
+    # Every file is read (bad input: exit 2) before any network call.
+    payouts = None if payouts_file is None else read_payouts(payouts_file)
     pm = get_plugin_manager(plugin_settings_from_env(os.environ))
     chain, chain_inputs = gather_chain(
         records,
@@ -205,10 +207,9 @@ def settlements(
     )
     if network is not None:
         check_settlement_network(records, chain, network_passphrase=network)
-    payouts = None if payouts_file is None else read_payouts(payouts_file)
     inputs: dict[str, Any] = {"settlements": file, "records": len(records)}
     inputs.update(chain_inputs)
-    if payouts_file is not None and payouts is not None:
+    if payouts is not None:
         inputs["payouts"] = payouts_file
         inputs["payout_records"] = len(payouts)
     if network is not None:
