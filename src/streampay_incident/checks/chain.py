@@ -444,9 +444,7 @@ def latest_ledger_close_time(
     return max(times, default=None)
 
 
-def evidence_close_time(
-    grade: ChainGrade, *, expected_network: str
-) -> tuple[datetime, str] | None:
+def evidence_close_time(grade: ChainGrade, *, expected_network: str) -> tuple[datetime, str] | None:
     """``(close time, url)`` of the freshest endpoint on ``expected_network`` that is not
     critical (status not ``fail``), or None when there is none. Pure.
 
@@ -464,9 +462,7 @@ def evidence_close_time(
     ]
     if not candidates:
         return None
-    best = max(
-        candidates, key=lambda e: (e.latest_ledger_close_time, e.latest_ledger or 0)
-    )
+    best = max(candidates, key=lambda e: (e.latest_ledger_close_time, e.latest_ledger or 0))
     assert best.latest_ledger_close_time is not None
     return best.latest_ledger_close_time, best.url
 
