@@ -83,10 +83,15 @@ def test_healthy_endpoints_pass_with_the_standard_report(healthy: Any) -> None:
         "kind",
         "status",
         "latest_ledger",
+        "latest_ledger_close_time",
         "ledger_age_seconds",
         "ingest_lag",
         "duration_seconds",
     }
+    # Each endpoint's latest ledger with its close time (RFC 3339) next to its age (issue 9 §5).
+    assert [e["latest_ledger_close_time"] for e in doc["endpoints"]] == [
+        rfc3339(HORIZON_CLOSED_AT)
+    ] * 2
     assert doc["endpoints"][0]["ingest_lag"] == 0 and doc["endpoints"][1]["ingest_lag"] is None
 
 
@@ -223,8 +228,7 @@ def test_record_then_snapshot_gives_the_same_report(healthy: Any, tmp_path: Path
     assert {f["code"] for f in report(other)["findings"]} >= {"CHAIN_NETWORK_MISMATCH"}
 
 
-def test_snapshot_needs_now_and_nothing_live(tmp_path: Path) -> None:
-    assert run("--snapshot", str(DEMO)).exit_code == 2
+def test_snapshot_needs_nothing_live(tmp_path: Path) -> None:
     assert run("--snapshot", str(DEMO), "--now", NOW, "--horizon", "http://x").exit_code == 2
     assert (
         run("--snapshot", str(DEMO), "--now", NOW, "--record", str(tmp_path / "r.json")).exit_code
@@ -301,12 +305,15 @@ def test_text_and_markdown_show_the_endpoint_table() -> None:
     text = run(*args).output
     assert "FAIL streampay-incident chain" in text
     assert "Endpoints" in text
-    assert "https://rpc.streampay.internal  ledger 1283415, age 1m05s" in text
+    line = "https://rpc.streampay.internal  ledger 1283415 closed 2026-11-27T02:58:55Z, age 1m05s"
+    assert line in text
     assert "runbook: docs/runbooks/chain-outage.md#chain-rpc-unhealthy" in text
     markdown = run(*args, "--format", "markdown").output
     assert "| endpoint | kind | status |" in markdown
-    row = "| `https://horizon.streampay.internal` | horizon | fail | 1283415 | 1m05s | 0 |"
-    assert row in markdown
+    assert (
+        "| `https://horizon.streampay.internal` | horizon | fail | 1283415 | "
+        "2026-11-27T02:58:55Z | 1m05s | 0 |" in markdown
+    )
 
 
 def test_text_table_for_endpoints_without_figures() -> None:

@@ -149,6 +149,8 @@ def test_healthy_horizon_and_rpc_pass_with_endpoint_figures() -> None:
         ledger_age_seconds=5.0,
         ingest_lag=0,
         duration_seconds=0.05,
+        latest_ledger_close_time=CLOSED_AT,
+        network_passphrase=PUBLIC,
     )
     assert (r.kind, r.status, r.latest_ledger, r.ledger_age_seconds, r.ingest_lag) == (
         "rpc",
@@ -158,6 +160,8 @@ def test_healthy_horizon_and_rpc_pass_with_endpoint_figures() -> None:
         None,
     )
     assert h.to_json()["ledger_age_seconds"] == 5.0
+    assert h.to_json()["latest_ledger_close_time"] == "2024-12-15T11:39:19Z"
+    assert "network_passphrase" not in h.to_json()
 
 
 # --- one rule at a time -----------------------------------------------------------------

@@ -33,6 +33,8 @@ ESCROW = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
 SETTLEMENTS = [str(DEMO / "settlements.jsonl"), "--transactions", str(DEMO / "transactions.json")]
 
 CASES: dict[str, list[str]] = {
+    # The demo's envelopes are testnet ones: under --network public this is the record of
+    # the wrong-network exit 2 (issue 9 §1).
     "settlements-json": [
         "settlements",
         *SETTLEMENTS,
@@ -61,7 +63,7 @@ CASES: dict[str, list[str]] = {
         "settlements",
         *SETTLEMENTS,
         "--network",
-        "public",
+        "testnet",
         "--now",
         NOW,
         "--format",
@@ -71,7 +73,7 @@ CASES: dict[str, list[str]] = {
         "settlements",
         *SETTLEMENTS,
         "--network",
-        "public",
+        "testnet",
         "--now",
         NOW,
         "--latest-ledger-close-time",
@@ -81,7 +83,7 @@ CASES: dict[str, list[str]] = {
         "settlements",
         *SETTLEMENTS,
         "--network",
-        "public",
+        "testnet",
         "--now",
         NOW,
         "--format",

@@ -170,7 +170,7 @@ def test_bundled_demo_export_parses_the_same_on_both_paths() -> None:
     path = Path(str(resources.files("streampay_incident") / "demo_data" / "payouts.csv"))
     careful = payouts_io._careful_payouts_from_rows(iter_rows(path), source=str(path))
     assert read_payouts(path) == careful
-    assert len(careful) == 16
+    assert len(careful) == 17  # 15, p-070 (the demo escrow's outflow) and p-071 (issue 9)
 
 
 # -- each field ---------------------------------------------------------------------------------

@@ -49,7 +49,14 @@ def test_every_step_of_the_stuck_settlement_runbook_uses_the_same_evidence() -> 
         if line.startswith("streampay-incident settlements") and "--transactions" in line
     ]
     assert len(offline) >= 2
-    assert all("--latest-ledger-close-time" in line and "--now" in line for line in offline)
+    # One evidence for step 2, step 3 and the two-person rule: the chain snapshot, the
+    # payouts export and a fixed --now (issue 9 §10); the lines differ only in the output.
+    for line in offline:
+        assert all(flag in line for flag in ("--chain-snapshot", "--payouts", "--now")), line
+    evidence = {line.split(" --format")[0] for line in offline}
+    assert len(evidence) == 1, evidence
+    rule = section("stuck-settlement.md", "## Two-person rule")
+    assert "--chain-snapshot" in rule and "--payouts" in rule
 
 
 def test_duplicate_memo_section_says_misdirected_payment() -> None:

@@ -605,3 +605,42 @@ def test_never_retry_into_an_outage():
         "SETTLEMENT_CHAIN_BLOCKED",
     }
     assert triaged["inputs"]["chain_status"] == "fail"
+
+
+def test_triage_settlements_payouts_field_overturns_never_submitted(client, destination):
+    # Issue 9 §2: a pending row never submitted, paid by another payout (an admin re-queue).
+    body = {
+        "settlements": SETTLEMENTS,
+        "payouts": [payout(destination, payout_id="p-old", settlement_id="s-old")],
+    }
+    doc = post(client, "/triage/settlements?now=2026-11-27T03:00:00Z", body).json()
+    verdicts = {v["settlement_id"]: v for v in doc["settlements"]}
+    assert verdicts["s-old"]["retry_reason"] == "already_paid"
+    assert verdicts["s-old"]["retry_safe"] is False
+    assert "SETTLEMENT_ALREADY_PAID" in codes_of(doc)
+    assert doc["inputs"]["payouts_checked"] is True
+    assert doc["inputs"]["payout_records"] == 1
+    plain = post(client, "/triage/settlements", {"settlements": SETTLEMENTS}).json()
+    assert plain["inputs"]["payouts_checked"] is False
+
+
+@pytest.mark.parametrize(
+    ("payouts", "field"),
+    [
+        ("not a list", "payouts"),
+        ([{"payout_id": "p1"}], "payouts[0].settlement_id"),
+        (["x"], "payouts[0]"),
+    ],
+)
+def test_triage_settlements_bad_payouts_field_is_422(client, payouts, field):
+    response = post(client, "/triage/settlements", {"settlements": SETTLEMENTS, "payouts": payouts})
+    assert response.status_code == 422
+    assert field in [p["field"] for p in response.json()["problems"]]
+
+
+def test_triage_settlements_seed_in_payouts_field_is_refused_unechoed(client, destination):
+    seed = "S" + "A" * 55
+    body = {"settlements": SETTLEMENTS, "payouts": [payout(destination, memo=seed)]}
+    response = post(client, "/triage/settlements", body)
+    assert response.status_code == 422
+    assert seed not in response.text

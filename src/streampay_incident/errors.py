@@ -57,3 +57,11 @@ def shown(value: object, *, quote: bool = True) -> str:
     cut = text[:SHOWN_CHARS]
     out = repr(cut) if quote else cut
     return out if len(text) <= SHOWN_CHARS else f"{out}... ({len(text)} characters)"
+
+
+class WrongNetworkError(InputError):
+    """The evidence says the input or an endpoint is on another network than ``--network``.
+
+    Exit 2 in the CLI, before any verdict: under the wrong passphrase every
+    hash is "not found", which reads as "retry is safe".
+    """

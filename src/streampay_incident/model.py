@@ -272,12 +272,14 @@ class SettlementContext:
     unknown: ``chain_status`` the chain grade (``pass``/``warn``/``fail``),
     ``latest_ledger_close_time`` the close time of a ledger known to have
     closed (the only proof that a max time has passed), ``account_sequences``
-    each source account's current sequence number.
+    each source account's current sequence number, ``payouts`` the payouts
+    export to check for a settlement already paid (None: not checked).
     """
 
     chain_status: Status | None = None
     latest_ledger_close_time: datetime | None = None
     account_sequences: Mapping[str, int] | None = None
+    payouts: tuple[Payout, ...] | None = None
 
 
 def status_from_findings(findings: tuple[Finding, ...] | list[Finding]) -> Status:
@@ -397,7 +399,8 @@ class EscrowObservation:
 
     ``source`` names it for the report (the file or the URL); ``window`` is the
     span it covers; ``stop`` why live paging stopped early (an endpoint that
-    misbehaved), None for a file or a run that finished.
+    misbehaved), None for a file or a run that finished;
+    ``network_passphrase`` the network the endpoint reported (None for a file).
     """
 
     escrow: str
@@ -405,3 +408,4 @@ class EscrowObservation:
     payments: tuple[ChainPayment, ...]
     window: CoverageWindow
     stop: PagingStop | None = None
+    network_passphrase: str | None = None

@@ -15,8 +15,9 @@ from typing import Any
 import attrs
 
 from .__about__ import __version__
-from .codes import Severity
-from .model import Finding, Report
+from .checks.verdict_facts import count_actions
+from .codes import RUNBOOK_DIR, Severity
+from .model import Finding, Report, SettlementVerdict
 from .runbooks import docs_link
 from .timefmt import format_duration, format_rfc3339
 
@@ -26,6 +27,72 @@ TOOL = {"name": "streampay-incident", "version": __version__}
 _ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 _STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 _STATUS_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red"}
+
+
+#: One line of advice per retry reason: what on-call does about the verdict (text, Markdown,
+#: and the demo's "What to do" list).
+RETRY_ADVICE: dict[str, str] = {
+    "never_submitted": "retry is safe: it was never submitted",
+    "tx_expired": "retry is safe: a ledger closed after the transaction's max time",
+    "tx_failed": "retry is safe: the transaction failed on chain",
+    "sequence_consumed": "retry is safe: the source account's sequence moved past it",
+    "tx_landed": "DO NOT RETRY: the transaction landed; record it as paid",
+    "recorded_succeeded": "nothing to do: recorded as succeeded",
+    "in_flight": "wait: still within its normal time",
+    "unknown_submission": "DO NOT RETRY: it may have been submitted; find the tx hash first",
+    "tx_may_still_land": "DO NOT RETRY: the transaction can still land",
+    "no_ledger_after_max_time": (
+        "DO NOT RETRY yet: pass --chain-snapshot (or --horizon, --latest-ledger-close-time) "
+        "to prove expiry"
+    ),
+    "tx_status_unknown": "DO NOT RETRY: the chain could not say; look it up again",
+    "chain_unhealthy": "DO NOT RETRY: the network is unhealthy; never retry into an outage",
+    "already_paid": "DO NOT RETRY: another payout already paid it; a replay pays twice",
+    "network_mismatch": "DO NOT RETRY: its envelope is on another network; check --network",
+    "backing_off": "wait: StreamPay's worker retries it at available_at",
+}
+#: Where a verdict without a finding points: the stuck-settlement decision tree.
+DECISION_TREE = f"{RUNBOOK_DIR}/stuck-settlement.md#decision-tree"
+
+
+def advice(retry_reason: str, action: str) -> str:
+    """The one line of advice for a verdict (a settled one with no finding: nothing to do)."""
+    if action == "none":
+        return "nothing to do: settled"
+    return RETRY_ADVICE.get(retry_reason, retry_reason)
+
+
+def verdict_advice(verdict: SettlementVerdict) -> str:
+    """:func:`advice` for ``verdict``."""
+    return advice(verdict.retry_reason, verdict.action)
+
+
+#: The finding that decides a verdict overturned by an overlay (its retry reason).
+_DECIDING_CODE = {
+    "already_paid": "SETTLEMENT_ALREADY_PAID",
+    "network_mismatch": "SETTLEMENT_NETWORK_MISMATCH",
+    "chain_unhealthy": "SETTLEMENT_CHAIN_BLOCKED",
+}
+
+
+def verdict_runbook(verdict: SettlementVerdict, findings: tuple[Finding, ...]) -> str:
+    """The runbook link of the finding that decides the verdict (an overlay's when it
+    overturned the rule's verdict, else the first), else the decision tree."""
+    wanted = [_DECIDING_CODE.get(verdict.retry_reason), verdict.code]
+    for code in wanted:
+        for finding in findings:
+            if (
+                code is not None
+                and finding.subject == verdict.settlement_id
+                and finding.code == code
+            ):
+                return finding.runbook
+    return DECISION_TREE
+
+
+def settlements_summary(verdicts: tuple[SettlementVerdict, ...]) -> dict[str, Any]:
+    """``summary`` of a settlements report: ``actions`` counts (``none`` not counted)."""
+    return {"actions": count_actions(verdicts)}
 
 
 def sorted_findings(findings: tuple[Finding, ...]) -> list[Finding]:
@@ -44,6 +111,7 @@ def report_to_json(report: Report) -> dict[str, Any]:
         "findings": [f.to_json() for f in sorted_findings(report.findings)],
     }
     if report.settlements is not None:
+        doc["summary"] = settlements_summary(report.settlements)
         doc["settlements"] = [v.to_json() for v in report.settlements]
     for key, value in report.extra.items():
         doc.setdefault(key, value)
@@ -99,6 +167,8 @@ def render_text(
     )
     for key, value in report.inputs.items():
         console.print(f"  {escape(str(key))}: {escape(str(value))}")
+    for note in report.extra.get("notes", ()):
+        console.print(f"  note: {escape(note)}")
     for severity in (Severity.CRITICAL, Severity.WARNING, Severity.INFO):
         group = [f for f in sorted_findings(report.findings) if f.severity is severity]
         if not group:
@@ -117,16 +187,25 @@ def render_text(
             console.print(f"    runbook: {escape(f.runbook)}{hint}")
     if report.settlements is not None:
         console.print()
-        console.print("[bold]Settlements[/]")
-        console.print(f"  {'settlement_id':<36} {'state':<10} {'retry_safe':<10} reason")
+        console.print(f"[bold]Settlements[/] ({_actions_line(report.settlements)})")
+        console.print(
+            f"  {'settlement_id':<36} {'state':<11} {'retry_safe':<10} {'reason':<24} action"
+        )
         for v in report.settlements:
             safe = "[green]yes[/]" if v.retry_safe else "[red]NO[/] "
             console.print(
-                f"  {escape(v.settlement_id):<36} {v.state:<10} {safe}        {v.retry_reason}"
+                f"  {escape(v.settlement_id):<36} {v.state:<11} {safe}        "
+                f"{v.retry_reason:<24} {v.action}"
             )
+            console.print(f"    {escape(verdict_advice(v))}")
+            console.print(f"    runbook: {verdict_runbook(v, report.findings)}")
     if not report.findings:
         console.print("No findings.")
     return buf.getvalue()
+
+
+def _actions_line(verdicts: tuple[SettlementVerdict, ...]) -> str:
+    return ", ".join(f"{a} {n}" for a, n in count_actions(verdicts).items())
 
 
 def _md_cell(text: str) -> str:
@@ -143,6 +222,9 @@ def render_markdown(report: Report) -> str:
     ]
     if report.inputs:
         lines += [f"- {k}: `{v}`" for k, v in report.inputs.items()] + [""]
+    notes = report.extra.get("notes", ())
+    if notes:
+        lines += [f"> note: {note}" for note in notes] + [""]
     if report.findings:
         lines += ["| severity | code | subject | summary | runbook |", "|---|---|---|---|---|"]
         for f in sorted_findings(report.findings):
@@ -153,11 +235,19 @@ def render_markdown(report: Report) -> str:
     else:
         lines.append("No findings.")
     if report.settlements is not None:
-        lines += ["", "| settlement | state | retry safe | reason |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"Actions: {_actions_line(report.settlements)}.",
+            "",
+            "| settlement | state | retry safe | reason | action | advice |",
+            "|---|---|---|---|---|---|",
+        ]
         for v in report.settlements:
             safe = "yes" if v.retry_safe else "**no**"
+            runbook = verdict_runbook(v, report.findings)
             lines.append(
-                f"| `{_md_cell(v.settlement_id)}` | {v.state} | {safe} | {v.retry_reason} |"
+                f"| `{_md_cell(v.settlement_id)}` | {v.state} | {safe} | {v.retry_reason} | "
+                f"{v.action} | {_md_cell(verdict_advice(v))} ([runbook]({runbook})) |"
             )
     return "\n".join(lines) + "\n"
 
@@ -194,6 +284,8 @@ def endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
         age = _ledger_age(e) or "-"
         lag = "-" if e["ingest_lag"] is None else str(e["ingest_lag"])
         ledger = "-" if e["latest_ledger"] is None else str(e["latest_ledger"])
+        closed = e.get("latest_ledger_close_time")
+        ledger += f" closed {closed}" if closed else ""
         lines.append(
             f"  {e['status'].upper():<5} {e['kind']:<8} {e['url']}  ledger {ledger}, age {age}, "
             f"ingest lag {lag}, {e['duration_seconds']:.2f}s"
@@ -204,8 +296,9 @@ def endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
 def endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         "",
-        "| endpoint | kind | status | latest ledger | ledger age | ingest lag | probe (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| endpoint | kind | status | latest ledger | closed at | ledger age | ingest lag "
+        "| probe (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in endpoints:
         cells = [
@@ -213,6 +306,7 @@ def endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
             e["kind"],
             e["status"],
             "" if e["latest_ledger"] is None else str(e["latest_ledger"]),
+            e.get("latest_ledger_close_time") or "",
             _ledger_age(e) or "",
             "" if e["ingest_lag"] is None else str(e["ingest_lag"]),
             f"{e['duration_seconds']:.2f}",

@@ -23,7 +23,7 @@ import attrs
 from ..codes import Severity
 from ..hookspecs import hookimpl
 from ..model import Finding, Status, make_finding
-from ..timefmt import format_duration
+from ..timefmt import format_duration, format_rfc3339
 
 if TYPE_CHECKING:
     from ..observations import ChainObservations, EndpointObservation
@@ -56,6 +56,8 @@ class EndpointGrade:
     ledger_age_seconds: float | None
     ingest_lag: int | None
     duration_seconds: float
+    latest_ledger_close_time: datetime | None = None
+    network_passphrase: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,11 @@ class EndpointGrade:
             "kind": self.kind,
             "status": self.status,
             "latest_ledger": self.latest_ledger,
+            "latest_ledger_close_time": (
+                None
+                if self.latest_ledger_close_time is None
+                else format_rfc3339(self.latest_ledger_close_time)
+            ),
             "ledger_age_seconds": (
                 None if self.ledger_age_seconds is None else round(self.ledger_age_seconds, 3)
             ),
@@ -413,6 +420,8 @@ def grade_chain(
             ledger_age_seconds=ledger_age_seconds(obs, now),
             ingest_lag=obs.ingest_lag,
             duration_seconds=obs.duration_seconds,
+            latest_ledger_close_time=obs.latest_ledger_close_time,
+            network_passphrase=obs.network_passphrase,
         )
         for obs in observations.endpoints
     )
@@ -433,6 +442,29 @@ def latest_ledger_close_time(
         if obs.latest_ledger_close_time is not None and obs.network_passphrase == expected_network
     ]
     return max(times, default=None)
+
+
+def evidence_close_time(grade: ChainGrade, *, expected_network: str) -> tuple[datetime, str] | None:
+    """``(close time, url)`` of the freshest endpoint on ``expected_network`` that is not
+    critical (status not ``fail``), or None when there is none. Pure.
+
+    What ``settlements --chain-snapshot`` proves a max time passed with: a
+    ledger that an endpoint on the right network, in working order, saw close.
+    Freshest is the newest close time (then the highest ledger, then the
+    order given).
+    """
+    candidates = [
+        e
+        for e in grade.endpoints
+        if e.status != "fail"
+        and e.network_passphrase == expected_network
+        and e.latest_ledger_close_time is not None
+    ]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda e: (e.latest_ledger_close_time, e.latest_ledger or 0))
+    assert best.latest_ledger_close_time is not None
+    return best.latest_ledger_close_time, best.url
 
 
 DiagnosisKind = Literal["healthy", "degraded", "our_endpoints_down", "network_down"]

@@ -8,7 +8,7 @@ or a sequence number only from an endpoint confirmed on the expected network.
 from __future__ import annotations
 
 from ..model import ChainTransaction
-from ..observations import SettlementChainFacts, SettlementChainObservations
+from ..observations import ChainObservations, SettlementChainFacts, SettlementChainObservations
 from .chain import latest_ledger_close_time
 
 
@@ -46,4 +46,22 @@ def settlement_chain_facts(
         latest_ledger_close_time=latest_ledger_close_time(
             observed.chain, expected_network=expected_network
         ),
+    )
+
+
+def endpoints_on_other_network(
+    observed: ChainObservations, *, expected_network: str
+) -> tuple[tuple[str, str, str], ...]:
+    """``(url, kind, passphrase)`` of every endpoint that reported another passphrase. Pure.
+
+    Horizon's root and RPC ``getNetwork`` name the network an endpoint serves;
+    one serving another network than ``--network`` would answer "not found"
+    for every hash computed under ``--network``, which looks like proof of
+    expiry. An endpoint that did not say is not listed (it is graded, and its
+    ``not_found`` is not trusted, see :func:`settlement_chain_facts`).
+    """
+    return tuple(
+        (obs.url, obs.kind, obs.network_passphrase)
+        for obs in observed.endpoints
+        if obs.network_passphrase is not None and obs.network_passphrase != expected_network
     )

@@ -171,11 +171,16 @@ class EnvelopeNetworkCheck:
         return self.envelopes > 0 and self.found == 0 and bool(self.elsewhere)
 
     @property
+    def counts(self) -> str:
+        """``none of N envelopes was found; M match testnet`` (the message without the option)."""
+        matches = "; ".join(f"{count} match {name}" for name, count in self.elsewhere)
+        return f"none of {self.envelopes} envelopes was found; {matches}"
+
+    @property
     def message(self) -> str | None:
         if not self.wrong_network:
             return None
-        matches = "; ".join(f"{count} match {name}" for name, count in self.elsewhere)
-        return f"--network {self.network}: none of {self.envelopes} envelopes was found; {matches}"
+        return f"--network {self.network}: {self.counts}"
 
 
 def check_envelope_network(

@@ -367,7 +367,9 @@ def assess_settlement(
         evidence = dict(base)
         if rule.reason == "never_submitted":
             evidence["payouts_checked"] = payouts is not None
-        summary = _summary(rule, s, now=now, policy=policy, retry=retry, payouts=payouts)
+        summary = _summary(
+            rule, s, now=now, policy=policy, retry=retry, payouts=payouts, paid=bool(paid)
+        )
         findings.append(
             make_finding(rule.code, s.settlement_id, summary, evidence, severity=rule.severity)
         )
@@ -441,6 +443,7 @@ def _summary(
     policy: SettlementPolicy,
     retry: str,
     payouts: PayoutIndex | None,
+    paid: bool = False,
 ) -> str:
     code = rule.code
     tx_hash = s.all_tx_hashes[0] if s.all_tx_hashes else None
@@ -474,11 +477,12 @@ def _summary(
     if code == "SETTLEMENT_STUCK_UNSUBMITTED":
         rests_on = ""
         if rule.reason == "never_submitted":
-            checked = (
-                "no payout for it in the payouts given"
-                if payouts is not None
-                else ("payouts not checked")
-            )
+            if paid:
+                checked = "but another payout paid it (SETTLEMENT_ALREADY_PAID)"
+            elif payouts is not None:
+                checked = "no payout for it in the payouts given"
+            else:
+                checked = "payouts not checked"
             rests_on = f"; no tx hash in the outbox; {checked}"
         return (
             f"no transaction {format_duration(now - s.created_at)} after creation "
@@ -544,7 +548,7 @@ def settlement_triage(
     """The built-in settlement check, as registered with the plugin registry.
 
     Verdicts and findings in one classification pass; the chain grade, latest
-    ledger close time and account sequences come from ``context``.
+    ledger close time, account sequences and payouts come from ``context``.
     """
     return classify_settlements(
         settlements,
@@ -554,6 +558,7 @@ def settlement_triage(
         latest_ledger_close_time=context.latest_ledger_close_time,
         chain_status=context.chain_status,
         account_sequences=context.account_sequences,
+        payouts=context.payouts,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -23,6 +23,7 @@ from ..io.rows import contains_seed
 from ..logevents import log_event
 from ..model import Report
 from ..report import render, render_diagnosis, render_endpoint_table
+from ..timefmt import format_rfc3339
 from ..usecases import grade_chain
 from .common import (
     RFC3339,
@@ -37,6 +38,8 @@ from .common import (
 
 if TYPE_CHECKING:
     import pluggy
+
+    from ..probes.record import Recording
 
 HORIZON_ENV = envvars.HORIZON_URLS
 RPC_ENV = envvars.RPC_URLS
@@ -125,10 +128,14 @@ def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
 @click.option(
     "--snapshot",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
-    help="Grade a recording made with --record instead of probing (needs --now; - for stdin).",
+    help="Grade a recording made with --record instead of probing (at its own time unless "
+    "--now is given; - for stdin).",
 )
 @click.option(
-    "--now", type=RFC3339(), help="Grade as of this RFC 3339 time (required with --snapshot)."
+    "--now",
+    type=RFC3339(),
+    help="Grade as of this RFC 3339 time (with --snapshot: default the recording's own time; "
+    "not more than 1 s before it started).",
 )
 @output_options
 @click.pass_context
@@ -162,8 +169,6 @@ def chain(
             )
         if record is not None:
             raise click.UsageError("--record and --snapshot do not go together")
-        if now is None:
-            raise click.UsageError("--snapshot needs --now (the moment to grade the recording at)")
         given = ctx.get_parameter_source("network") is click.core.ParameterSource.COMMANDLINE
         report = replay_report(snapshot, now=now, network=network if given else None, pm=pm)
     else:
@@ -184,13 +189,44 @@ def chain(
     emit_chain_report(report, fmt, fail_on)
 
 
+#: How far before a recording started ``--now`` may be (clock skew between machines).
+SNAPSHOT_SKEW = timedelta(seconds=1)
+
+
+def snapshot_moment(recording: Recording, now: datetime | None) -> datetime:
+    """When to grade ``recording``: ``--now``, else the recording's own time.
+
+    The recording's own time is the moment its live run graded it (``now``),
+    else when its round finished or started. Raises :class:`click.UsageError`
+    (exit 2) for a ``--now`` more than 1 s before the recording started (its
+    ledgers would be "from the future") and when neither time is known.
+    """
+    if now is None:
+        own = recording.now or recording.finished_at or recording.started_at
+        if own is None:
+            raise click.UsageError(
+                "--snapshot: the recording has no time of its own; give --now "
+                "(the moment to grade the recording at)"
+            )
+        return own
+    started = recording.started_at
+    if started is not None and now < started - SNAPSHOT_SKEW:
+        raise click.UsageError(
+            f"--now {format_rfc3339(now)} is before the recording started "
+            f"({format_rfc3339(started)}): grade it at or after that moment"
+        )
+    return now
+
+
 def replay_report(
-    snapshot: Path, *, now: datetime, network: str | None, pm: pluggy.PluginManager
+    snapshot: Path, *, now: datetime | None, network: str | None, pm: pluggy.PluginManager
 ) -> Report:
-    """Grade a recording at ``now`` (against ``network``, else the recorded one). No network I/O."""
+    """Grade a recording at ``now`` (else its own time; against ``network``, else the
+    recorded one). No network I/O."""
     from ..probes import observations_from_recording, read_recording
 
     recording = read_recording(snapshot)
+    now = snapshot_moment(recording, now)
     passphrase = network or recording.network_passphrase
     observations = observations_from_recording(recording)
     return grade_chain(

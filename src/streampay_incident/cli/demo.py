@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import click
 
+from ..report import RETRY_ADVICE, advice  # noqa: F401 - RETRY_ADVICE: its old home
 from .common import EXIT_INPUT
 
 DEMO_NOW = "2026-11-27T03:00:00Z"
@@ -35,27 +36,6 @@ DATA_FILES = (
 )
 # The escrow account whose recorded payments are chain-payments.json (see its README).
 DEMO_ESCROW = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
-
-# What each retry verdict tells the engineer to do.
-RETRY_ADVICE: dict[str, str] = {
-    "never_submitted": "retry is safe: it was never submitted",
-    "tx_expired": "retry is safe: a ledger closed after the transaction's max time",
-    "tx_failed": "retry is safe: the transaction failed on chain",
-    "sequence_consumed": "retry is safe: the source account's sequence moved past it",
-    "tx_landed": "DO NOT RETRY: the transaction landed; record it as paid",
-    "recorded_succeeded": "nothing to do: recorded as succeeded",
-    "in_flight": "wait: still within its normal time",
-    "unknown_submission": "DO NOT RETRY: it may have been submitted; find the tx hash first",
-    "tx_may_still_land": "DO NOT RETRY: the transaction can still land",
-    "no_ledger_after_max_time": (
-        "DO NOT RETRY yet: pass --latest-ledger-close-time (or --horizon) to prove expiry"
-    ),
-    "tx_status_unknown": "DO NOT RETRY: the chain could not say; look it up again",
-    "chain_unhealthy": "DO NOT RETRY: the network is unhealthy; never retry into an outage",
-    "already_paid": "DO NOT RETRY: another payout already paid it; a replay pays twice",
-    "network_mismatch": "DO NOT RETRY: its envelope is on another network; check --network",
-    "backing_off": "wait: StreamPay's worker retries it at available_at",
-}
 
 
 @attrs.frozen
@@ -83,6 +63,8 @@ SCENARIOS: tuple[Scenario, ...] = (
             DEMO_NOW,
             "--latest-ledger-close-time",
             DEMO_LEDGER_CLOSE,
+            "--payouts",
+            "{data}/payouts.csv",
         ),
         "docs/runbooks/stuck-settlement.md",
     ),
@@ -90,7 +72,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "double-payout",
         "Suspected double payout",
         "Finance saw the escrow balance drop faster than payouts explain. Any paid twice?",
-        ("payouts", "{data}/payouts.csv"),
+        ("payouts", "{data}/payouts.csv", "--now", DEMO_NOW),
         "docs/runbooks/double-payout.md",
     ),
     Scenario(
@@ -134,13 +116,15 @@ def _run(args: list[str], *, capture: bool) -> tuple[int, str]:
 
 def _advice(scenario: Scenario, doc: dict[str, Any]) -> list[str]:
     """One line per settlement verdict, then per finding not about a settlement."""
-    runbook_by_subject = {f["subject"]: f["runbook"] for f in doc.get("findings", [])}
+    runbook_by_subject: dict[str, str] = {}
+    for f in doc.get("findings", []):  # worst first: a settlement's worst finding decides
+        runbook_by_subject.setdefault(f["subject"], f["runbook"])
     lines = []
     covered = set()
     for verdict in doc.get("settlements", []):
         sid = verdict["settlement_id"]
-        advice = RETRY_ADVICE.get(verdict["retry_reason"], verdict["retry_reason"])
-        line = f"  {sid:<12} {advice} ({verdict['retry_reason']})"
+        said = advice(verdict["retry_reason"], verdict.get("action", "investigate"))
+        line = f"  {sid:<12} {said} ({verdict['retry_reason']})"
         if sid in runbook_by_subject:
             line += f"\n  {'':<12} runbook: {runbook_by_subject[sid]}"
             covered.add(sid)

@@ -31,7 +31,7 @@ from ..io.rows import contains_seed
 from ..model import EscrowObservation, Finding, Payout
 from ..stellar import strkey
 from ..timefmt import format_rfc3339
-from .common import RFC3339, utc_now
+from .common import RFC3339, Network, utc_now
 
 if TYPE_CHECKING:
     pass
@@ -48,6 +48,7 @@ ESCROW_OPTION_NAMES = (
     "cursor_file",
     "timeout",
     "chain_timeout",
+    "network",
 )
 # Seconds all Horizon/RPC requests of one run may wait for together (--timeout).
 DEFAULT_TIMEOUT = 60.0
@@ -56,6 +57,12 @@ DEFAULT_TIMEOUT = 60.0
 def escrow_options(func: F) -> F:
     """The escrow reconciliation options (passed to the command as keyword arguments)."""
     options = [
+        click.option(
+            "--network",
+            type=Network(),
+            help="Check that the escrow's endpoint serves this network (public, testnet or a "
+            "passphrase); exit 2 when it reports another. Default: the endpoint's own.",
+        ),
         click.option(
             "--chain-timeout",
             "chain_timeout",
@@ -109,6 +116,7 @@ class EscrowRequest:
     until: datetime | None = None
     cursor_file: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    network: str | None = None
 
     @property
     def source(self) -> str:
@@ -120,7 +128,7 @@ class EscrowRequest:
         sources = [n for n in ("chain_payments", "horizon", "rpc") if options.get(n)]
         escrow = options.get("escrow")
         if not sources and not escrow:
-            for name in ("since", "until", "cursor_file"):
+            for name in ("since", "until", "cursor_file", "network"):
                 if options.get(name):
                     flag = "--" + name.replace("_", "-")
                     raise click.UsageError(f"{flag} needs --escrow and a chain source")
@@ -157,6 +165,7 @@ class EscrowRequest:
             timeout=float(
                 options.get("timeout") or options.get("chain_timeout") or DEFAULT_TIMEOUT
             ),
+            network=options.get("network"),
         )
 
 
@@ -227,9 +236,15 @@ def escrow_observation(request: EscrowRequest) -> EscrowObservation:
 
     A file that cannot be read raises :class:`~streampay_incident.errors.InputError`
     (exit 2); an endpoint that misbehaves gives ``CHAIN_*`` findings and an
-    incomplete window instead.
+    incomplete window instead. An endpoint that reports another network than
+    a ``--network`` given raises :class:`~streampay_incident.errors.WrongNetworkError`
+    (exit 2).
     """
-    return _from_file(request) if request.chain_payments else _from_network(request)
+    if request.chain_payments:
+        return _from_file(request)
+    observation = _from_network(request)
+    usecases.check_escrow_network(observation, request.network)
+    return observation
 
 
 def escrow_findings(

@@ -14,7 +14,7 @@ import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ from ..io.payouts import read_payouts
 from ..io.rows import input_name, is_stream
 from ..logevents import log_event
 from ..model import Payout, PayoutPolicy, Report
-from ..timefmt import format_duration, parse_duration
-from .common import emit, handle_input_errors, output_options, utc_now
+from ..timefmt import format_duration, format_rfc3339, parse_duration
+from .common import RFC3339, emit, handle_input_errors, output_options, utc_now
 from .escrow import EscrowRequest, escrow_observation, escrow_options
 
 # Show a progress bar (stderr, TTY only) for exports longer than this many lines.
@@ -127,11 +127,21 @@ def load_payouts(path: Path) -> list[Payout]:
     show_default=True,
     help="Chain same destination/asset/amount transfers at most this far apart (90s, 10m, 1h).",
 )
+@click.option(
+    "--now",
+    type=RFC3339(),
+    help="Stamp the report with this time (default: the clock); judge an old export as of then.",
+)
 @escrow_options
 @output_options
 @handle_input_errors
 def payouts(
-    file: Path, repeat_window: timedelta, fmt: str, fail_on: str, **escrow_opts: Any
+    file: Path,
+    repeat_window: timedelta,
+    fmt: str,
+    fail_on: str,
+    now: datetime | None = None,
+    **escrow_opts: Any,
 ) -> None:
     """Find double payouts in a payout export (CSV, JSON Lines or a JSON array).
 
@@ -152,15 +162,23 @@ def payouts(
         )
     policy = PayoutPolicy(repeat_window=repeat_window)
     with collector_paused():
-        report = triage_file(file, policy, escrow_request)  # the records are freed here
+        report = triage_file(file, policy, escrow_request, now=now)  # the records are freed here
     log_event("report", command="payouts", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)
 
 
 def triage_file(
-    file: Path, policy: PayoutPolicy, escrow_request: EscrowRequest | None = None
+    file: Path,
+    policy: PayoutPolicy,
+    escrow_request: EscrowRequest | None = None,
+    *,
+    now: datetime | None = None,
 ) -> Report:
-    """Read the export (and the escrow's chain source), triage it; the report, not the records."""
+    """Read the export (and the escrow's chain source), triage it; the report, not the records.
+
+    ``now`` (``--now``) stamps the report and goes into its inputs; without it
+    the clock does, and an export over 24 h older gets a note.
+    """
     records = load_payouts(file)
     budget_cap = escrow_request.timeout if escrow_request is not None else None  # --timeout
     pm = registry.get_plugin_manager(
@@ -172,6 +190,14 @@ def triage_file(
         "records": len(records),
         "repeat_window": format_duration(policy.repeat_window),
     }
+    if now is not None:
+        inputs["now"] = format_rfc3339(now)
     return usecases.triage_payouts(
-        records, policy=policy, now=utc_now(), pm=pm, inputs=inputs, escrow=escrow
+        records,
+        policy=policy,
+        now=now or utc_now(),
+        pm=pm,
+        inputs=inputs,
+        escrow=escrow,
+        now_from_clock=now is None,
     )

@@ -16,6 +16,7 @@ from typing import Any
 import click
 import pluggy
 
+from ..io.payouts import read_payouts
 from ..io.rows import input_name, iter_text_rows
 from ..io.settlements import read_settlements, settlements_from_rows
 from ..io.transactions import read_transactions
@@ -24,7 +25,12 @@ from ..model import ChainTransaction, Settlement
 from ..registry import get_plugin_manager, plugin_settings_from_env
 from ..stellar.networks import network_name
 from ..timefmt import format_rfc3339
-from ..usecases import SettlementChain, settlement_chain, triage_settlements
+from ..usecases import (
+    SettlementChain,
+    check_settlement_network,
+    settlement_chain,
+    triage_settlements,
+)
 from .chain import endpoint_urls
 from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
 
@@ -52,11 +58,13 @@ def gather_chain(
     network_passphrase: str | None = None,
     timeout: float = 5.0,
     now: datetime | None = None,
+    chain_snapshot: str | None = None,
 ) -> tuple[SettlementChain, dict[str, Any]]:
-    """What the chain says, from ``--transactions`` and live lookups; and the report inputs.
+    """What the chain says, from ``--transactions``, a ``--chain-snapshot`` recording and
+    live lookups; and the report inputs.
 
-    The I/O happens here (the file, the network, within one ``timeout``); the
-    use case grades the live round through ``pm`` and keeps what it can trust.
+    The I/O happens here (the files, the network, within one ``timeout``); the
+    use case grades the round through ``pm`` and keeps what it can trust.
     """
     transactions: tuple[ChainTransaction, ...] = ()
     inputs: dict[str, Any] = {}
@@ -77,9 +85,16 @@ def gather_chain(
             timeout=timeout,
             known=transactions,
         )
+    snapshot = None
+    if chain_snapshot is not None:
+        from ..probes import observations_from_recording, read_recording
+
+        snapshot = observations_from_recording(read_recording(chain_snapshot))
+        inputs["chain_snapshot"] = chain_snapshot
     chain = settlement_chain(
         transactions,
         latest_ledger_close_time=latest_ledger_close_time,
+        snapshot=snapshot,
         live=live,
         network_passphrase=network_passphrase,
         now=now,
@@ -130,6 +145,20 @@ def gather_chain(
     show_default=True,
     help="Seconds for all live lookups together.",
 )
+@click.option(
+    "--chain-snapshot",
+    "chain_snapshot",
+    metavar="FILE",
+    help="A `chain --record` recording: its chain status (fail blocks every retry) and the "
+    "latest ledger close time of its freshest healthy endpoint on --network.",
+)
+@click.option(
+    "--payouts",
+    "payouts_file",
+    metavar="FILE",
+    help="The payouts export (CSV, JSON Lines, JSON): a settlement another payout already "
+    "paid is never retry-safe (SETTLEMENT_ALREADY_PAID).",
+)
 @output_options
 @handle_input_errors
 def settlements(
@@ -143,6 +172,8 @@ def settlements(
     timeout: float,
     fmt: str,
     fail_on: str,
+    payouts_file: str | None = None,
+    chain_snapshot: str | None = None,
 ) -> None:
     """Triage settlement_outbox rows: stuck, failed, settled, and whether a retry is safe.
 
@@ -154,9 +185,17 @@ def settlements(
     rpc_urls = endpoint_urls(rpc, None, option="--rpc")
     if (horizon_urls or rpc_urls) and network is None:
         raise click.UsageError("--horizon/--rpc need --network (another network, other hashes)")
-    if file == "-" and transactions_file == "-":
-        raise click.UsageError("standard input can be read once: give FILE or --transactions as -")
+    if [file, transactions_file, payouts_file].count("-") > 1:
+        raise click.UsageError(
+            "standard input can be read once: give one of FILE, --transactions, --payouts as -"
+        )
+    if chain_snapshot is not None and (horizon_urls or rpc_urls):
+        raise click.UsageError("--chain-snapshot replays a recorded round: drop --horizon, --rpc")
+    if chain_snapshot is not None and network is None:
+        raise click.UsageError("--chain-snapshot needs --network (the network it must show)")
     records = load_settlements(file, network)
+    # Every file is read (bad input: exit 2) before any network call.
+    payouts = None if payouts_file is None else read_payouts(payouts_file)
     pm = get_plugin_manager(plugin_settings_from_env(os.environ, timeout=timeout))
     chain, chain_inputs = gather_chain(
         records,
@@ -168,15 +207,34 @@ def settlements(
         network_passphrase=network,
         timeout=timeout,
         now=moment,
+        chain_snapshot=chain_snapshot,
     )
+    if network is not None:
+        check_settlement_network(records, chain, network_passphrase=network)
     inputs: dict[str, Any] = {"settlements": input_name(file), "records": len(records)}
     inputs.update(chain_inputs)
+    if payouts is not None:
+        inputs["payouts"] = payouts_file
+        inputs["payout_records"] = len(payouts)
     if network is not None:
         inputs["network"] = network_name(network)
     inputs["now"] = format_rfc3339(moment)
     close_time = chain.context.latest_ledger_close_time
     if close_time is not None:
         inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
-    report = triage_settlements(records, chain=chain, now=moment, pm=pm, inputs=inputs)
+        # Every close time the use case keeps has a source (given, snapshot or live).
+        source = chain.close_time_source or "given"
+        inputs["latest_ledger_close_time_source"] = (
+            "--latest-ledger-close-time" if source == "given" else source
+        )
+    report = triage_settlements(
+        records,
+        chain=chain,
+        now=moment,
+        pm=pm,
+        inputs=inputs,
+        payouts=payouts,
+        now_from_clock=now is None,
+    )
     log_event("report", command="settlements", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)

@@ -63,6 +63,8 @@ async def _horizon_root(run: _Run) -> tuple[int | None, datetime | None, int]:
         raise _Stop(
             _bad_answer(run.endpoint, exchange, f"HTTP {exchange.status}: not a Horizon root")
         )
+    passphrase = root.get("network_passphrase")
+    run.network_passphrase = passphrase if isinstance(passphrase, str) else None
     return (
         as_int(root.get("history_latest_ledger")),
         as_rfc3339(root.get("history_latest_ledger_closed_at")),

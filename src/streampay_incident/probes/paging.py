@@ -60,7 +60,8 @@ class PaymentsFetch:
     what about the endpoint (unreachable, error, rate limited) cut the run
     short. Both are values: what they mean (the coverage window, the
     ``CHAIN_*`` finding) is decided in :mod:`streampay_incident.checks.coverage`.
-    ``cursor`` is where a re-run would continue.
+    ``cursor`` is where a re-run would continue; ``network_passphrase`` the
+    network the endpoint reported (Horizon root, RPC ``getNetwork``), if it did.
     """
 
     payments: tuple[ChainPayment, ...]
@@ -68,6 +69,7 @@ class PaymentsFetch:
     stop: PagingStop | None = None
     pages: int = 0
     cursor: str | None = None
+    network_passphrase: str | None = None
 
 
 class _Stop(Exception):
@@ -228,6 +230,7 @@ class _Run:
     cursor: str | None = None
     calls: int = 0
     unverified: bool = False  # coverage of --since could not be checked
+    network_passphrase: str | None = None  # what the endpoint said it serves
     covered_since: datetime | None = None  # where the endpoint's data starts, when after since
     latest_at: datetime | None = None  # the endpoint's latest ledger close time
     notes: list[str] = attrs.field(factory=list)
@@ -352,6 +355,7 @@ def _fetched(run: _Run, stopped: PagingStop | None) -> PaymentsFetch:
         stop=stopped,
         pages=run.pages,
         cursor=run.cursor,
+        network_passphrase=run.network_passphrase,
     )
 
 

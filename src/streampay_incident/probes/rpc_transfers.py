@@ -219,6 +219,7 @@ async def fetch_rpc_transfers(
 async def _rpc_walk(run: _Run) -> None:
     """The retention window and start ledger (or the cursor file's cursor), then the events."""
     start, run.covered_since, run.latest_at, passphrase = await _rpc_start(run, run.notes)
+    run.network_passphrase = passphrase
     state = run.cursor_file
     if state is not None and state.resumed:
         run.notes.clear()  # the cursor file's span replaces the retention notes

@@ -14,13 +14,29 @@ through the plugins.
 
 from __future__ import annotations
 
+from ..errors import WrongNetworkError
 from .chain import chain_report, grade_chain, grade_observations
-from .payouts import escrow_from_file, escrow_from_paging, reconcile_escrow, triage_payouts
-from .settlements import SettlementChain, find_settlement, settlement_chain, triage_settlements
+from .payouts import (
+    check_escrow_network,
+    escrow_from_file,
+    escrow_from_paging,
+    reconcile_escrow,
+    triage_payouts,
+)
+from .settlements import (
+    SettlementChain,
+    check_settlement_network,
+    find_settlement,
+    settlement_chain,
+    triage_settlements,
+)
 
 __all__ = [
     "SettlementChain",
+    "WrongNetworkError",
+    "check_settlement_network",
     "chain_report",
+    "check_escrow_network",
     "escrow_from_file",
     "escrow_from_paging",
     "find_settlement",

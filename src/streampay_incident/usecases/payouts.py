@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from ..checks.coverage import file_window, paging_finding, paging_window
+from ..checks.freshness import stale_export_note
 from ..checks.inputs import input_empty
+from ..errors import InputProblem, WrongNetworkError
 from ..hookspecs import ESCROW_CHECKS, PAYOUT_CHECKS
 from ..model import EscrowObservation, Finding, Payout, PayoutPolicy, Report
 from ..registry import plugin_run, run_checks
+from ..stellar.networks import network_name
 from ..timefmt import format_rfc3339
 
 if TYPE_CHECKING:
@@ -51,6 +54,28 @@ def escrow_from_paging(escrow: str, source: str, fetched: PaymentsFetch) -> Escr
         payments=fetched.payments,
         window=paging_window(fetched.coverage, fetched.stop),
         stop=fetched.stop,
+        network_passphrase=fetched.network_passphrase,
+    )
+
+
+def check_escrow_network(chain: EscrowObservation, network_passphrase: str | None) -> None:
+    """Raise :class:`WrongNetworkError` when ``--network`` was given and the escrow's endpoint
+    reported another network.
+
+    The escrow is read on the network its endpoint serves; ``--network`` is
+    only a check of it (a file, or an endpoint that did not say, passes).
+    """
+    reported = chain.network_passphrase
+    if network_passphrase is None or reported is None or reported == network_passphrase:
+        return
+    raise WrongNetworkError(
+        InputProblem(
+            f"--network {network_name(network_passphrase)}",
+            None,
+            None,
+            f"{chain.source} reports {network_name(reported)!r}: the escrow is read on the "
+            "endpoint's network; drop --network or give the endpoint of that network",
+        )
     )
 
 
@@ -83,6 +108,8 @@ def reconcile_escrow(
         ),
         "escrow_window_complete": window.complete,
     }
+    if chain.network_passphrase is not None:
+        inputs["network"] = network_name(chain.network_passphrase)
     if window.note:
         inputs["escrow_window_note"] = window.note
     return Report(command="payouts", findings=findings, generated_at=now, inputs=inputs)
@@ -96,12 +123,15 @@ def triage_payouts(
     pm: pluggy.PluginManager,
     inputs: Mapping[str, Any],
     escrow: EscrowObservation | None = None,
+    now_from_clock: bool = False,
 ) -> Report:
     """Every registered payout check (built-in rules and plugins) over ``payouts``.
 
     ``inputs`` is what the shell says about where the records came from (``payouts``
     names the input); with ``escrow`` the reconciliation's findings and inputs are
     added after them. No records at all is an ``INPUT_EMPTY`` finding, never a pass.
+    ``now_from_clock``: ``now`` is the clock's (no ``--now``); an export over
+    24 h older gets a note (``notes``).
     """
     report_inputs = dict(inputs)
     with plugin_run():  # one report: a plugin that fails is reported once, then skipped
@@ -112,6 +142,11 @@ def triage_payouts(
             reconciled = reconcile_escrow(payouts, escrow, now=now, pm=pm)
             findings += reconciled.findings
             report_inputs.update(reconciled.inputs)
+    note = stale_export_note((p.created_at for p in payouts), now=now) if now_from_clock else None
     return Report(
-        command="payouts", findings=tuple(findings), generated_at=now, inputs=report_inputs
+        command="payouts",
+        findings=tuple(findings),
+        generated_at=now,
+        inputs=report_inputs,
+        extra={"notes": [note]} if note else {},
     )

@@ -241,17 +241,17 @@ class _Endpoints:
                 return fmt, rows
             try:
                 settlements = triage.settlements_from_body_rows(rows, network_passphrase=passphrase)
+                payouts = triage.payouts_beside_settlements(body, fmt)
             except InputError as error:
                 return fmt, error
             chain = usecases.settlement_chain(
                 latest_ledger_close_time=ledger_close, chain_status=chain_status
             )
+            run_inputs = {**inputs, "records": len(settlements)}
+            if payouts is not None:
+                run_inputs["payout_records"] = len(payouts)
             return usecases.triage_settlements(
-                settlements,
-                chain=chain,
-                now=now,
-                pm=self.pm,
-                inputs={**inputs, "records": len(settlements)},
+                settlements, chain=chain, now=now, pm=self.pm, inputs=run_inputs, payouts=payouts
             )
 
         outcome = await run_in_threadpool(work)

@@ -1,7 +1,9 @@
 """Request bodies into records: the web app's input parsing.
 
 A body is a JSON array of records, an object holding that array under
-``payouts`` / ``settlements``, or JSON Lines (``application/x-ndjson``). The
+``payouts`` / ``settlements``, or JSON Lines (``application/x-ndjson``). A
+``settlements`` object may also hold a ``payouts`` array (the payouts export,
+for the already-paid check). The
 records go through the same parsers as the CLI's files and then the same use
 cases (:mod:`streampay_incident.usecases`), so the answer is the same
 ``streampay-incident.report/v1`` document.
@@ -146,3 +148,39 @@ def payouts_from_body_rows(rows: Sequence[Row]) -> list[Payout]:
     from ..io.payouts import payouts_from_rows
 
     return list(payouts_from_rows(rows, source=SOURCE))
+
+
+def payouts_beside_settlements(body: bytes, fmt: BodyFormat) -> list[Payout] | None:
+    """The ``payouts`` array of a ``{"settlements": [...], "payouts": [...]}`` body, or None.
+
+    Read with the payouts parser; a problem names the field as
+    ``payouts[INDEX].FIELD`` (a secret seed is refused unechoed).
+    """
+    if fmt != "json":
+        return None
+    text = decode_body(body)
+    if not text.lstrip("\ufeff \t\r\n").startswith("{"):
+        return None
+    doc = json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
+    if not isinstance(doc, dict) or "payouts" not in doc:
+        return None
+    value = doc["payouts"]
+    if not isinstance(value, list):
+        raise InputError(InputProblem(SOURCE, None, "payouts", "expected a JSON array of payouts"))
+    try:
+        return payouts_from_body_rows(list(rows_from_json_document(value, source=SOURCE)))
+    except InputError as error:
+        problems = [
+            InputProblem(
+                p.source,
+                p.line,
+                "payouts"
+                + ("" if p.line is None else f"[{p.line}]")
+                + ("" if not p.field else f".{p.field}"),
+                p.message,
+            )
+            for p in error.problems
+        ]
+        raise (SecretSeedError if isinstance(error, SecretSeedError) else InputError)(
+            problems
+        ) from None
