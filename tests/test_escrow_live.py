@@ -324,7 +324,14 @@ def test_hang_in_the_middle_keeps_what_came_before(small_pages: None) -> None:
     )
     findings = reconcile_escrow([late], fetched.payments, escrow=ESCROW, window=window_of(fetched))
     codes = sorted(f.code for f in findings)
-    assert codes == ["ESCROW_OUTSIDE_WINDOW", "ESCROW_UNRECORDED_OUTFLOW"]
+    assert codes == [
+        "ESCROW_COVERAGE_INCOMPLETE",
+        "ESCROW_OUTSIDE_WINDOW",
+        "ESCROW_UNRECORDED_OUTFLOW",
+    ]
+    incomplete = next(f for f in findings if f.code == "ESCROW_COVERAGE_INCOMPLETE")
+    assert incomplete.evidence["endpoint"] == server.url
+    assert "no complete answer" in incomplete.evidence["error"]
 
 
 def test_refused_connection() -> None:
@@ -575,8 +582,9 @@ def test_rpc_since_before_retention_says_so() -> None:
         tx_hash="cd" * 32,
     )
     findings = reconcile_escrow([row], fetched.payments, escrow=CONTRACT, window=window)
-    assert [f.code for f in findings] == ["ESCROW_OUTSIDE_WINDOW"]
+    assert [f.code for f in findings] == ["ESCROW_COVERAGE_INCOMPLETE", "ESCROW_OUTSIDE_WINDOW"]
     assert "retention window" in findings[0].summary
+    assert findings[0].evidence["rows_not_checked"] == 0
 
 
 def test_rpc_since_inside_retention_starts_at_a_checked_ledger() -> None:

@@ -103,6 +103,9 @@ _TABLE: tuple[FindingCode, ...] = (
     FindingCode(
         "ESCROW_OUTSIDE_WINDOW", _I, "Payout rows outside the window the chain data covers", _DOUBLE
     ),
+    FindingCode(
+        "ESCROW_COVERAGE_INCOMPLETE", _W, "Chain source failed or did not cover the window", _DOUBLE
+    ),
     # Settlement rules (stuck settlement).
     FindingCode(
         "SETTLEMENT_CONFIRMED_NOT_RECORDED", _C, "Landed on chain but not recorded as paid", _STUCK

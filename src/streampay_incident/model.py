@@ -153,6 +153,8 @@ class ChainTransaction:
     out, Horizon ``410 before_history``, RPC retention window passed).
     ``oldest_ledger_close_time``: for an RPC ``NOT_FOUND``, the start of the
     RPC's retention window (a transaction older than that may exist unseen).
+    ``detail``: for ``unknown``, why the lookup could not tell (refused,
+    timeout, HTTP 503, ...), for the report's endpoint list.
     """
 
     hash: str
@@ -162,6 +164,7 @@ class ChainTransaction:
     closed_at: datetime | None = None
     oldest_ledger_close_time: datetime | None = None
     source: str = "input"
+    detail: str = attrs.field(default="", eq=False)
 
     @property
     def all_hashes(self) -> tuple[str, ...]:
@@ -366,13 +369,17 @@ class CoverageWindow:
 
     ``complete`` is False when the source could not cover what was asked (an
     RPC retention window that starts after ``--since``, paging cut short by
-    the deadline); ``note`` says why, for the report.
+    the deadline); ``note`` says why, for the report. ``failed_endpoint`` and
+    ``failure`` name the endpoint that failed and its error (refused, timeout,
+    HTTP status) when the source itself failed.
     """
 
     since: datetime | None = None
     until: datetime | None = None
     complete: bool = True
     note: str = ""
+    failed_endpoint: str | None = None
+    failure: str | None = None
 
     def contains(self, moment: datetime | None) -> bool:
         """True when ``moment`` is inside the window (an unknown moment counts as inside)."""
@@ -388,6 +395,11 @@ class CoverageWindow:
             "until": format_rfc3339(self.until) if self.until else None,
             "complete": self.complete,
             "note": self.note,
+            **(
+                {"failed_endpoint": self.failed_endpoint, "failure": self.failure}
+                if self.failed_endpoint is not None
+                else {}
+            ),
         }
 
 

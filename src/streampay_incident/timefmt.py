@@ -26,7 +26,7 @@ def parse_rfc3339(text: str) -> datetime:
         digits = re.match(r"[0-9]+", rest)
         assert digits is not None
         frac = digits.group(0)
-        text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac):]}"
+        text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac) :]}"
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"
     return datetime.fromisoformat(text).astimezone(UTC)

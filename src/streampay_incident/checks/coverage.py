@@ -55,7 +55,14 @@ def paging_window(coverage: PagingCoverage, stopped: PagingStop | None) -> Cover
     if coverage.asked_until is not None and (until is None or coverage.asked_until < until):
         until = coverage.asked_until
     since = covered_since if covered_since is not None else asked_since
-    return CoverageWindow(since=since, until=until, complete=complete, note="; ".join(notes))
+    return CoverageWindow(
+        since=since,
+        until=until,
+        complete=complete,
+        note="; ".join(notes),
+        failed_endpoint=stopped.endpoint if stopped is not None else None,
+        failure=stopped.summary if stopped is not None else None,
+    )
 
 
 def file_window(

@@ -60,9 +60,16 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Stuck settlement",
         "SettlementJobStuck fired. Which settlements are stuck, and which may be retried?",
         (
-            "settlements", "{data}/settlements.jsonl", "--transactions", "{data}/transactions.json",
-            "--network", "testnet", "--now", DEMO_NOW,
-            "--latest-ledger-close-time", DEMO_LEDGER_CLOSE,
+            "settlements",
+            "{data}/settlements.jsonl",
+            "--transactions",
+            "{data}/transactions.json",
+            "--network",
+            "testnet",
+            "--now",
+            DEMO_NOW,
+            "--latest-ledger-close-time",
+            DEMO_LEDGER_CLOSE,
         ),
         "docs/runbooks/stuck-settlement.md",
     ),
@@ -78,8 +85,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Stellar or Horizon outage",
         "Settlements stopped confirming. Is the network or our Horizon/RPC the problem?",
         (
-            "chain", "--snapshot", "{data}/chain-outage.json", "--now", DEMO_NOW,
-            "--network", "testnet",
+            "chain",
+            "--snapshot",
+            "{data}/chain-outage.json",
+            "--now",
+            DEMO_NOW,
+            "--network",
+            "testnet",
         ),
         "docs/runbooks/chain-outage.md",
     ),
@@ -143,8 +155,11 @@ def run_scenario(scenario: Scenario, data: Path) -> int:
         return code
     _, raw = _run([*args, "--format", "json"], capture=True)
     click.echo("")
-    click.secho(f"What to do (runbook {scenario.runbook}; no money moves without a second "
-                "engineer checking destination, amount, asset and retry_safe):", bold=True)
+    click.secho(
+        f"What to do (runbook {scenario.runbook}; no money moves without a second "
+        "engineer checking destination, amount, asset and retry_safe):",
+        bold=True,
+    )
     for line in _advice(scenario, json.loads(raw)):
         click.echo(line)
     click.echo("")

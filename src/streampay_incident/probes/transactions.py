@@ -35,6 +35,7 @@ from .http import (
     fetch,
     join_url,
     run_within,
+    transport_outcome,
 )
 from .rpc import rpc_reply, rpc_request_body
 
@@ -48,8 +49,19 @@ DEFAULT_CONCURRENCY = 8
 _GRACE = 0.5
 
 
-def _unknown(tx_hash: str, source: str) -> ChainTransaction:
-    return ChainTransaction(hash=tx_hash, status="unknown", source=source)
+_NO_ANSWER = "no answer before the deadline"
+
+
+def _unknown(tx_hash: str, source: str, detail: str = _NO_ANSWER) -> ChainTransaction:
+    return ChainTransaction(hash=tx_hash, status="unknown", source=source, detail=detail)
+
+
+def _exchange_problem(exchange: Exchange) -> str:
+    """What went wrong with one lookup, the way on-call says it (refused, timeout, HTTP 503)."""
+    decided = transport_outcome(exchange)
+    if decided is not None:
+        return decided.detail
+    return f"HTTP {exchange.status}"
 
 
 def horizon_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
@@ -61,12 +73,12 @@ def horizon_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
         return ChainTransaction(hash=tx_hash, status="not_found", source=source)
     if exchange.status != 200:
         # 410 before_history, 429, 5xx, no answer: it may exist; we cannot tell.
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, _exchange_problem(exchange))
     try:
         record = exchange.json_body()
         return chain_transaction_from_horizon(record, source=source)
     except (ValueError, InputError):
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, "HTTP 200 but not a transaction record")
 
 
 def rpc_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
@@ -76,14 +88,14 @@ def rpc_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
     source = f"rpc {exchange.endpoint}"
     call, result, _error = rpc_reply(exchange)
     if call.outcome != "ok" or not isinstance(result, Mapping):
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, call.detail or f"HTTP {exchange.status}")
     try:
         transaction = chain_transaction_from_rpc(result, tx_hash, source=source)
     except InputError:
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, "not a getTransaction result")
     if transaction.status == "not_found" and transaction.oldest_ledger_close_time is None:
         # Every RPC keeps a window; one that does not say where it starts proves nothing.
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, "NOT_FOUND without a retention window")
     return transaction
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pluggy
 
-from ..checks.evidence import settlement_chain_facts
+from ..checks.evidence import endpoint_errors_line, endpoint_lookups, settlement_chain_facts
 from ..checks.settlements import index_transactions
 from ..hookspecs import FIND_SETTLEMENT
 from ..model import (
@@ -83,12 +83,19 @@ def settlement_chain(
             latest_ledger_close_time = facts.latest_ledger_close_time
         chain_status = grade.status
         account_sequences = dict(facts.account_sequences)
+        endpoints = endpoint_lookups(live)
         inputs = {
             "horizon": [e.url for e in grade.endpoints if e.kind == "horizon"],
             "rpc": [e.url for e in grade.endpoints if e.kind == "rpc"],
             "chain_status": grade.status,
-            "live_transaction_records": len(facts.transactions),
+            # Answered, not asked: an endpoint that failed answers nothing.
+            "live_transaction_records": sum(1 for t in facts.transactions if t.status != "unknown"),
+            "live_lookups_asked": len(facts.transactions),
+            "endpoints": endpoints,
         }
+        failed = endpoint_errors_line(endpoints)
+        if failed:
+            inputs["endpoint_errors"] = failed
     return SettlementChain(
         transactions=records,
         context=SettlementContext(
