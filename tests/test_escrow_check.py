@@ -432,6 +432,9 @@ def test_failed_source_calls_no_row_missing() -> None:
     )
     assert "10 confirmed payout row(s) could not be checked" in finding.summary
     assert finding.evidence["window"]["failed_endpoint"] == "http://127.0.0.1:9"
+    bare = CoverageWindow(complete=False, failed_endpoint="http://h", failure="HTTP 503")
+    (only,) = run([], [], bare)
+    assert only.summary.startswith("chain source http://h failed: HTTP 503; 0 confirmed")
 
 
 def test_incomplete_window_still_reports_what_it_saw() -> None:

@@ -129,6 +129,9 @@ _TABLE: tuple[FindingCode, ...] = (
     FindingCode(
         "SETTLEMENT_NETWORK_MISMATCH", _C, "Settlement's transaction is on another network", _STUCK
     ),
+    FindingCode(
+        "SETTLEMENT_SEARCH_AMBIGUOUS", _W, "Several transfers could be the settlement's", _STUCK
+    ),
     # Chain health (Stellar outage or Horizon hard-down).
     FindingCode(
         "CHAIN_ENDPOINT_UNREACHABLE", _C, "Endpoint unreachable before the deadline", _CHAIN

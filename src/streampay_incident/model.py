@@ -113,6 +113,10 @@ class Settlement:
     shows the envelope was signed for that network. ``available_at`` is when
     StreamPay's worker may next pick the row up (its backoff); ``event_key``
     is StreamPay's idempotency key for the settlement, when the export has one.
+
+    ``payer`` (the escrow or source account), ``destination``, ``asset`` and
+    ``amount`` (int stroops) are what the settlement pays, when the export (the
+    outbox payload) says: the submission search looks for that transfer.
     """
 
     settlement_id: str
@@ -131,6 +135,10 @@ class Settlement:
     available_at: datetime | None = None
     network_hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     event_key: str | None = None
+    payer: str | None = None
+    destination: str | None = None
+    asset: Asset | None = None
+    amount: int | None = None
 
     @property
     def all_tx_hashes(self) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..model import ChainPayment, CoverageWindow, Finding, make_finding
 from ..observations import PagingCoverage, PagingStop
+from ..stellar.networks import PUBLIC
 from ..timefmt import format_rfc3339
 
 _CODES = {
@@ -102,3 +103,29 @@ def file_window(
     if not payments and asked_since is None and asked_until is None:
         notes.append("the chain payments file holds no payments")
     return CoverageWindow(since=since, until=until, complete=complete, note="; ".join(notes))
+
+
+#: Pubnet ledgers whose CAP-67 classic events were incomplete until re-ingested (P23-P24).
+INCOMPLETE_EVENT_LEDGERS = (58_762_517, 59_501_299)
+
+
+def incomplete_event_range(
+    first_ledger: int | None, last_ledger: int | None, network_passphrase: str | None
+) -> str | None:
+    """Why RPC events of ``first_ledger``..``last_ledger`` may miss classic transfers, or None.
+
+    On pubnet, events between ledgers 58,762,517 and 59,501,299 were incomplete
+    until re-ingested: a window that overlaps them (or whose ledgers are not
+    known) cannot prove an absence there.
+    """
+    if network_passphrase != PUBLIC:
+        return None
+    low, high = INCOMPLETE_EVENT_LEDGERS
+    if first_ledger is not None and first_ledger > high:
+        return None
+    if last_ledger is not None and last_ledger < low:
+        return None
+    return (
+        f"pubnet ledgers {low:,}-{high:,}: classic events were incomplete there until "
+        "re-ingested (CAP-67, Protocol 23-24)"
+    )

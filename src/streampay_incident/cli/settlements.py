@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -25,8 +26,10 @@ from ..registry import get_plugin_manager, plugin_settings_from_env
 from ..stellar.networks import network_name
 from ..timefmt import format_rfc3339
 from ..usecases import SettlementChain, settlement_chain, triage_settlements
+from ..usecases.search import triage_with_search
 from .chain import endpoint_urls
 from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
+from .search import check_escrow, run_search, search_options
 
 
 def load_settlements(path: str, network_passphrase: str | None) -> list[Settlement]:
@@ -130,6 +133,7 @@ def gather_chain(
     show_default=True,
     help="Seconds for all live lookups together.",
 )
+@search_options
 @output_options
 @handle_input_errors
 def settlements(
@@ -143,6 +147,8 @@ def settlements(
     timeout: float,
     fmt: str,
     fail_on: str,
+    search: bool = True,
+    escrow: str | None = None,
 ) -> None:
     """Triage settlement_outbox rows: stuck, failed, settled, and whether a retry is safe.
 
@@ -156,6 +162,7 @@ def settlements(
         raise click.UsageError("--horizon/--rpc need --network (another network, other hashes)")
     records = load_settlements(file, network)
     pm = get_plugin_manager(plugin_settings_from_env(os.environ))
+    started = time.monotonic()  # the search gets what is left of --timeout
     chain, chain_inputs = gather_chain(
         records,
         transactions_file=transactions_file,
@@ -175,6 +182,16 @@ def settlements(
     close_time = chain.context.latest_ledger_close_time
     if close_time is not None:
         inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
-    report = triage_settlements(records, chain=chain, now=moment, pm=pm, inputs=inputs)
+    payer = check_escrow(escrow)
+    if search and (horizon_urls or rpc_urls):
+        found = run_search(
+            records, chain, horizon_urls=horizon_urls, rpc_urls=rpc_urls,
+            timeout=max(0.0, timeout - (time.monotonic() - started)), escrow=payer,
+        )  # fmt: skip
+        report = triage_with_search(
+            records, chain=chain, search=found, now=moment, pm=pm, inputs=inputs
+        )
+    else:
+        report = triage_settlements(records, chain=chain, now=moment, pm=pm, inputs=inputs)
     log_event("report", command="settlements", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)

@@ -122,7 +122,8 @@ async def _rpc_pages(
     run: _Run, start_ledger: int | None, passphrase: str | None
 ) -> datetime | None:
     """Page getEvents; returns the latest ledger close time the RPC reported."""
-    filters = _transfer_filters(run.escrow)
+    filters = run.filters or _transfer_filters(run.escrow)
+    run.first_ledger = start_ledger if not run.cursor else None
     cursor = run.cursor
     latest_at: datetime | None = None
     while run.pages < _MAX_PAGES:  # pragma: no branch - the bound is a safety net
@@ -143,6 +144,7 @@ async def _rpc_pages(
                 )
             )
         latest_at = as_unix_time(result.get("latestLedgerCloseTime")) or latest_at
+        run.last_ledger = as_int(result.get("latestLedger")) or run.last_ledger
         kept: list[dict[str, Any]] = []
         past_until = False
         for index, event in enumerate(events):
@@ -197,10 +199,13 @@ async def fetch_rpc_transfers(
     client: Any = None,
     cursor_file: Path | str | None = None,
     progress: Progress | None = None,
+    filters: list[dict[str, Any]] | None = None,
 ) -> PaymentsFetch:
     """Every token transfer out of ``escrow`` (a ``C...`` contract) the RPC still keeps.
 
-    Never raises on network faults (see :func:`fetch_horizon_payments`).
+    ``filters`` replaces the escrow's ``getEvents`` filters (the submission
+    search narrows them to one destination). Never raises on network faults
+    (see :func:`fetch_horizon_payments`).
     """
     return await _page(
         _rpc_walk,
@@ -213,12 +218,14 @@ async def fetch_rpc_transfers(
         client=client,
         cursor_file=cursor_file,
         progress=progress,
+        filters=filters,
     )
 
 
 async def _rpc_walk(run: _Run) -> None:
     """The retention window and start ledger (or the cursor file's cursor), then the events."""
     start, run.covered_since, run.latest_at, passphrase = await _rpc_start(run, run.notes)
+    run.network_passphrase = passphrase
     state = run.cursor_file
     if state is not None and state.resumed:
         run.notes.clear()  # the cursor file's span replaces the retention notes
