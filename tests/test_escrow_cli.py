@@ -78,7 +78,6 @@ def codes(result: Any) -> list[str]:
             ["--escrow", ESCROW, "--horizon", "http://h", "--rpc", "http://r"],
             "one of --chain-payments",
         ),
-        (["--escrow", ESCROW, "--rpc", "http://r"], "--rpc reads a C... escrow"),
         (["--escrow", CONTRACT, "--horizon", "http://h"], "--horizon reads a G... escrow"),
         (
             ["--escrow", ESCROW, "--chain-payments", ACCOUNT_PAGE, "--cursor-file", "c"],

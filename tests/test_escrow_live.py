@@ -546,13 +546,15 @@ def test_rpc_pages_transfer_events_out_of_the_contract() -> None:
     assert "cursor" not in first["pagination"]
     assert second["pagination"]["cursor"] == "0016010972359577600-0000000008"
     assert "startLedger" not in second
-    (flt,) = first["filters"]
+    flt, outflows = first["filters"]
     assert flt["type"] == "contract" and "contractIds" not in flt
     from stellar_sdk import Address, scval
 
     transfer = scval.to_symbol("transfer").to_xdr()
     escrow = Address(CONTRACT).to_xdr_sc_val().to_xdr()
     assert flt["topics"] == [[transfer, escrow, "*", "*"], [transfer, escrow, "*"]]
+    burn, clawback = (scval.to_symbol(n).to_xdr() for n in ("burn", "clawback"))
+    assert outflows["topics"] == [[burn, escrow, "*"], [clawback, escrow, "*"]]
     assert window_of(fetched).since == OLDEST_AT
     assert "keeps events from ledger" in window_of(fetched).note
     # The testnet passphrase from getNetwork proves the native asset contract.

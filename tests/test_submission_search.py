@@ -81,7 +81,11 @@ def test_g_escrow_outflows_from_classic_events_with_paging(small_pages: None) ->
     assert all("cursor" in p["pagination"] for p in pages[1:])
     by_hash = {(p.tx_hash, p.to_account): p for p in fetched.payments}
     assert {base_account(p.from_account) for p in fetched.payments} == {ESCROW}
-    assert len(fetched.payments) == 6  # every transfer whose `from` is the escrow
+    assert len(fetched.payments) == 8  # every transfer, burn and clawback from the escrow
+    burn = next(p for p in fetched.payments if p.kind == "sac_burn")
+    clawback = next(p for p in fetched.payments if p.kind == "sac_clawback")
+    assert (burn.to_account, burn.asset, burn.amount) == (USDC.issuer, USDC, 5_000_000)
+    assert (clawback.to_account, clawback.amount) == (USDC.issuer, 2_000_000)
     memo_id = next(p for p in fetched.payments if base_account(p.to_account) == ALICE)
     assert memo_id.to_account.startswith("M") and memo_id.amount == 250_000_000
     text = next(p for p in fetched.payments if p.to_account == BOB)
@@ -90,7 +94,7 @@ def test_g_escrow_outflows_from_classic_events_with_paging(small_pages: None) ->
     assert any(p.to_account == CAROL and p.asset == USDC for p in fetched.payments)
     assert any(p.to_account == ACCOUNTS["balance"] for p in fetched.payments)
     assert not any(p.to_account == ACCOUNTS["dave"] for p in fetched.payments)
-    assert len(by_hash) == 6
+    assert len(by_hash) == 8
     assert fetched.first_ledger is not None and fetched.last_ledger == FIRST + 120
     assert fetched.network_passphrase == TESTNET
 

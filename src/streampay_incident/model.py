@@ -326,6 +326,8 @@ PaymentKind = Literal[
     "account_merge",
     "invoke_host_function",
     "sac_transfer",
+    "sac_burn",
+    "sac_clawback",
 ]
 
 PAYMENT_KINDS: tuple[str, ...] = get_args(PaymentKind)
@@ -425,3 +427,4 @@ class EscrowObservation:
     payments: tuple[ChainPayment, ...]
     window: CoverageWindow
     stop: PagingStop | None = None
+    kind: str | None = None  # "horizon" or "rpc" for a live source, None for a file

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ..model import ChainPayment, CoverageWindow, Finding, make_finding
+import attrs
+
+from ..model import ChainPayment, CoverageWindow, Finding, Payout, make_finding
 from ..observations import PagingCoverage, PagingStop
 from ..stellar.networks import PUBLIC
 from ..timefmt import format_rfc3339
@@ -128,4 +130,50 @@ def incomplete_event_range(
     return (
         f"pubnet ledgers {low:,}-{high:,}: classic events were incomplete there until "
         "re-ingested (CAP-67, Protocol 23-24)"
+    )
+
+
+def _incomplete(window: CoverageWindow, why: str) -> CoverageWindow:
+    note = f"{window.note}; {why}" if window.note else why
+    return attrs.evolve(window, complete=False, note=note)
+
+
+def classic_event_window(
+    window: CoverageWindow,
+    *,
+    escrow: str,
+    kind: str | None,
+    first_ledger: int | None,
+    last_ledger: int | None,
+    network_passphrase: str | None,
+) -> CoverageWindow:
+    """A ``G...`` escrow read from RPC events: incomplete when the ledgers read overlap the
+    pubnet range whose classic events were incomplete (see :func:`incomplete_event_range`)."""
+    if kind != "rpc" or not escrow.startswith("G"):
+        return window
+    why = incomplete_event_range(first_ledger, last_ledger, network_passphrase)
+    return window if why is None else _incomplete(window, why)
+
+
+def classic_events_missing(
+    window: CoverageWindow,
+    *,
+    escrow: str,
+    kind: str | None,
+    payouts: Sequence[Payout],
+    payments: Sequence[ChainPayment],
+) -> CoverageWindow:
+    """An RPC that returned no events at all for a ``G...`` escrow that has confirmed payout
+    rows in the window does not show an absence: its node may not emit classic events
+    (CAP-67) or may not have backfilled them. The window is then incomplete."""
+    if kind != "rpc" or not escrow.startswith("G") or payments:
+        return window
+    recorded = [p for p in payouts if p.status == "confirmed" and window.contains(p.created_at)]
+    if not recorded:
+        return window
+    return _incomplete(
+        window,
+        f"the RPC returned no events for {escrow} although {len(recorded)} confirmed payout "
+        "row(s) fall in the window: its node may not emit or backfill classic events (CAP-67); "
+        "read the window from --horizon",
     )

@@ -23,7 +23,9 @@ Counting only what actually moved:
 - payments into the escrow (funding) and the escrow paying itself (a path
   payment converting between its own assets) are not outflows;
 - destinations compare exactly as given: an ``M...`` muxed address differs from
-  its ``G...`` base and from other muxed ids.
+  its ``G...`` base and from other muxed ids; except that a ``G...`` row with a
+  memo id matches that account muxed with the same id (CAP-67 events carry the
+  memo id as ``to_muxed_id``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from ..model import (
     Payout,
     make_finding,
 )
-from ..stellar.strkey import base_account
+from ..stellar.strkey import base_account, muxed_parts
 from ..timefmt import format_rfc3339
 
 MERGE_AMOUNT_NOTE = (
@@ -157,6 +159,18 @@ class _Transactions:
         return h in self._parent
 
 
+def _same_destination(row: Payout, paid_to: str) -> bool:
+    """Exactly the row's destination; or, for a ``G...`` row with a memo id, that account
+    muxed with the memo id: a CAP-67 event carries a transaction's memo id as
+    ``to_muxed_id``, which reads as a muxed ``M...`` destination."""
+    if paid_to == row.destination:
+        return True
+    if not paid_to.startswith("M") or row.memo.type != "id":
+        return False
+    base, muxed_id = muxed_parts(paid_to)
+    return base == row.destination and muxed_id == row.memo.value
+
+
 def _pair(
     rows: list[Payout], outflows: list[ChainPayment]
 ) -> tuple[list[Payout], list[ChainPayment]]:
@@ -173,7 +187,9 @@ def _pair(
         for row in left_rows:
             match = None
             for i, p in enumerate(left_pay):
-                if p.to_account != row.destination or _asset_key(p.asset) != _asset_key(row.asset):
+                if not _same_destination(row, p.to_account) or _asset_key(p.asset) != _asset_key(
+                    row.asset
+                ):
                     continue
                 if (exact and p.amount == row.amount) or (not exact and p.amount is None):
                     match = i
@@ -192,7 +208,7 @@ def _differences(rows: list[Payout], outflows: list[ChainPayment]) -> list[str]:
         return ["payments"]
     row, pay = rows[0], outflows[0]
     diffs = []
-    if row.destination != pay.to_account:
+    if not _same_destination(row, pay.to_account):
         diffs.append("destination")
     if _asset_key(row.asset) != _asset_key(pay.asset):
         diffs.append("asset")

@@ -72,7 +72,12 @@ def escrow_options(func: F) -> F:
             metavar="G...|C...",
             help="The escrow account (G..., Horizon payments) or contract (C..., RPC events).",
         ),
-        click.option("--rpc", metavar="URL", help="Stellar RPC to read a C... escrow's transfers."),
+        click.option(
+            "--rpc",
+            metavar="URL",
+            help="Stellar RPC to read the escrow's transfer events (C..., and G... from "
+            "Protocol 23's classic events; Horizon for older windows).",
+        ),
         click.option("--horizon", metavar="URL", help="Horizon to read a G... escrow's payments."),
         click.option(
             "--chain-payments",
@@ -127,8 +132,6 @@ class EscrowRequest:
         _check_escrow(escrow)
         if options.get("horizon") and not escrow.startswith("G"):
             raise click.UsageError("--horizon reads a G... escrow account; use --rpc for C...")
-        if options.get("rpc") and not escrow.startswith("C"):
-            raise click.UsageError("--rpc reads a C... escrow contract; use --horizon for G...")
         if options.get("cursor_file") and options.get("chain_payments"):
             raise click.UsageError("--cursor-file goes with --horizon or --rpc, not a file")
         since, until = options.get("since"), options.get("until")
@@ -202,8 +205,11 @@ def _from_network(request: EscrowRequest) -> EscrowObservation:
             timeout=request.timeout,
             cursor_file=request.cursor_file,
             progress=update,
+            kind="rpc" if request.rpc else "horizon",
         )
-    return usecases.escrow_from_paging(request.escrow, request.source, fetched)
+    return usecases.escrow_from_paging(
+        request.escrow, request.source, fetched, kind="rpc" if request.rpc else "horizon"
+    )
 
 
 def escrow_observation(request: EscrowRequest) -> EscrowObservation:

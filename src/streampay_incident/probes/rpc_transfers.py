@@ -30,13 +30,20 @@ def _transfer_filters(escrow: str) -> list[dict[str, Any]]:
     from stellar_sdk import Address, scval
 
     transfer = scval.to_symbol("transfer").to_xdr()
+    burn = scval.to_symbol("burn").to_xdr()
+    clawback = scval.to_symbol("clawback").to_xdr()
     source = Address(escrow).to_xdr_sc_val().to_xdr()
     return [
         {
             "type": "contract",
             # SAC events have 4 topics (the asset last), other tokens 3.
             "topics": [[transfer, source, "*", "*"], [transfer, source, "*"]],
-        }
+        },
+        {
+            # CAP-67: a payment to the issuer is a burn; a clawback takes from the holder.
+            "type": "contract",
+            "topics": [[burn, source, "*"], [clawback, source, "*"]],
+        },
     ]
 
 

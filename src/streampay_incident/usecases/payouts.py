@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from ..checks.coverage import file_window, paging_finding, paging_window
+from ..checks.coverage import (
+    classic_event_window,
+    classic_events_missing,
+    file_window,
+    paging_finding,
+    paging_window,
+)
 from ..hookspecs import ESCROW_CHECKS, PAYOUT_CHECKS
 from ..model import EscrowObservation, Finding, Payout, PayoutPolicy, Report
 from ..registry import run_checks
@@ -42,14 +48,29 @@ def escrow_from_file(
     )
 
 
-def escrow_from_paging(escrow: str, source: str, fetched: PaymentsFetch) -> EscrowObservation:
-    """What a live paging run read from ``escrow``, the window it covers and why it stopped."""
+def escrow_from_paging(
+    escrow: str, source: str, fetched: PaymentsFetch, *, kind: str | None = None
+) -> EscrowObservation:
+    """What a live paging run read from ``escrow``, the window it covers and why it stopped.
+
+    ``kind`` ``rpc`` for a ``G...`` escrow: classic events, whose coverage has its own
+    rules (:func:`~streampay_incident.checks.coverage.classic_event_window`).
+    """
+    window = classic_event_window(
+        paging_window(fetched.coverage, fetched.stop),
+        escrow=escrow,
+        kind=kind,
+        first_ledger=fetched.first_ledger,
+        last_ledger=fetched.last_ledger,
+        network_passphrase=fetched.network_passphrase,
+    )
     return EscrowObservation(
         escrow=escrow,
         source=source,
         payments=fetched.payments,
-        window=paging_window(fetched.coverage, fetched.stop),
+        window=window,
         stop=fetched.stop,
+        kind=kind,
     )
 
 
@@ -67,7 +88,13 @@ def reconcile_escrow(
     ``PLUGIN_ERROR`` finding. The report's inputs describe the chain source
     and the window it covers.
     """
-    window = chain.window
+    window = classic_events_missing(
+        chain.window,
+        escrow=chain.escrow,
+        kind=chain.kind,
+        payouts=payouts,
+        payments=chain.payments,
+    )
     stopped = (paging_finding(chain.stop),) if chain.stop is not None else ()
     findings = stopped + run_checks(
         pm, ESCROW_CHECKS, payouts, chain.payments, escrow=chain.escrow, window=window

@@ -1,0 +1,132 @@
+"""Issue 13 §1: a G... escrow reconciled from RPC events (CAP-67 classic events), and the
+coverage rules that keep an RPC's silence from passing for an absence."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from click.testing import CliRunner
+
+from loopback import LoopbackServer
+from streampay_incident.checks.coverage import classic_event_window, classic_events_missing
+from streampay_incident.cli import main
+from streampay_incident.model import NATIVE, CoverageWindow, Payout
+from streampay_incident.stellar.networks import PUBLIC, TESTNET
+from test_submission_search import ACCOUNTS, ALICE, ESCROW, EVENTS, FIRST, FIRST_AT, stand_in
+
+ENV = {"STREAMPAY_INCIDENT_DISABLE_PLUGINS": "all"}
+
+
+def payouts_csv(tmp_path: Any, rows: list[dict[str, str]]) -> str:
+    keys = ("payout_id", "settlement_id", "destination", "asset", "amount", "status",
+            "created_at", "tx_hash", "memo_type", "memo")  # fmt: skip
+    head = ",".join(keys) + "\n"
+    body = "".join(",".join(r.get(k, "") for k in keys) + "\n" for r in rows)
+    path = tmp_path / "payouts.csv"
+    path.write_text(head + body)
+    return str(path)
+
+
+def tx_of(ledger_offset: int) -> str:
+    return next(e["txHash"] for e in EVENTS if e["ledger"] == FIRST + ledger_offset)
+
+
+def test_g_escrow_reconciled_from_rpc_events(tmp_path: Any) -> None:
+    rows = [
+        {"payout_id": "p1", "settlement_id": "s1", "destination": ALICE, "asset": "native",
+         "amount": "25", "status": "confirmed", "created_at": "2026-11-27T02:00:40Z",
+         "tx_hash": tx_of(10), "memo_type": "id", "memo": "4242"},
+        {"payout_id": "p2", "settlement_id": "s2", "destination": ACCOUNTS["bob"],
+         "asset": f"USDC:{ACCOUNTS['usdc_issuer']}", "amount": "10", "status": "confirmed",
+         "created_at": "2026-11-27T02:01:30Z", "tx_hash": tx_of(20)},
+    ]  # fmt: skip
+    with LoopbackServer(stand_in().routes()) as rpc:
+        result = CliRunner().invoke(
+            main,
+            ["payouts", payouts_csv(tmp_path, rows), "--escrow", ESCROW, "--rpc", rpc.url,
+             "--since", "2026-11-27T01:59:00Z", "--format", "json"],
+            env=ENV,
+        )  # fmt: skip
+    doc = json.loads(result.output)
+    unrecorded = {f["subject"] for f in doc["findings"] if f["code"] == "ESCROW_UNRECORDED_OUTFLOW"}
+    # The memo id travels as to_muxed_id: the G... row with memo id 4242 matches it.
+    assert "ESCROW_AMOUNT_MISMATCH" not in [f["code"] for f in doc["findings"]]
+    assert tx_of(10) not in unrecorded and tx_of(20) not in unrecorded
+    for offset in (30, 50, 70, 80, 90):  # path payment, claimable balance, fee-bump, burn, clawback
+        assert tx_of(offset) in unrecorded
+    assert tx_of(40) not in unrecorded  # the merge is not the escrow's
+    assert tx_of(60) not in unrecorded  # a claim back into the escrow is an inflow
+    assert doc["inputs"]["chain_payments"] == 8
+    assert doc["inputs"]["escrow_window_complete"] is True
+
+
+def test_an_rpc_without_classic_events_is_not_an_absence(tmp_path: Any) -> None:
+    rows = [
+        {"payout_id": "p1", "settlement_id": "s1", "destination": ALICE, "asset": "native",
+         "amount": "25", "status": "confirmed", "created_at": "2026-11-27T02:00:40Z",
+         "tx_hash": tx_of(10)},
+    ]  # fmt: skip
+    silent = stand_in()
+    silent.events = []
+    with LoopbackServer(silent.routes()) as rpc:
+        result = CliRunner().invoke(
+            main,
+            ["payouts", payouts_csv(tmp_path, rows), "--escrow", ESCROW, "--rpc", rpc.url,
+             "--since", "2026-11-27T01:59:00Z", "--format", "json"],
+            env=ENV,
+        )  # fmt: skip
+    doc = json.loads(result.output)
+    codes = [f["code"] for f in doc["findings"]]
+    assert "ESCROW_RECORD_NOT_ON_CHAIN" not in codes
+    assert codes == ["ESCROW_COVERAGE_INCOMPLETE"]
+    assert "may not emit or backfill classic events" in doc["findings"][0]["summary"]
+    assert doc["findings"][0]["evidence"]["rows_not_checked"] == 1
+
+
+def test_classic_event_coverage_rules() -> None:
+    window = CoverageWindow(since=FIRST_AT)
+    args: dict[str, Any] = {"first_ledger": 59_000_000, "last_ledger": 60_000_000}
+    overlap = classic_event_window(
+        window, escrow=ESCROW, kind="rpc", network_passphrase=PUBLIC, **args
+    )
+    assert not overlap.complete and "58,762,517-59,501,299" in overlap.note
+    assert (
+        classic_event_window(window, escrow=ESCROW, kind="rpc", network_passphrase=TESTNET, **args)
+        == window
+    )
+    contract = "CDLZFC3SYJYDZT7K67VZ75HPJVIEUVNIXF47ZG2FB2RMQQVU2HHGCYSC"
+    assert (
+        classic_event_window(window, escrow=contract, kind="rpc", network_passphrase=PUBLIC, **args)
+        == window
+    )
+    noted = classic_event_window(
+        CoverageWindow(note="earlier"), escrow=ESCROW, kind="rpc", network_passphrase=PUBLIC,
+        **args,
+    )  # fmt: skip
+    assert noted.note.startswith("earlier; pubnet ledgers")
+    row = Payout("p", "s", ALICE, NATIVE, 1, "confirmed", FIRST_AT + timedelta(minutes=1))
+    old = Payout("o", "s", ALICE, NATIVE, 1, "confirmed", datetime(2020, 1, 1, tzinfo=UTC))
+    assert classic_events_missing(window, escrow=ESCROW, kind="horizon", payouts=[row],
+                                  payments=[]) == window  # fmt: skip
+    assert classic_events_missing(window, escrow=ESCROW, kind="rpc", payouts=[old],
+                                  payments=[]) == window  # fmt: skip
+    assert not classic_events_missing(
+        window, escrow=ESCROW, kind="rpc", payouts=[row], payments=[]
+    ).complete
+
+
+def test_memo_id_row_and_muxed_event_must_agree_on_the_id() -> None:
+    from streampay_incident.checks.escrow import reconcile_escrow
+    from streampay_incident.model import ChainPayment, Memo
+    from streampay_incident.stellar.strkey import muxed_address
+
+    paid = ChainPayment("a" * 64, True, ESCROW, muxed_address(ALICE, 4242), NATIVE, 5,
+                        "sac_transfer", closed_at=FIRST_AT)  # fmt: skip
+    row = Payout("p", "s", ALICE, NATIVE, 5, "confirmed", FIRST_AT, "a" * 64, Memo("id", 4243))
+    (finding,) = reconcile_escrow([row], [paid], escrow=ESCROW, window=CoverageWindow())
+    assert finding.code == "ESCROW_AMOUNT_MISMATCH"
+    assert finding.evidence["differences"] == ["destination"]
+    same = Payout("p", "s", ALICE, NATIVE, 5, "confirmed", FIRST_AT, "a" * 64, Memo("id", 4242))
+    assert reconcile_escrow([same], [paid], escrow=ESCROW, window=CoverageWindow()) == []
