@@ -472,7 +472,8 @@ class EventsStandIn:
     (events strictly after it); ``pagination.limit`` (default 100, at most
     10,000). ``getHealth``, ``getNetwork`` and ``getLedgers`` answer from the
     same ledger range, so the escrow pager and the submission search can find
-    their start ledger. ``routes()`` gives the routes for a
+    their start ledger; ``getTransaction`` answers from ``transactions`` (hash ->
+    result), else ``NOT_FOUND``. ``routes()`` gives the routes for a
     :class:`LoopbackServer`.
     """
 
@@ -484,7 +485,9 @@ class EventsStandIn:
         latest_ledger: int,
         close_time: Callable[[int], datetime],
         passphrase: str = "Test SDF Network ; September 2015",
+        transactions: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        self.transactions = dict(transactions or {})
         self.events = sorted((dict(e) for e in events), key=lambda e: str(e["id"]))
         self.oldest_ledger = oldest_ledger
         self.latest_ledger = latest_ledger
@@ -550,6 +553,14 @@ class EventsStandIn:
         )
         return self._result({"events": chosen, "cursor": end, **self._window()})
 
+    def get_transaction(self, request: Request) -> Reply:
+        """The result given for the hash, else NOT_FOUND with the retention window."""
+        tx_hash = request.json()["params"]["hash"]
+        found = self.transactions.get(tx_hash)
+        if found is not None:
+            return self._result(found)
+        return self._result({"status": "NOT_FOUND", "txHash": tx_hash, **self._window()})
+
     def get_ledgers(self, request: Request) -> Reply:
         start = int(request.json()["params"]["startLedger"])
         ledger = {"sequence": start, "ledgerCloseTime": unix(self.close_time(start))}
@@ -571,4 +582,5 @@ class EventsStandIn:
             ),
             "RPC getLedgers": self.get_ledgers,
             "RPC getEvents": self.get_events,
+            "RPC getTransaction": self.get_transaction,
         }

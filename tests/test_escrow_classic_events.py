@@ -9,12 +9,12 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from loopback import LoopbackServer
+from loopback import LoopbackServer, json_reply
 from streampay_incident.checks.coverage import classic_event_window, classic_events_missing
 from streampay_incident.cli import main
 from streampay_incident.model import NATIVE, CoverageWindow, Payout
 from streampay_incident.stellar.networks import PUBLIC, TESTNET
-from test_submission_search import ACCOUNTS, ALICE, ESCROW, EVENTS, FIRST, FIRST_AT, stand_in
+from test_submission_search import ACCOUNTS, ALICE, CAP67, ESCROW, EVENTS, FIRST, FIRST_AT, stand_in
 
 ENV = {"STREAMPAY_INCIDENT_DISABLE_PLUGINS": "all"}
 
@@ -130,3 +130,58 @@ def test_memo_id_row_and_muxed_event_must_agree_on_the_id() -> None:
     assert finding.evidence["differences"] == ["destination"]
     same = Payout("p", "s", ALICE, NATIVE, 5, "confirmed", FIRST_AT, "a" * 64, Memo("id", 4242))
     assert reconcile_escrow([same], [paid], escrow=ESCROW, window=CoverageWindow()) == []
+
+
+FEE_BUMP = json.loads(
+    (CAP67.parent / "getTransaction_fee_bump_testnet.json").read_text(encoding="utf-8")
+)["result"]
+
+
+def test_a_fee_bump_row_recording_the_inner_hash_matches_the_outer_event(tmp_path: Any) -> None:
+    """getEvents lists the outer hash; getTransaction's envelope gives the inner one."""
+    inner = ACCOUNTS["fee_bump_inner_hash"]
+    rows = [
+        {"payout_id": "fb", "settlement_id": "s9", "destination": ALICE, "asset": "native",
+         "amount": "25", "status": "confirmed", "created_at": "2026-11-27T02:05:30Z",
+         "tx_hash": inner},
+    ]  # fmt: skip
+    args = ["--escrow", ESCROW, "--since", "2026-11-27T02:04:00Z", "--format", "json"]
+    server = stand_in(transactions={FEE_BUMP["txHash"]: FEE_BUMP})
+    with LoopbackServer(server.routes()) as rpc:
+        result = CliRunner().invoke(
+            main, ["payouts", payouts_csv(tmp_path, rows), "--rpc", rpc.url, *args], env=ENV
+        )
+        asked = [r.json()["params"] for r in rpc.requests if r.rpc_method == "getTransaction"]
+    doc = json.loads(result.output)
+    codes = {(f["code"], f["subject"]) for f in doc["findings"]}
+    assert ("ESCROW_RECORD_NOT_ON_CHAIN", inner) not in codes
+    assert ("ESCROW_UNRECORDED_OUTFLOW", FEE_BUMP["txHash"]) not in codes
+    assert {"hash": FEE_BUMP["txHash"]} in asked
+    # Without the RPC's envelope the outer event and the inner row stay apart.
+    with LoopbackServer(stand_in().routes()) as rpc:
+        plain = CliRunner().invoke(
+            main, ["payouts", payouts_csv(tmp_path, rows), "--rpc", rpc.url, *args], env=ENV
+        )
+    plain_codes = {(f["code"], f["subject"]) for f in json.loads(plain.output)["findings"]}
+    assert ("ESCROW_RECORD_NOT_ON_CHAIN", inner) in plain_codes
+
+
+def test_resolving_needs_a_reason_and_an_answer() -> None:
+    import asyncio
+
+    from streampay_incident.checks.fee_bumps import hashes_to_resolve
+    from streampay_incident.model import ChainPayment
+    from streampay_incident.probes.fee_bumps import resolve_hashes
+
+    paid = ChainPayment("a" * 64, True, ESCROW, ALICE, NATIVE, 5, "sac_transfer")
+    named = Payout("p", "s", ALICE, NATIVE, 5, "confirmed", FIRST_AT, "a" * 64)
+    assert hashes_to_resolve([named], [paid], ESCROW) == []  # every row's hash is on chain
+    assert asyncio.run(resolve_hashes("http://127.0.0.1:9", [], timeout=1)) == {}
+    broken = dict(FEE_BUMP, envelopeXdr="not-xdr")
+    plain = dict(FEE_BUMP, envelopeXdr=FEE_BUMP["envelopeXdr"], txHash="b" * 64)
+    server = stand_in(transactions={"c" * 64: broken, "b" * 64: plain, "d" * 64: {"x": 1}})
+    with LoopbackServer(server.routes()) as rpc:
+        found = asyncio.run(resolve_hashes(rpc.url, ["c" * 64, "b" * 64, "d" * 64], timeout=2))
+    assert found == {}  # bad envelope, a hash the envelope does not have, no envelope
+    with LoopbackServer({"*": json_reply({"jsonrpc": "2.0", "id": 1, "result": {}})}) as odd:
+        assert asyncio.run(resolve_hashes(odd.url, ["c" * 64], timeout=2)) == {}

@@ -212,14 +212,27 @@ def _from_network(request: EscrowRequest) -> EscrowObservation:
     )
 
 
-def escrow_observation(request: EscrowRequest) -> EscrowObservation:
+def escrow_observation(
+    request: EscrowRequest, *, payouts: Sequence[Payout] = ()
+) -> EscrowObservation:
     """What the chain source of ``request`` says left the escrow, and the window it covers.
 
     A file that cannot be read raises :class:`~streampay_incident.errors.InputError`
     (exit 2); an endpoint that misbehaves gives ``CHAIN_*`` findings and an
-    incomplete window instead.
+    incomplete window instead. With ``--rpc``, fee-bumps whose inner hash a row of
+    ``payouts`` may have recorded are resolved with ``getTransaction``.
     """
-    return _from_file(request) if request.chain_payments else _from_network(request)
+    if request.chain_payments:
+        return _from_file(request)
+    chain = _from_network(request)
+    if request.rpc:
+        from ..probes.fee_bumps import resolve_hashes_sync
+
+        rpc = request.rpc
+        chain = usecases.resolve_fee_bumps(
+            payouts, chain, lambda hashes: resolve_hashes_sync(rpc, hashes, timeout=request.timeout)
+        )
+    return chain
 
 
 def escrow_findings(
@@ -227,5 +240,6 @@ def escrow_findings(
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Reconcile ``payouts`` with the chain source; the findings and the report inputs."""
     pm = registry.get_plugin_manager(registry.plugin_settings_from_env(os.environ))
-    report = usecases.reconcile_escrow(payouts, escrow_observation(request), now=utc_now(), pm=pm)
+    chain = escrow_observation(request, payouts=payouts)
+    report = usecases.reconcile_escrow(payouts, chain, now=utc_now(), pm=pm)
     return list(report.findings), dict(report.inputs)

@@ -15,7 +15,13 @@ through the plugins.
 from __future__ import annotations
 
 from .chain import chain_report, grade_chain, grade_observations
-from .payouts import escrow_from_file, escrow_from_paging, reconcile_escrow, triage_payouts
+from .payouts import (
+    escrow_from_file,
+    escrow_from_paging,
+    reconcile_escrow,
+    resolve_fee_bumps,
+    triage_payouts,
+)
 from .settlements import SettlementChain, find_settlement, settlement_chain, triage_settlements
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "grade_chain",
     "grade_observations",
     "reconcile_escrow",
+    "resolve_fee_bumps",
     "settlement_chain",
     "triage_payouts",
     "triage_settlements",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pluggy
 
 from ..checks.coverage import (
@@ -15,6 +16,7 @@ from ..checks.coverage import (
     paging_finding,
     paging_window,
 )
+from ..checks.fee_bumps import hashes_to_resolve, with_hashes
 from ..hookspecs import ESCROW_CHECKS, PAYOUT_CHECKS
 from ..model import EscrowObservation, Finding, Payout, PayoutPolicy, Report
 from ..registry import run_checks
@@ -72,6 +74,25 @@ def escrow_from_paging(
         stop=fetched.stop,
         kind=kind,
     )
+
+
+def resolve_fee_bumps(
+    payouts: Sequence[Payout],
+    chain: EscrowObservation,
+    resolve: Callable[[list[str]], Mapping[str, Sequence[str]]],
+) -> EscrowObservation:
+    """``chain`` with both hashes of its fee-bumps, where a payout row may name the inner one.
+
+    RPC events list a fee-bump under its outer hash; ``resolve`` (the shell's
+    ``getTransaction`` probe) is asked only for the outflows no row names, and
+    only when some row names a hash no outflow has
+    (:func:`~streampay_incident.checks.fee_bumps.hashes_to_resolve`).
+    """
+    wanted = hashes_to_resolve(payouts, chain.payments, chain.escrow)
+    if not wanted:
+        return chain
+    known = resolve(wanted)
+    return attrs.evolve(chain, payments=with_hashes(chain.payments, known))
 
 
 def reconcile_escrow(
