@@ -152,6 +152,8 @@ def rfc3339(moment: datetime) -> str:
 # The close time and ledger of the recorded pubnet Horizon root (horizon/root_pubnet_2024-12.json).
 HORIZON_CLOSED_AT = datetime(2024, 12, 15, 11, 39, 19, tzinfo=UTC)
 HORIZON_LEDGER = 54837706
+HORIZON_ELDER_LEDGER = 48530161
+HORIZON_ELDER_CLOSED_AT = "2023-10-20T00:00:00Z"
 
 
 def horizon_routes(
@@ -168,6 +170,13 @@ def horizon_routes(
         if isinstance(health, str)
         else health,
         "GET /fee_stats": fixture_reply(fee_stats) if isinstance(fee_stats, str) else fee_stats,
+        # The recorded root keeps history from ledger 48530161: its ledger resource, so a
+        # 404 for a transaction covers a known span (the recorded ledger body, re-numbered;
+        # the close time is an estimate ~6.3M ledgers before the root's latest).
+        f"GET /ledgers/{HORIZON_ELDER_LEDGER}": fixture_reply(
+            "horizon/ledger_detail_pubnet_docs.json",
+            overrides={"sequence": HORIZON_ELDER_LEDGER, "closed_at": HORIZON_ELDER_CLOSED_AT},
+        ),
     }
     routes.update(extra)
     return routes

@@ -20,11 +20,20 @@ What an answer means (the pure classifier decides the rest):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ..errors import InputError
 from ..model import ChainTransaction, Settlement
-from ..observations import SequenceAnswer, SettlementChainObservations, TransactionAnswer, as_int
+from ..observations import (
+    SequenceAnswer,
+    SettlementChainObservations,
+    TransactionAnswer,
+    as_int,
+    as_rfc3339,
+)
 from . import ChainConfig, ChainObservations, observe_chain
 from .http import (
     READ_RETRY,
@@ -64,13 +73,78 @@ def _exchange_problem(exchange: Exchange) -> str:
     return f"HTTP {exchange.status}"
 
 
-def horizon_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
-    """Interpret ``GET /transactions/{hash}``: record, ``not_found`` (404) or ``unknown``."""
+@attrs.frozen
+class HorizonHistory:
+    """Which ledgers a Horizon's 404 covers: all of them (``full``), or from ``starts_at``
+    (the close time of its ``history_elder_ledger``); neither when that is unknown."""
+
+    full: bool = True
+    elder_ledger: int | None = None
+    starts_at: datetime | None = None
+
+
+FULL_HISTORY = HorizonHistory()
+
+
+async def horizon_history(
+    client: httpx.AsyncClient, url: str, *, deadline: Deadline, sink: ExchangeSink | None = None
+) -> HorizonHistory:
+    """Where the Horizon at ``url`` keeps transactions from: its root's
+    ``history_elder_ledger`` and that ledger's ``closed_at``. A Horizon that keeps
+    partial history answers 404 for older transactions: that proves nothing."""
+
+    async def get(path: str, call: str) -> Any:
+        exchange = await fetch(
+            client, "GET", join_url(url, path), endpoint=url, call=call, deadline=deadline,
+            retry=READ_RETRY, sink=sink,
+        )  # fmt: skip
+        if exchange.status != 200:
+            return None
+        try:
+            doc = exchange.json_body()
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    root = await get("", "root")
+    elder = as_int(root.get("history_elder_ledger")) if root else None
+    if elder is None:
+        return HorizonHistory(full=False)
+    if elder <= 2:
+        return FULL_HISTORY
+    ledger = await get(f"ledgers/{elder}", "ledger")
+    closed = as_rfc3339(ledger.get("closed_at")) if ledger else None
+    return HorizonHistory(full=False, elder_ledger=elder, starts_at=closed)
+
+
+def horizon_transaction(
+    exchange: Exchange, tx_hash: str, history: HorizonHistory = FULL_HISTORY
+) -> ChainTransaction:
+    """Interpret ``GET /transactions/{hash}``: record, ``not_found`` (404) or ``unknown``.
+
+    A 404 covers the Horizon's ``history``: all ledgers, or from its start (kept as
+    the not-found's window, like an RPC's retention); when where it starts is
+    unknown the 404 is ``unknown``.
+    """
     from ..io.transactions import chain_transaction_from_horizon
 
     source = f"horizon {exchange.endpoint}"
     if exchange.status == 404:
-        return ChainTransaction(hash=tx_hash, status="not_found", source=source)
+        if history.full:
+            return ChainTransaction(hash=tx_hash, status="not_found", source=source)
+        if history.starts_at is None:
+            at = f"ledger {history.elder_ledger}" if history.elder_ledger else "an unknown ledger"
+            return _unknown(
+                tx_hash,
+                source,
+                f"404, but Horizon keeps history from {at} closed at an unknown time",
+            )
+        return ChainTransaction(
+            hash=tx_hash,
+            status="not_found",
+            source=source,
+            oldest_ledger_close_time=history.starts_at,
+        )
     if exchange.status != 200:
         # 410 before_history, 429, 5xx, no answer: it may exist; we cannot tell.
         return _unknown(tx_hash, source, _exchange_problem(exchange))
@@ -121,6 +195,7 @@ async def lookup_transactions(
     concurrency: int = DEFAULT_CONCURRENCY,
     sink: ExchangeSink | None = None,
     into: dict[tuple[str, str, str], ChainTransaction] | None = None,
+    horizon_histories: Mapping[str, HorizonHistory] | None = None,
 ) -> list[TransactionAnswer]:
     """Ask every endpoint about every hash, ``concurrency`` hashes at a time, within ``deadline``.
 
@@ -145,7 +220,8 @@ async def lookup_transactions(
                 retry=READ_RETRY,
                 sink=sink,
             )
-            answers[("horizon", url, tx_hash)] = horizon_transaction(exchange, tx_hash)
+            history = (horizon_histories or {}).get(url, FULL_HISTORY)
+            answers[("horizon", url, tx_hash)] = horizon_transaction(exchange, tx_hash, history)
 
         async def ask_rpc(url: str) -> None:
             exchange = await fetch(
@@ -242,7 +318,11 @@ async def observe_settlement_chain(
     answers: dict[tuple[str, str, str], ChainTransaction] = {}
     sequences: list[SequenceAnswer] = []
 
+    histories: dict[str, HorizonHistory] = {}
+
     async def lookups(url: str, kind: str) -> None:
+        if kind == "horizon" and hashes:
+            histories[url] = await horizon_history(active, url, deadline=deadline, sink=recorder)
         if kind == "horizon" and wanted:
             await lookup_account_sequences(
                 active,
@@ -262,6 +342,7 @@ async def observe_settlement_chain(
             concurrency=concurrency,
             sink=recorder,
             into=answers,
+            horizon_histories=histories,
         )
 
     try:
@@ -291,6 +372,9 @@ __all__ = [
     "SequenceAnswer",
     "SettlementChainObservations",
     "TransactionAnswer",
+    "FULL_HISTORY",
+    "HorizonHistory",
+    "horizon_history",
     "horizon_sequence",
     "horizon_transaction",
     "lookup_account_sequences",
