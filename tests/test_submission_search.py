@@ -355,10 +355,10 @@ def test_a_processing_row_with_no_hash_is_found_landed(tmp_path: Path) -> None:
     nothing = [f for f in doc["findings"] if f["subject"] == "nothing"]
     assert nothing and "no matching transfer in ledgers" in nothing[0]["summary"]
     assert nothing[0]["evidence"]["search"]["complete"] is True
-    assert doc["inputs"]["search"]["found"] == 1
-    assert doc["inputs"]["search"]["ambiguous"] == 1
-    assert doc["inputs"]["search"]["not_searchable"] == 1
-    assert doc["search"]["bob"]["outcome"] == "found"
+    assert doc["search"]["summary"]["found"] == 1
+    assert doc["search"]["summary"]["ambiguous"] == 1
+    assert doc["search"]["summary"]["not_searchable"] == 1
+    assert doc["search"]["settlements"]["bob"]["outcome"] == "found"
     # --no-search: the row stays unknown.
     assert {v["settlement_id"]: v["retry_reason"] for v in off["settlements"]}["bob"] != "tx_landed"
     assert "search" not in off["inputs"]
@@ -416,7 +416,7 @@ def test_search_use_case_reads_payouts_and_says_what_it_could_not_read() -> None
     (result,) = found.results
     assert result.outcome == "none" and not result.complete
     assert "the search deadline passed first" in result.note
-    assert found.inputs()["search"]["none"] == 1
+    assert found.summary()["none"] == 1 and "1 not found" in found.inputs()["search"]
     assert search_submissions([s], SettlementChain(), fetch=fetch) == SubmissionSearch(skipped=1)
 
 

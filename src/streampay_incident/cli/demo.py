@@ -21,7 +21,14 @@ import click
 
 DEMO_NOW = "2026-11-27T03:00:00Z"
 DEMO_LEDGER_CLOSE = "2026-11-27T02:59:56Z"
-DATA_FILES = ("payouts.csv", "settlements.jsonl", "transactions.json", "chain-outage.json")
+DATA_FILES = (
+    "payouts.csv",
+    "settlements.jsonl",
+    "transactions.json",
+    "chain-outage.json",
+    "unhashed-settlements.jsonl",
+    "search-events.json",
+)
 
 # What each retry verdict tells the engineer to do.
 RETRY_ADVICE: dict[str, str] = {
@@ -42,6 +49,7 @@ RETRY_ADVICE: dict[str, str] = {
     "already_paid": "DO NOT RETRY: another payout already paid it; a replay pays twice",
     "network_mismatch": "DO NOT RETRY: its envelope is on another network; check --network",
     "backing_off": "wait: StreamPay's worker retries it at available_at",
+    "search_ambiguous": "DO NOT RETRY: several transfers could be its payment; tell them apart",
 }
 
 
@@ -94,6 +102,23 @@ SCENARIOS: tuple[Scenario, ...] = (
             "testnet",
         ),
         "docs/runbooks/chain-outage.md",
+    ),
+    Scenario(
+        "unhashed-settlement",
+        "Stuck settlement with no tx hash",
+        "Two rows are processing with expired leases and no tx hash: the lease reaper will "
+        "re-run them. Did their payments land anyway?",
+        (
+            "settlements",
+            "{data}/unhashed-settlements.jsonl",
+            "--search-payments",
+            "{data}/search-events.json",
+            "--network",
+            "testnet",
+            "--now",
+            DEMO_NOW,
+        ),
+        "docs/runbooks/stuck-settlement.md#submission-search",
     ),
 )
 

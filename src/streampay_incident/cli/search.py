@@ -9,6 +9,7 @@ with the probe :func:`~streampay_incident.probes.search.search_transfers_sync`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -16,14 +17,22 @@ import click
 from ..io.rows import contains_seed
 from ..model import Settlement
 from ..stellar import strkey
-from ..usecases.search import SubmissionSearch, search_submissions
+from ..usecases.search import Fetch, SubmissionSearch, search_submissions
 from ..usecases.settlements import SettlementChain
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def search_options(func: F) -> F:
-    """``--search/--no-search`` and ``--escrow`` (passed as ``search`` and ``escrow``)."""
+    """``--search/--no-search``, ``--escrow`` and ``--search-payments`` (passed as ``search``,
+    ``escrow`` and ``search_payments``)."""
+    func = click.option(
+        "--search-payments",
+        "search_payments",
+        metavar="FILE",
+        help="Search this recorded chain data (an RPC getEvents result or Horizon payments) "
+        "instead of the live endpoints: what a submission search would read, offline.",
+    )(func)
     func = click.option(
         "--escrow",
         metavar="G...|C...",
@@ -72,3 +81,57 @@ def run_search(
         )
 
     return search_submissions(settlements, chain, fetch=fetch, payer=escrow)
+
+
+def file_fetch(path: str, network_passphrase: str | None) -> Fetch:
+    """A search source reading ``path`` (``--search-payments``): what it covers is what the
+    file says (an RPC result's retention window and ledgers); a file that does not say
+    where its data starts covers nothing for sure."""
+    from ..io.chain_payments import read_chain_payments
+    from ..observations import PagingCoverage
+    from ..probes.paging import PaymentsFetch
+    from ..probes.search import PairSearch
+
+    batch = read_chain_payments(path)
+    oldest = batch.oldest_ledger_close_time
+    kind = "rpc" if batch.oldest_ledger is not None else "file"
+
+    def fetch(pairs: list[tuple[str, str, datetime]]) -> list[PairSearch]:
+        return [
+            PairSearch(
+                payer,
+                destination,
+                since,
+                path,
+                kind,
+                PaymentsFetch(
+                    payments=batch.payments,
+                    coverage=PagingCoverage(
+                        asked_since=since,
+                        covered_since=oldest if oldest is not None and oldest > since else None,
+                        unverified=oldest is None,
+                        notes=(),
+                    ),
+                    first_ledger=batch.oldest_ledger,
+                    last_ledger=batch.latest_ledger,
+                    network_passphrase=network_passphrase,
+                ),
+            )
+            for payer, destination, since in pairs
+        ]
+
+    return fetch
+
+
+def search_from_file(
+    settlements: Sequence[Settlement],
+    chain: SettlementChain,
+    *,
+    path: str,
+    network_passphrase: str | None,
+    escrow: str | None,
+) -> SubmissionSearch:
+    """The submission search over a recorded file (``--search-payments``)."""
+    return search_submissions(
+        settlements, chain, fetch=file_fetch(path, network_passphrase), payer=escrow
+    )

@@ -29,7 +29,7 @@ from ..usecases import SettlementChain, settlement_chain, triage_settlements
 from ..usecases.search import triage_with_search
 from .chain import endpoint_urls
 from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
-from .search import check_escrow, run_search, search_options
+from .search import check_escrow, run_search, search_from_file, search_options
 
 
 def load_settlements(path: str, network_passphrase: str | None) -> list[Settlement]:
@@ -149,6 +149,7 @@ def settlements(
     fail_on: str,
     search: bool = True,
     escrow: str | None = None,
+    search_payments: str | None = None,
 ) -> None:
     """Triage settlement_outbox rows: stuck, failed, settled, and whether a retry is safe.
 
@@ -183,7 +184,14 @@ def settlements(
     if close_time is not None:
         inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
     payer = check_escrow(escrow)
-    if search and (horizon_urls or rpc_urls):
+    if search and search_payments:
+        found = search_from_file(
+            records, chain, path=search_payments, network_passphrase=network, escrow=payer
+        )
+        report = triage_with_search(
+            records, chain=chain, search=found, now=moment, pm=pm, inputs=inputs
+        )
+    elif search and (horizon_urls or rpc_urls):
         found = run_search(
             records, chain, horizon_urls=horizon_urls, rpc_urls=rpc_urls,
             timeout=max(0.0, timeout - (time.monotonic() - started)), escrow=payer,

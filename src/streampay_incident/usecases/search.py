@@ -27,12 +27,18 @@ from .settlements import SettlementChain, triage_settlements
 class PairFetch(Protocol):
     """What the probe returned for one (payer, destination) pair (see ``probes.search``)."""
 
-    payer: str
-    destination: str
-    since: datetime
-    source: str
-    kind: str
-    fetched: Any
+    @property
+    def payer(self) -> str: ...
+    @property
+    def destination(self) -> str: ...
+    @property
+    def since(self) -> datetime: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def fetched(self) -> Any: ...
 
 
 Fetch = Callable[[list[tuple[str, str, datetime]]], Sequence[PairFetch]]
@@ -46,17 +52,28 @@ class SubmissionSearch:
     skipped: int = 0  # settlements that needed a search but whose payment is unknown
     sources: tuple[str, ...] = ()
 
-    def inputs(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """The counts: searched, each outcome, complete, not searchable, and the sources."""
         counts = {o: sum(1 for r in self.results if r.outcome == o) for o in rules.OUTCOMES}
         return {
-            "search": {
-                "searched": len(self.results),
-                **counts,
-                "complete": sum(1 for r in self.results if r.complete),
-                "not_searchable": self.skipped,
-                "sources": list(self.sources),
-            }
+            "searched": len(self.results),
+            **counts,
+            "complete": sum(1 for r in self.results if r.complete),
+            "not_searchable": self.skipped,
+            "sources": list(self.sources),
         }
+
+    def inputs(self) -> dict[str, Any]:
+        """One line for the report's inputs (the counts are in the report's ``search``)."""
+        c = self.summary()
+        line = (
+            f"{c['searched']} searched: {c['found']} found, {c['ambiguous']} ambiguous, "
+            f"{c['none']} not found ({c['complete']} with complete coverage); "
+            f"{c['not_searchable']} without payer/destination/asset/amount"
+        )
+        if self.sources:
+            line += f"; read {', '.join(self.sources)}"
+        return {"search": line}
 
 
 def search_submissions(
@@ -108,7 +125,9 @@ def search_submissions(
         )
         if fetched is not None:
             transfers.extend(fetched.payments)
-    results = rules.match_transfers(targets, transfers, coverage)
+    # One transfer read for two pairs (a payer's Horizon payments, a file) is one transfer.
+    unique = {(t.tx_hash.lower(), t.operation_id, t.to_account, t.amount): t for t in transfers}
+    results = rules.match_transfers(targets, list(unique.values()), coverage)
     sources = tuple(dict.fromkeys(f"{a.kind} {a.source}" for a in answers))
     return SubmissionSearch(tuple(results), skipped, sources)
 
@@ -140,6 +159,8 @@ def triage_with_search(
         report.settlements or (), report.findings, search.results
     )
     extra = dict(report.extra)
-    if search.results:
-        extra["search"] = {r.settlement_id: r.to_json() for r in search.results}
+    extra["search"] = {
+        "summary": search.summary(),
+        "settlements": {r.settlement_id: r.to_json() for r in search.results},
+    }
     return attrs.evolve(report, settlements=verdicts, findings=findings, extra=extra)
