@@ -54,7 +54,9 @@ class SubmissionSearch:
 
     def summary(self) -> dict[str, Any]:
         """The counts: searched, each outcome, complete, not searchable, and the sources."""
-        counts = {o: sum(1 for r in self.results if r.outcome == o) for o in rules.OUTCOMES}
+        counts: dict[str, int] = {
+            o: sum(1 for r in self.results if r.outcome == o) for o in rules.OUTCOMES
+        }
         return {
             "searched": len(self.results),
             **counts,
