@@ -20,10 +20,7 @@ What an answer means (the pure classifier decides the rest):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-import attrs
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..model import ChainTransaction, Settlement
@@ -32,9 +29,9 @@ from ..observations import (
     SettlementChainObservations,
     TransactionAnswer,
     as_int,
-    as_rfc3339,
 )
 from . import ChainConfig, ChainObservations, observe_chain
+from .horizon_history import FULL_HISTORY, HorizonHistory, horizon_history
 from .http import (
     READ_RETRY,
     Deadline,
@@ -71,50 +68,6 @@ def _exchange_problem(exchange: Exchange) -> str:
     if decided is not None:
         return decided.detail
     return f"HTTP {exchange.status}"
-
-
-@attrs.frozen
-class HorizonHistory:
-    """Which ledgers a Horizon's 404 covers: all of them (``full``), or from ``starts_at``
-    (the close time of its ``history_elder_ledger``); neither when that is unknown."""
-
-    full: bool = True
-    elder_ledger: int | None = None
-    starts_at: datetime | None = None
-
-
-FULL_HISTORY = HorizonHistory()
-
-
-async def horizon_history(
-    client: httpx.AsyncClient, url: str, *, deadline: Deadline, sink: ExchangeSink | None = None
-) -> HorizonHistory:
-    """Where the Horizon at ``url`` keeps transactions from: its root's
-    ``history_elder_ledger`` and that ledger's ``closed_at``. A Horizon that keeps
-    partial history answers 404 for older transactions: that proves nothing."""
-
-    async def get(path: str, call: str) -> Any:
-        exchange = await fetch(
-            client, "GET", join_url(url, path), endpoint=url, call=call, deadline=deadline,
-            retry=READ_RETRY, sink=sink,
-        )  # fmt: skip
-        if exchange.status != 200:
-            return None
-        try:
-            doc = exchange.json_body()
-        except ValueError:
-            return None
-        return doc if isinstance(doc, dict) else None
-
-    root = await get("", "root")
-    elder = as_int(root.get("history_elder_ledger")) if root else None
-    if elder is None:
-        return HorizonHistory(full=False)
-    if elder <= 2:
-        return FULL_HISTORY
-    ledger = await get(f"ledgers/{elder}", "ledger")
-    closed = as_rfc3339(ledger.get("closed_at")) if ledger else None
-    return HorizonHistory(full=False, elder_ledger=elder, starts_at=closed)
 
 
 def horizon_transaction(
