@@ -383,17 +383,7 @@ def chain_payment_from_rpc_event(
     source = _scaddress(_scval(topics[1], "topic[1]"), "topic[1]")
     destination = _scaddress(_scval(topics[2], "topic[2]"), "topic[2]")
     contract_id = _contract_id(event)
-    asset = Asset("token", contract_id)
-    if len(topics) == 4:
-        asset_val = _scval(topics[3], "topic[3]")
-        if asset_val.type != xdr.SCValType.SCV_STRING:
-            raise RecordProblem("topic[3]", "asset topic is not a string")
-        claimed = _sep11_asset(scval.from_string(asset_val).decode("utf-8", "replace"))
-        if (
-            network_passphrase is None
-            or _sac_contract_id(claimed, network_passphrase) == contract_id
-        ):
-            asset = claimed
+    asset = _event_asset(topics, 3, contract_id, network_passphrase)
     amount, muxed_val = _event_amount(_scval(event.get("value"), "value"))
     memo = NO_MEMO
     if muxed_val is not None:
@@ -424,6 +414,28 @@ def chain_payment_from_rpc_event(
     )
 
 
+def _event_asset(
+    topics: list[Any], index: int, contract_id: str, network_passphrase: str | None
+) -> Asset:
+    """The SEP-11 asset topic at ``index`` when present and (with a passphrase) named by
+    its real Stellar Asset Contract; else ``token:<contractId>``."""
+    from stellar_sdk import scval, xdr
+
+    asset = Asset("token", contract_id)
+    if len(topics) > index:
+        field = f"topic[{index}]"
+        asset_val = _scval(topics[index], field)
+        if asset_val.type != xdr.SCValType.SCV_STRING:
+            raise RecordProblem(field, "asset topic is not a string")
+        claimed = _sep11_asset(scval.from_string(asset_val).decode("utf-8", "replace"))
+        if (
+            network_passphrase is None
+            or _sac_contract_id(claimed, network_passphrase) == contract_id
+        ):
+            asset = claimed
+    return asset
+
+
 def _contract_id(event: Mapping[str, Any]) -> str:
     contract_id = event.get("contractId")
     if not isinstance(contract_id, str) or address_problem(contract_id) is not None:
@@ -437,23 +449,12 @@ def _outflow_event(
     """A ``burn`` (``["burn", from, asset]``: a classic payment to the issuer) or ``clawback``
     (``["clawback", from, asset]``) event: money that left ``from``, to the asset's issuer
     (the token contract for other tokens). CAP-67 shapes; the asset topic is optional."""
-    from stellar_sdk import scval, xdr
 
     if len(topics) not in (2, 3):
         raise RecordProblem("topic", f"a {name} event has 2 or 3 topics")
     source = _scaddress(_scval(topics[1], "topic[1]"), "topic[1]")
     contract_id = _contract_id(event)
-    asset = Asset("token", contract_id)
-    if len(topics) == 3:
-        asset_val = _scval(topics[2], "topic[2]")
-        if asset_val.type != xdr.SCValType.SCV_STRING:
-            raise RecordProblem("topic[2]", "asset topic is not a string")
-        claimed = _sep11_asset(scval.from_string(asset_val).decode("utf-8", "replace"))
-        if (
-            network_passphrase is None
-            or _sac_contract_id(claimed, network_passphrase) == contract_id
-        ):
-            asset = claimed
+    asset = _event_asset(topics, 2, contract_id, network_passphrase)
     amount, _ = _event_amount(_scval(event.get("value"), "value"))
     successful = event.get("inSuccessfulContractCall", True)
     if not isinstance(successful, bool):

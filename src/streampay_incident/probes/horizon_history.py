@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..observations import as_int, as_rfc3339
-from .http import READ_RETRY, Deadline, ExchangeSink, fetch, join_url
+from .http import READ_RETRY, Deadline, ExchangeSink, fetch, join_url, json_object
 
 if TYPE_CHECKING:
     import httpx
@@ -44,13 +44,7 @@ async def horizon_history(
             client, "GET", join_url(url, path), endpoint=url, call=call, deadline=deadline,
             retry=READ_RETRY, sink=sink,
         )  # fmt: skip
-        if exchange.status != 200:
-            return None
-        try:
-            doc = exchange.json_body()
-        except ValueError:
-            return None
-        return doc if isinstance(doc, dict) else None
+        return json_object(exchange) if exchange.status == 200 else None
 
     root = await get("", "root")
     elder = as_int(root.get("history_elder_ledger")) if root else None
