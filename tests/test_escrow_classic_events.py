@@ -29,6 +29,18 @@ def payouts_csv(tmp_path: Any, rows: list[dict[str, str]]) -> str:
     return str(path)
 
 
+def reconcile(tmp_path: Any, rows: list[dict[str, str]], server: Any) -> dict[str, Any]:
+    """``payouts --escrow ESCROW --rpc`` over ``rows`` against ``server``, as JSON."""
+    with LoopbackServer(server.routes()) as rpc:
+        result = CliRunner().invoke(
+            main,
+            ["payouts", payouts_csv(tmp_path, rows), "--escrow", ESCROW, "--rpc", rpc.url,
+             "--since", "2026-11-27T01:59:00Z", "--format", "json"],
+            env=ENV,
+        )  # fmt: skip
+    return dict(json.loads(result.output))
+
+
 def tx_of(ledger_offset: int) -> str:
     return next(e["txHash"] for e in EVENTS if e["ledger"] == FIRST + ledger_offset)
 
@@ -42,14 +54,7 @@ def test_g_escrow_reconciled_from_rpc_events(tmp_path: Any) -> None:
          "asset": f"USDC:{ACCOUNTS['usdc_issuer']}", "amount": "10", "status": "confirmed",
          "created_at": "2026-11-27T02:01:30Z", "tx_hash": tx_of(20)},
     ]  # fmt: skip
-    with LoopbackServer(stand_in().routes()) as rpc:
-        result = CliRunner().invoke(
-            main,
-            ["payouts", payouts_csv(tmp_path, rows), "--escrow", ESCROW, "--rpc", rpc.url,
-             "--since", "2026-11-27T01:59:00Z", "--format", "json"],
-            env=ENV,
-        )  # fmt: skip
-    doc = json.loads(result.output)
+    doc = reconcile(tmp_path, rows, stand_in())
     unrecorded = {f["subject"] for f in doc["findings"] if f["code"] == "ESCROW_UNRECORDED_OUTFLOW"}
     # The memo id travels as to_muxed_id: the G... row with memo id 4242 matches it.
     assert "ESCROW_AMOUNT_MISMATCH" not in [f["code"] for f in doc["findings"]]
@@ -70,14 +75,7 @@ def test_an_rpc_without_classic_events_is_not_an_absence(tmp_path: Any) -> None:
     ]  # fmt: skip
     silent = stand_in()
     silent.events = []
-    with LoopbackServer(silent.routes()) as rpc:
-        result = CliRunner().invoke(
-            main,
-            ["payouts", payouts_csv(tmp_path, rows), "--escrow", ESCROW, "--rpc", rpc.url,
-             "--since", "2026-11-27T01:59:00Z", "--format", "json"],
-            env=ENV,
-        )  # fmt: skip
-    doc = json.loads(result.output)
+    doc = reconcile(tmp_path, rows, silent)
     codes = [f["code"] for f in doc["findings"]]
     assert "ESCROW_RECORD_NOT_ON_CHAIN" not in codes
     assert codes == ["ESCROW_COVERAGE_INCOMPLETE"]
