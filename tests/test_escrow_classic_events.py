@@ -183,3 +183,42 @@ def test_resolving_needs_a_reason_and_an_answer() -> None:
     assert found == {}  # bad envelope, a hash the envelope does not have, no envelope
     with LoopbackServer({"*": json_reply({"jsonrpc": "2.0", "id": 1, "result": {}})}) as odd:
         assert asyncio.run(resolve_hashes(odd.url, ["c" * 64], timeout=2)) == {}
+
+
+def test_horizon_is_the_fallback_when_the_rpc_does_not_cover(tmp_path: Any) -> None:
+    from loopback import RefusingEndpoint, fixture_reply, horizon_routes
+
+    rows = [
+        {"payout_id": "p1", "settlement_id": "s1", "destination": ALICE, "asset": "native",
+         "amount": "25", "status": "confirmed", "created_at": "2026-11-27T02:00:40Z",
+         "tx_hash": tx_of(10), "memo_type": "id", "memo": "4242"},
+    ]  # fmt: skip
+    routes = horizon_routes()
+    routes["GET /accounts/*/payments"] = fixture_reply("horizon/account_payments_pubnet_docs.json")
+    csv = payouts_csv(tmp_path, rows)
+    with RefusingEndpoint() as refused, LoopbackServer(routes) as horizon:
+        args = ["payouts", csv, "--escrow", ESCROW, "--rpc", refused.url, "--horizon",
+                horizon.url, "--chain-timeout", "2", "--format", "json"]  # fmt: skip
+        doc = json.loads(CliRunner().invoke(main, args, env=ENV).output)
+        asked = [r.path for r in horizon.requests]
+    assert doc["inputs"]["chain_source"] == horizon.url
+    assert doc["inputs"]["escrow_window_note"].startswith(f"RPC {refused.url} did not cover")
+    assert any(p.endswith("/payments") for p in asked)
+    # An RPC that covers the window is enough: Horizon is not asked.
+    with LoopbackServer(stand_in().routes()) as rpc, LoopbackServer(routes) as horizon:
+        args = ["payouts", csv, "--escrow", ESCROW, "--rpc", rpc.url, "--horizon", horizon.url,
+                "--since", "2026-11-27T01:59:00Z", "--format", "json"]  # fmt: skip
+        doc = json.loads(CliRunner().invoke(main, args, env=ENV).output)
+        assert horizon.requests == []
+    assert doc["inputs"]["chain_source"] == rpc.url
+
+
+def test_both_sources_only_for_a_g_escrow_without_a_cursor_file(tmp_path: Any) -> None:
+    csv = payouts_csv(tmp_path, [])
+    contract = "CDLZFC3SYJYDZT7K67VZ75HPJVIEUVNIXF47ZG2FB2RMQQVU2HHGCYSC"
+    both = ["--rpc", "http://r", "--horizon", "http://h"]
+    bad = CliRunner().invoke(main, ["payouts", csv, "--escrow", contract, *both], env=ENV)
+    assert bad.exit_code == 2 and "give one of" in bad.output
+    cursor = ["--cursor-file", str(tmp_path / "c.jsonl")]
+    bad = CliRunner().invoke(main, ["payouts", csv, "--escrow", ESCROW, *both, *cursor], env=ENV)
+    assert bad.exit_code == 2 and "one of --horizon or --rpc" in bad.output

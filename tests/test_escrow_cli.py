@@ -75,7 +75,7 @@ def codes(result: Any) -> list[str]:
         (["--since", "2020-01-01T00:00:00Z"], "--since needs --escrow"),
         (["--cursor-file", "x"], "--cursor-file needs --escrow"),
         (
-            ["--escrow", ESCROW, "--horizon", "http://h", "--rpc", "http://r"],
+            ["--escrow", ESCROW, "--horizon", "http://h", "--chain-payments", ACCOUNT_PAGE],
             "one of --chain-payments",
         ),
         (["--escrow", CONTRACT, "--horizon", "http://h"], "--horizon reads a G... escrow"),

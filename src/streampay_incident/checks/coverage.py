@@ -177,3 +177,21 @@ def classic_events_missing(
         "row(s) fall in the window: its node may not emit or backfill classic events (CAP-67); "
         "read the window from --horizon",
     )
+
+
+def rpc_fallback_reason(
+    window: CoverageWindow,
+    *,
+    escrow: str,
+    payouts: Sequence[Payout],
+    payments: Sequence[ChainPayment],
+) -> str | None:
+    """Why an RPC read of a ``G...`` escrow should give way to Horizon (its window is
+    incomplete: failed, retention after ``--since``, the pubnet event gap, no classic
+    events), or None when it covers everything asked."""
+    checked = classic_events_missing(
+        window, escrow=escrow, kind="rpc", payouts=payouts, payments=payments
+    )
+    if checked.complete:
+        return None
+    return checked.failure or checked.note or "the window is not complete"

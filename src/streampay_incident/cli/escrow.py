@@ -25,6 +25,7 @@ import attrs
 import click
 
 from .. import registry, usecases
+from ..checks.coverage import rpc_fallback_reason
 from ..io.chain_payments import read_chain_payments
 from ..io.rows import contains_seed
 from ..model import EscrowObservation, Finding, Payout
@@ -126,14 +127,20 @@ class EscrowRequest:
             raise click.UsageError(
                 "--escrow needs a chain source: --chain-payments FILE, --horizon URL or --rpc URL"
             )
-        if len(sources) > 1:
-            raise click.UsageError("give one of --chain-payments, --horizon, --rpc")
         escrow = escrow.strip()
+        both = sorted(sources) == ["horizon", "rpc"]
+        if len(sources) > 1 and not (both and escrow.startswith("G")):
+            raise click.UsageError(
+                "give one of --chain-payments, --horizon, --rpc (a G... escrow may take "
+                "--rpc with --horizon as its fallback)"
+            )
         _check_escrow(escrow)
         if options.get("horizon") and not escrow.startswith("G"):
             raise click.UsageError("--horizon reads a G... escrow account; use --rpc for C...")
         if options.get("cursor_file") and options.get("chain_payments"):
             raise click.UsageError("--cursor-file goes with --horizon or --rpc, not a file")
+        if options.get("cursor_file") and both:
+            raise click.UsageError("--cursor-file goes with one of --horizon or --rpc")
         since, until = options.get("since"), options.get("until")
         if since is not None and until is not None and since > until:
             raise click.UsageError("--since is after --until")
@@ -193,23 +200,22 @@ def _from_file(request: EscrowRequest) -> EscrowObservation:
     )
 
 
-def _from_network(request: EscrowRequest) -> EscrowObservation:
+def _from_network(request: EscrowRequest, kind: str) -> EscrowObservation:
     from ..probes.payments import fetch_escrow_payments
 
+    url = (request.rpc if kind == "rpc" else request.horizon) or ""
     with _progress_line() as update:
         fetched = fetch_escrow_payments(
-            request.horizon or request.rpc or "",
+            url,
             request.escrow,
             since=request.since,
             until=request.until,
             timeout=request.timeout,
             cursor_file=request.cursor_file,
             progress=update,
-            kind="rpc" if request.rpc else "horizon",
+            kind=kind,
         )
-    return usecases.escrow_from_paging(
-        request.escrow, request.source, fetched, kind="rpc" if request.rpc else "horizon"
-    )
+    return usecases.escrow_from_paging(request.escrow, url, fetched, kind=kind)
 
 
 def escrow_observation(
@@ -224,15 +230,29 @@ def escrow_observation(
     """
     if request.chain_payments:
         return _from_file(request)
-    chain = _from_network(request)
-    if request.rpc:
-        from ..probes.fee_bumps import resolve_hashes_sync
+    if not request.rpc:
+        return _from_network(request, "horizon")
+    from ..probes.fee_bumps import resolve_hashes_sync
 
-        rpc = request.rpc
-        chain = usecases.resolve_fee_bumps(
-            payouts, chain, lambda hashes: resolve_hashes_sync(rpc, hashes, timeout=request.timeout)
-        )
-    return chain
+    rpc = request.rpc
+    chain = usecases.resolve_fee_bumps(
+        payouts,
+        _from_network(request, "rpc"),
+        lambda hashes: resolve_hashes_sync(rpc, hashes, timeout=request.timeout),
+    )
+    if request.horizon is None:
+        return chain
+    why = rpc_fallback_reason(
+        chain.window, escrow=request.escrow, payouts=payouts, payments=chain.payments
+    )
+    if why is None:
+        return chain
+    # Horizon for what the RPC could not cover: its retention, a failure, missing events.
+    fallback = _from_network(request, "horizon")
+    note = f"RPC {rpc} did not cover the window ({why}): read from Horizon {request.horizon}"
+    if fallback.window.note:
+        note += f"; {fallback.window.note}"
+    return attrs.evolve(fallback, window=attrs.evolve(fallback.window, note=note))
 
 
 def escrow_findings(
