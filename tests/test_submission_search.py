@@ -99,6 +99,14 @@ def test_g_escrow_outflows_from_classic_events_with_paging(small_pages: None) ->
     assert fetched.network_passphrase == TESTNET
 
 
+def test_a_muxed_destination_is_filtered_on_its_account() -> None:
+    from streampay_incident.stellar.strkey import muxed_address
+
+    assert search_probe.search_filters(ESCROW, muxed_address(ALICE, 4242)) == (
+        search_probe.search_filters(ESCROW, ALICE)
+    )
+
+
 def test_stand_in_filters_on_destination_and_refuses_a_start_before_retention() -> None:
     filters = search_probe.search_filters(ESCROW, ALICE)
     with LoopbackServer(stand_in().routes()) as server:

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from ..model import ChainPayment
+from ..stellar.strkey import base_account
 from .horizon_payments import fetch_horizon_payments
 from .http import make_client, run_sync
 from .paging import PaymentsFetch
@@ -45,12 +46,16 @@ class PairSearch:
 
 
 def search_filters(payer: str, destination: str) -> list[dict[str, Any]]:
-    """``getEvents`` filters for transfers from ``payer`` to ``destination`` (any asset)."""
+    """``getEvents`` filters for transfers from ``payer`` to ``destination`` (any asset).
+
+    A muxed ``M...`` address is filtered on its ``G...`` account: CAP-67 puts the
+    base account in the topics and the muxed id in the event's data.
+    """
     from stellar_sdk import Address, scval
 
     transfer = scval.to_symbol("transfer").to_xdr()
-    source = Address(payer).to_xdr_sc_val().to_xdr()
-    to = Address(destination).to_xdr_sc_val().to_xdr()
+    source = Address(base_account(payer)).to_xdr_sc_val().to_xdr()
+    to = Address(base_account(destination)).to_xdr_sc_val().to_xdr()
     return [{"type": "contract", "topics": [[transfer, source, to, "*"], [transfer, source, to]]}]
 
 
