@@ -40,7 +40,8 @@ def test_burn_shapes() -> None:
     # A look-alike contract on another network keeps its token asset.
     other = chain_payment_from_rpc_event(BURN, network_passphrase=PUBLIC)
     assert other is not None and other.asset.code == "token"
-    assert chain_payment_from_rpc_event(BURN, network_passphrase=TESTNET).asset.code == "USDC"
+    sac = chain_payment_from_rpc_event(BURN, network_passphrase=TESTNET)
+    assert sac is not None and sac.asset.code == "USDC"
     bad = [
         burn(topic=[*BURN["topic"], BURN["topic"][2]]),
         burn(topic=[BURN["topic"][0], BURN["topic"][1], scval.to_uint64(1).to_xdr()]),

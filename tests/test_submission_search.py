@@ -114,7 +114,7 @@ def test_stand_in_filters_on_destination_and_refuses_a_start_before_retention() 
 
         fetched = run_sync(fetch_rpc_transfers(server.url, ESCROW, since=FIRST_AT, filters=filters))
     # The memo-id payment and the fee-bump (listed under its outer hash) only.
-    assert sorted(p.ledger for p in fetched.payments) == [FIRST + 10, FIRST + 70]
+    assert sorted(p.ledger or 0 for p in fetched.payments) == [FIRST + 10, FIRST + 70]
     refusing = stand_in(oldest_ledger=FIRST + 50)
     with LoopbackServer(refusing.routes()) as server:
         fetched = asyncio.run(fetch_rpc_transfers(server.url, ESCROW, since=FIRST_AT))
@@ -440,3 +440,33 @@ def test_search_falls_back_to_horizon_payments() -> None:
         )
     assert answer.kind == "horizon" and answer.source == horizon.url
     assert answer.fetched is not None and answer.fetched.stop is None
+
+
+@given(
+    safe=st.lists(st.booleans(), min_size=1, max_size=4),
+    outcomes=st.lists(st.sampled_from(["found", "ambiguous", "none"]), min_size=1, max_size=4),
+)
+def test_a_search_never_makes_a_verdict_retry_safe(safe: list[bool], outcomes: list[str]) -> None:
+    """Property: the overlay only takes retry safety away (ambiguity), never grants it."""
+    from streampay_incident.checks.search import SearchResult, overlay_search
+    from streampay_incident.model import SettlementVerdict
+
+    verdicts = [
+        SettlementVerdict(f"s{i}", "stuck", s, "never_submitted" if s else "unknown_submission")
+        for i, s in enumerate(safe)
+    ]
+    results = [
+        SearchResult(f"s{i}", o, (transfer(i + 1),) if o != "none" else ())  # type: ignore[arg-type]
+        for i, o in enumerate(outcomes)
+    ]
+    after, findings = overlay_search(verdicts, [], results)
+    for before, now in zip(verdicts, after, strict=True):
+        assert now.retry_safe <= before.retry_safe
+        kind = (
+            outcomes[int(now.settlement_id[1:])]
+            if int(now.settlement_id[1:]) < len(outcomes)
+            else None
+        )
+        if kind == "ambiguous":
+            assert not now.retry_safe and now.action == "investigate"
+    assert all(f.code == "SETTLEMENT_SEARCH_AMBIGUOUS" for f in findings)
