@@ -222,3 +222,16 @@ def test_both_sources_only_for_a_g_escrow_without_a_cursor_file(tmp_path: Any) -
     cursor = ["--cursor-file", str(tmp_path / "c.jsonl")]
     bad = CliRunner().invoke(main, ["payouts", csv, "--escrow", ESCROW, *both, *cursor], env=ENV)
     assert bad.exit_code == 2 and "one of --horizon or --rpc" in bad.output
+
+
+def test_fallback_note_when_horizon_has_nothing_to_add(tmp_path: Any) -> None:
+    from loopback import RefusingEndpoint, fixture_reply, horizon_routes
+
+    routes = horizon_routes(root={"history_elder_ledger": 1})
+    routes["GET /accounts/*/payments"] = fixture_reply("horizon/account_payments_pubnet_docs.json")
+    with RefusingEndpoint() as refused, LoopbackServer(routes) as horizon:
+        args = ["payouts", payouts_csv(tmp_path, []), "--escrow", ESCROW, "--rpc", refused.url,
+                "--horizon", horizon.url, "--chain-timeout", "2", "--format", "json"]  # fmt: skip
+        doc = json.loads(CliRunner().invoke(main, args, env=ENV).output)
+    note = doc["inputs"]["escrow_window_note"]
+    assert note.startswith(f"RPC {refused.url} did not cover") and ";" not in note.split("): ")[1]
