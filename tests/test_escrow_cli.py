@@ -75,10 +75,9 @@ def codes(result: Any) -> list[str]:
         (["--since", "2020-01-01T00:00:00Z"], "--since needs --escrow"),
         (["--cursor-file", "x"], "--cursor-file needs --escrow"),
         (
-            ["--escrow", ESCROW, "--horizon", "http://h", "--rpc", "http://r"],
+            ["--escrow", ESCROW, "--horizon", "http://h", "--chain-payments", ACCOUNT_PAGE],
             "one of --chain-payments",
         ),
-        (["--escrow", ESCROW, "--rpc", "http://r"], "--rpc reads a C... escrow"),
         (["--escrow", CONTRACT, "--horizon", "http://h"], "--horizon reads a G... escrow"),
         (
             ["--escrow", ESCROW, "--chain-payments", ACCOUNT_PAGE, "--cursor-file", "c"],
@@ -171,6 +170,7 @@ def test_rpc_events_file_narrows_to_the_retention_window() -> None:
     doc = json.loads(result.output)
     assert [f["code"] for f in doc["findings"]] == [
         "ESCROW_UNRECORDED_OUTFLOW",
+        "ESCROW_COVERAGE_INCOMPLETE",
         "ESCROW_OUTSIDE_WINDOW",
     ]
     assert doc["inputs"]["escrow_window_complete"] is False
@@ -236,6 +236,25 @@ def test_live_endpoint_failure_is_a_finding() -> None:
     doc = json.loads(result.output)
     assert "CHAIN_ENDPOINT_UNREACHABLE" in [f["code"] for f in doc["findings"]]
     assert doc["inputs"]["escrow_window_complete"] is False
+
+
+def test_refused_port_calls_no_confirmed_row_missing() -> None:
+    """Issue 9 §6: ten confirmed rows against a refused port were ten false criticals."""
+    from loopback import RefusingEndpoint
+
+    rows = [usd_row(payout_id=f"p{i}", tx_hash=f"{i:064x}") for i in range(10)]
+    with RefusingEndpoint() as endpoint:
+        result = run(
+            "--escrow", ESCROW, "--horizon", endpoint.url, "--chain-timeout", "1", rows=rows
+        )  # fmt: skip
+    doc = json.loads(result.output)
+    assert codes(result) == ["CHAIN_ENDPOINT_UNREACHABLE", "ESCROW_COVERAGE_INCOMPLETE"]
+    incomplete = doc["findings"][1]
+    assert incomplete["severity"] == "warning"
+    assert incomplete["evidence"]["rows_not_checked"] == 10
+    assert incomplete["evidence"]["endpoint"] == endpoint.url
+    assert "refused" in incomplete["evidence"]["error"]
+    assert endpoint.url in incomplete["summary"] and "refused" in incomplete["summary"]
 
 
 def test_progress_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -324,7 +324,14 @@ def test_hang_in_the_middle_keeps_what_came_before(small_pages: None) -> None:
     )
     findings = reconcile_escrow([late], fetched.payments, escrow=ESCROW, window=window_of(fetched))
     codes = sorted(f.code for f in findings)
-    assert codes == ["ESCROW_OUTSIDE_WINDOW", "ESCROW_UNRECORDED_OUTFLOW"]
+    assert codes == [
+        "ESCROW_COVERAGE_INCOMPLETE",
+        "ESCROW_OUTSIDE_WINDOW",
+        "ESCROW_UNRECORDED_OUTFLOW",
+    ]
+    incomplete = next(f for f in findings if f.code == "ESCROW_COVERAGE_INCOMPLETE")
+    assert incomplete.evidence["endpoint"] == server.url
+    assert "no complete answer" in incomplete.evidence["error"]
 
 
 def test_refused_connection() -> None:
@@ -539,13 +546,15 @@ def test_rpc_pages_transfer_events_out_of_the_contract() -> None:
     assert "cursor" not in first["pagination"]
     assert second["pagination"]["cursor"] == "0016010972359577600-0000000008"
     assert "startLedger" not in second
-    (flt,) = first["filters"]
+    flt, outflows = first["filters"]
     assert flt["type"] == "contract" and "contractIds" not in flt
     from stellar_sdk import Address, scval
 
     transfer = scval.to_symbol("transfer").to_xdr()
     escrow = Address(CONTRACT).to_xdr_sc_val().to_xdr()
     assert flt["topics"] == [[transfer, escrow, "*", "*"], [transfer, escrow, "*"]]
+    burn, clawback = (scval.to_symbol(n).to_xdr() for n in ("burn", "clawback"))
+    assert outflows["topics"] == [[burn, escrow, "*"], [clawback, escrow, "*"]]
     assert window_of(fetched).since == OLDEST_AT
     assert "keeps events from ledger" in window_of(fetched).note
     # The testnet passphrase from getNetwork proves the native asset contract.
@@ -575,8 +584,9 @@ def test_rpc_since_before_retention_says_so() -> None:
         tx_hash="cd" * 32,
     )
     findings = reconcile_escrow([row], fetched.payments, escrow=CONTRACT, window=window)
-    assert [f.code for f in findings] == ["ESCROW_OUTSIDE_WINDOW"]
+    assert [f.code for f in findings] == ["ESCROW_COVERAGE_INCOMPLETE", "ESCROW_OUTSIDE_WINDOW"]
     assert "retention window" in findings[0].summary
+    assert findings[0].evidence["rows_not_checked"] == 0
 
 
 def test_rpc_since_inside_retention_starts_at_a_checked_ledger() -> None:

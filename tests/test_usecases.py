@@ -170,6 +170,8 @@ def test_a_live_settlement_lookup_grades_the_chain_through_the_plugins(
         "rpc": [],
         "chain_status": "pass",
         "live_transaction_records": 0,
+        "live_lookups_asked": 0,
+        "endpoints": [],
     }
     pm = streampay_incident_plugin(FlagEveryRound(), name="flag")
     graded = usecases.settlement_chain(live=live, network_passphrase=PUBLIC, now=NOW, pm=pm)

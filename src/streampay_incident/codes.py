@@ -120,6 +120,9 @@ _TABLE: tuple[FindingCode, ...] = (
     FindingCode(
         "ESCROW_OUTSIDE_WINDOW", _I, "Payout rows outside the window the chain data covers", _DOUBLE
     ),
+    FindingCode(
+        "ESCROW_COVERAGE_INCOMPLETE", _W, "Chain source failed or did not cover the window", _DOUBLE
+    ),
     # Settlement rules (stuck settlement).
     FindingCode(
         "SETTLEMENT_CONFIRMED_NOT_RECORDED", _C, "Landed on chain but not recorded as paid", _STUCK
@@ -142,6 +145,9 @@ _TABLE: tuple[FindingCode, ...] = (
     FindingCode("SETTLEMENT_ALREADY_PAID", _C, "Settlement already paid by another payout", _STUCK),
     FindingCode(
         "SETTLEMENT_NETWORK_MISMATCH", _C, "Settlement's transaction is on another network", _STUCK
+    ),
+    FindingCode(
+        "SETTLEMENT_SEARCH_AMBIGUOUS", _W, "Several transfers could be the settlement's", _STUCK
     ),
     # Chain health (Stellar outage or Horizon hard-down).
     FindingCode(

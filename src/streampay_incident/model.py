@@ -113,6 +113,10 @@ class Settlement:
     shows the envelope was signed for that network. ``available_at`` is when
     StreamPay's worker may next pick the row up (its backoff); ``event_key``
     is StreamPay's idempotency key for the settlement, when the export has one.
+
+    ``payer`` (the escrow or source account), ``destination``, ``asset`` and
+    ``amount`` (int stroops) are what the settlement pays, when the export (the
+    outbox payload) says: the submission search looks for that transfer.
     """
 
     settlement_id: str
@@ -131,6 +135,10 @@ class Settlement:
     available_at: datetime | None = None
     network_hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     event_key: str | None = None
+    payer: str | None = None
+    destination: str | None = None
+    asset: Asset | None = None
+    amount: int | None = None
 
     @property
     def all_tx_hashes(self) -> tuple[str, ...]:
@@ -153,6 +161,8 @@ class ChainTransaction:
     out, Horizon ``410 before_history``, RPC retention window passed).
     ``oldest_ledger_close_time``: for an RPC ``NOT_FOUND``, the start of the
     RPC's retention window (a transaction older than that may exist unseen).
+    ``detail``: for ``unknown``, why the lookup could not tell (refused,
+    timeout, HTTP 503, ...), for the report's endpoint list.
     """
 
     hash: str
@@ -162,6 +172,7 @@ class ChainTransaction:
     closed_at: datetime | None = None
     oldest_ledger_close_time: datetime | None = None
     source: str = "input"
+    detail: str = attrs.field(default="", eq=False)
 
     @property
     def all_hashes(self) -> tuple[str, ...]:
@@ -317,6 +328,8 @@ PaymentKind = Literal[
     "account_merge",
     "invoke_host_function",
     "sac_transfer",
+    "sac_burn",
+    "sac_clawback",
 ]
 
 PAYMENT_KINDS: tuple[str, ...] = get_args(PaymentKind)
@@ -368,13 +381,17 @@ class CoverageWindow:
 
     ``complete`` is False when the source could not cover what was asked (an
     RPC retention window that starts after ``--since``, paging cut short by
-    the deadline); ``note`` says why, for the report.
+    the deadline); ``note`` says why, for the report. ``failed_endpoint`` and
+    ``failure`` name the endpoint that failed and its error (refused, timeout,
+    HTTP status) when the source itself failed.
     """
 
     since: datetime | None = None
     until: datetime | None = None
     complete: bool = True
     note: str = ""
+    failed_endpoint: str | None = None
+    failure: str | None = None
 
     def contains(self, moment: datetime | None) -> bool:
         """True when ``moment`` is inside the window (an unknown moment counts as inside)."""
@@ -390,6 +407,11 @@ class CoverageWindow:
             "until": format_rfc3339(self.until) if self.until else None,
             "complete": self.complete,
             "note": self.note,
+            **(
+                {"failed_endpoint": self.failed_endpoint, "failure": self.failure}
+                if self.failed_endpoint is not None
+                else {}
+            ),
         }
 
 
@@ -409,3 +431,4 @@ class EscrowObservation:
     window: CoverageWindow
     stop: PagingStop | None = None
     network_passphrase: str | None = None
+    kind: str | None = None  # "horizon" or "rpc" for a live source, None for a file

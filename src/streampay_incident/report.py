@@ -50,6 +50,7 @@ RETRY_ADVICE: dict[str, str] = {
     "already_paid": "DO NOT RETRY: another payout already paid it; a replay pays twice",
     "network_mismatch": "DO NOT RETRY: its envelope is on another network; check --network",
     "backing_off": "wait: StreamPay's worker retries it at available_at",
+    "search_ambiguous": "DO NOT RETRY: several transfers could be its payment; tell them apart",
 }
 #: Where a verdict without a finding points: the stuck-settlement decision tree.
 DECISION_TREE = f"{RUNBOOK_DIR}/stuck-settlement.md#decision-tree"

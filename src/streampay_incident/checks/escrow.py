@@ -23,7 +23,9 @@ Counting only what actually moved:
 - payments into the escrow (funding) and the escrow paying itself (a path
   payment converting between its own assets) are not outflows;
 - destinations compare exactly as given: an ``M...`` muxed address differs from
-  its ``G...`` base and from other muxed ids.
+  its ``G...`` base and from other muxed ids; except that a ``G...`` row with a
+  memo id matches that account muxed with the same id (CAP-67 events carry the
+  memo id as ``to_muxed_id``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from ..model import (
     Payout,
     make_finding,
 )
-from ..stellar.strkey import base_account
+from ..stellar.strkey import base_account, muxed_parts
 from ..timefmt import format_rfc3339
 
 MERGE_AMOUNT_NOTE = (
@@ -157,6 +159,18 @@ class _Transactions:
         return h in self._parent
 
 
+def _same_destination(row: Payout, paid_to: str) -> bool:
+    """Exactly the row's destination; or, for a ``G...`` row with a memo id, that account
+    muxed with the memo id: a CAP-67 event carries a transaction's memo id as
+    ``to_muxed_id``, which reads as a muxed ``M...`` destination."""
+    if paid_to == row.destination:
+        return True
+    if not paid_to.startswith("M") or row.memo.type != "id":
+        return False
+    base, muxed_id = muxed_parts(paid_to)
+    return base == row.destination and muxed_id == row.memo.value
+
+
 def _pair(
     rows: list[Payout], outflows: list[ChainPayment]
 ) -> tuple[list[Payout], list[ChainPayment]]:
@@ -173,7 +187,9 @@ def _pair(
         for row in left_rows:
             match = None
             for i, p in enumerate(left_pay):
-                if p.to_account != row.destination or _asset_key(p.asset) != _asset_key(row.asset):
+                if not _same_destination(row, p.to_account) or _asset_key(p.asset) != _asset_key(
+                    row.asset
+                ):
                     continue
                 if (exact and p.amount == row.amount) or (not exact and p.amount is None):
                     match = i
@@ -192,7 +208,7 @@ def _differences(rows: list[Payout], outflows: list[ChainPayment]) -> list[str]:
         return ["payments"]
     row, pay = rows[0], outflows[0]
     diffs = []
-    if row.destination != pay.to_account:
+    if not _same_destination(row, pay.to_account):
         diffs.append("destination")
     if _asset_key(row.asset) != _asset_key(pay.asset):
         diffs.append("asset")
@@ -223,9 +239,12 @@ def reconcile_escrow(
       ``window`` whose tx hash has no successful payment from the escrow (or
       that has no tx hash at all). Subject: the tx hash, else the payout_id.
     - ``ESCROW_OUTSIDE_WINDOW`` [info]: confirmed rows that match nothing but
-      were created outside ``window`` (not called missing), and a window that
-      does not cover what was asked (``window.complete`` False). Subject: the
-      escrow.
+      were created outside ``window`` (not called missing). Subject: the escrow.
+    - ``ESCROW_COVERAGE_INCOMPLETE`` [warning]: the chain source failed or does
+      not cover everything asked (``window.complete`` False). No row is then
+      called missing: an unreachable source is not evidence. The confirmed
+      rows that match nothing are counted as not checked, and the finding
+      names the failed endpoint and its error. Subject: the escrow.
     """
     rows = list(payouts)
     payments = list(chain_payments)
@@ -273,11 +292,16 @@ def reconcile_escrow(
 
     missing: dict[str, list[Payout]] = defaultdict(list)
     outside_rows: list[Payout] = []
+    unchecked: list[Payout] = []
     for row in unmatched_rows:
         if row.status != "confirmed":
             continue
         if not window.contains(row.created_at):
             outside_rows.append(row)
+            continue
+        if not window.complete:
+            # The data may end, or have a hole, anywhere: absence proves nothing.
+            unchecked.append(row)
             continue
         missing[row.tx_hash.lower() if row.tx_hash else row.payout_id].append(row)
     for subject, group_rows in missing.items():
@@ -292,8 +316,10 @@ def reconcile_escrow(
             )
         )
 
-    if outside_rows or outside_chain or not window.complete:
+    if outside_rows or outside_chain:
         findings.append(_outside(outside_rows, outside_chain, escrow, window))
+    if not window.complete:
+        findings.append(_coverage_incomplete(unchecked, escrow, window))
 
     return sorted(findings, key=lambda f: (f.code, f.subject))
 
@@ -433,8 +459,6 @@ def _outside(
             f"{len(chain)} escrow payment(s) in the chain data fall outside the window {span} "
             "and were not judged"
         )
-    if not window.complete:
-        parts.append(f"the chain data does not cover everything asked: {window.note}")
     evidence: dict[str, Any] = {
         "escrow": escrow,
         "payout_ids": [r.payout_id for r in rows],
@@ -448,6 +472,36 @@ def _outside(
         "ESCROW_OUTSIDE_WINDOW",
         subject=escrow,
         summary="; ".join(parts),
+        evidence=evidence,
+    )
+
+
+def _coverage_incomplete(rows: list[Payout], escrow: str, window: CoverageWindow) -> Finding:
+    rows = sorted(rows, key=_payout_order)
+    if window.failed_endpoint is not None:
+        why = f"chain source {window.failed_endpoint} failed: {window.failure}"
+    else:
+        why = "the chain data does not cover everything asked"
+    if window.note and window.note != window.failure:
+        why += f" ({window.note})"
+    evidence: dict[str, Any] = {
+        "escrow": escrow,
+        "rows_not_checked": len(rows),
+        "payout_ids": [r.payout_id for r in rows],
+        "tx_hashes": sorted({r.tx_hash.lower() for r in rows if r.tx_hash}),
+        "window": window.to_json(),
+        "not_checked": [_payout_json(r) for r in rows],
+    }
+    if window.failed_endpoint is not None:
+        evidence["endpoint"] = window.failed_endpoint
+        evidence["error"] = window.failure
+    return make_finding(
+        "ESCROW_COVERAGE_INCOMPLETE",
+        subject=escrow,
+        summary=(
+            f"{why}; {len(rows)} confirmed payout row(s) could not be checked against the "
+            "chain (not called missing)"
+        ),
         evidence=evidence,
     )
 

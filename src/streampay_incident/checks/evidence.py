@@ -7,6 +7,9 @@ or a sequence number only from an endpoint confirmed on the expected network.
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 from ..model import ChainTransaction
 from ..observations import ChainObservations, SettlementChainFacts, SettlementChainObservations
 from .chain import latest_ledger_close_time
@@ -64,4 +67,53 @@ def endpoints_on_other_network(
         (obs.url, obs.kind, obs.network_passphrase)
         for obs in observed.endpoints
         if obs.network_passphrase is not None and obs.network_passphrase != expected_network
+    )
+
+
+_FAILED_OUTCOMES = ("unreachable", "http_error", "rate_limited", "bad_body", "rpc_error")
+
+
+def endpoint_lookups(observed: SettlementChainObservations) -> list[dict[str, Any]]:
+    """Per endpoint: how many lookups it was asked, how many it answered, and its errors. Pure.
+
+    An answer is a record or a ``not_found``; an ``unknown`` is not one. The
+    errors name what went wrong the way on-call says it (refused, timeout,
+    HTTP status), from the chain round's calls and from the lookups, so an
+    endpoint that failed is never silently counted.
+    """
+    order: dict[str, str] = {}
+    for obs in observed.chain.endpoints:
+        order.setdefault(obs.url, obs.kind)
+    for answer in observed.transactions:
+        kind = answer.transaction.source.split(" ", 1)[0]
+        order.setdefault(answer.endpoint, kind if kind in ("horizon", "rpc") else "unknown")
+    out: list[dict[str, Any]] = []
+    for url, kind in order.items():
+        errors: list[str] = []
+        for obs in observed.chain.endpoints:
+            if obs.url == url:
+                errors += [
+                    f"{c.call}: {c.detail or c.outcome}"
+                    for c in obs.calls
+                    if c.outcome in _FAILED_OUTCOMES
+                ]
+        mine = [a.transaction for a in observed.transactions if a.endpoint == url]
+        unknown = Counter(tx.detail or "no answer" for tx in mine if tx.status == "unknown")
+        errors += [f"{n} lookup(s): {detail}" for detail, n in sorted(unknown.items())]
+        out.append(
+            {
+                "url": url,
+                "kind": kind,
+                "lookups_asked": len(mine),
+                "lookups_answered": sum(1 for tx in mine if tx.status != "unknown"),
+                "errors": errors,
+            }
+        )
+    return out
+
+
+def endpoint_errors_line(endpoints: list[dict[str, Any]]) -> str:
+    """One line naming every endpoint that failed and its errors ('' when none did). Pure."""
+    return "; ".join(
+        f"{e['kind']} {e['url']}: {', '.join(e['errors'])}" for e in endpoints if e["errors"]
     )

@@ -169,6 +169,7 @@ RETRY_REASONS: frozenset[str] = SAFE_REASONS | {
     "tx_may_still_land",
     "no_ledger_after_max_time",
     "chain_unhealthy",
+    "search_ambiguous",
     "backing_off",
     "already_paid",
     "network_mismatch",

@@ -32,6 +32,8 @@ DATA_FILES = (
     "chain-outage.json",
     "chain-payments.json",
     "envelopes.txt",
+    "unhashed-settlements.jsonl",
+    "search-events.json",
     "README.md",
 )
 # The escrow account whose recorded payments are chain-payments.json (see its README).
@@ -89,6 +91,23 @@ SCENARIOS: tuple[Scenario, ...] = (
             "testnet",
         ),
         "docs/runbooks/chain-outage.md",
+    ),
+    Scenario(
+        "unhashed-settlement",
+        "Stuck settlement with no tx hash",
+        "Two rows are processing with expired leases and no tx hash: the lease reaper will "
+        "re-run them. Did their payments land anyway?",
+        (
+            "settlements",
+            "{data}/unhashed-settlements.jsonl",
+            "--search-payments",
+            "{data}/search-events.json",
+            "--network",
+            "testnet",
+            "--now",
+            DEMO_NOW,
+        ),
+        "docs/runbooks/stuck-settlement.md#submission-search",
     ),
 )
 

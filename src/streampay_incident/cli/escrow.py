@@ -25,6 +25,7 @@ import attrs
 import click
 
 from .. import registry, usecases
+from ..checks.coverage import rpc_fallback_reason
 from ..errors import shown
 from ..io.chain_payments import read_chain_payments
 from ..io.rows import contains_seed
@@ -91,7 +92,12 @@ def escrow_options(func: F) -> F:
             metavar="G...|C...",
             help="The escrow account (G..., Horizon payments) or contract (C..., RPC events).",
         ),
-        click.option("--rpc", metavar="URL", help="Stellar RPC to read a C... escrow's transfers."),
+        click.option(
+            "--rpc",
+            metavar="URL",
+            help="Stellar RPC to read the escrow's transfer events (C..., and G... from "
+            "Protocol 23's classic events; Horizon for older windows).",
+        ),
         click.option("--horizon", metavar="URL", help="Horizon to read a G... escrow's payments."),
         click.option(
             "--chain-payments",
@@ -141,16 +147,20 @@ class EscrowRequest:
             raise click.UsageError(
                 "--escrow needs a chain source: --chain-payments FILE, --horizon URL or --rpc URL"
             )
-        if len(sources) > 1:
-            raise click.UsageError("give one of --chain-payments, --horizon, --rpc")
         escrow = escrow.strip()
+        both = sorted(sources) == ["horizon", "rpc"]
+        if len(sources) > 1 and not (both and escrow.startswith("G")):
+            raise click.UsageError(
+                "give one of --chain-payments, --horizon, --rpc (a G... escrow may take "
+                "--rpc with --horizon as its fallback)"
+            )
         _check_escrow(escrow)
         if options.get("horizon") and not escrow.startswith("G"):
             raise click.UsageError("--horizon reads a G... escrow account; use --rpc for C...")
-        if options.get("rpc") and not escrow.startswith("C"):
-            raise click.UsageError("--rpc reads a C... escrow contract; use --horizon for G...")
         if options.get("cursor_file") and options.get("chain_payments"):
             raise click.UsageError("--cursor-file goes with --horizon or --rpc, not a file")
+        if options.get("cursor_file") and both:
+            raise click.UsageError("--cursor-file goes with one of --horizon or --rpc")
         since, until = options.get("since"), options.get("until")
         if since is not None and until is not None and since > until:
             raise click.UsageError("--since is after --until")
@@ -215,36 +225,68 @@ def _from_file(request: EscrowRequest) -> EscrowObservation:
     )
 
 
-def _from_network(request: EscrowRequest) -> EscrowObservation:
+def _from_network(request: EscrowRequest, kind: str) -> EscrowObservation:
     from ..probes.payments import fetch_escrow_payments
 
+    url = (request.rpc if kind == "rpc" else request.horizon) or ""
     with _progress_line() as update:
         fetched = fetch_escrow_payments(
-            request.horizon or request.rpc or "",
+            url,
             request.escrow,
             since=request.since,
             until=request.until,
             timeout=request.timeout,
             cursor_file=request.cursor_file,
             progress=update,
+            kind=kind,
         )
-    return usecases.escrow_from_paging(request.escrow, request.source, fetched)
+    return usecases.escrow_from_paging(request.escrow, url, fetched, kind=kind)
 
 
-def escrow_observation(request: EscrowRequest) -> EscrowObservation:
+def escrow_observation(
+    request: EscrowRequest, *, payouts: Sequence[Payout] = ()
+) -> EscrowObservation:
     """What the chain source of ``request`` says left the escrow, and the window it covers.
 
     A file that cannot be read raises :class:`~streampay_incident.errors.InputError`
     (exit 2); an endpoint that misbehaves gives ``CHAIN_*`` findings and an
-    incomplete window instead. An endpoint that reports another network than
-    a ``--network`` given raises :class:`~streampay_incident.errors.WrongNetworkError`
-    (exit 2).
+    incomplete window instead. With ``--rpc``, fee-bumps whose inner hash a row of
+    ``payouts`` may have recorded are resolved with ``getTransaction``. An endpoint
+    that reports another network than a ``--network`` given raises
+    :class:`~streampay_incident.errors.WrongNetworkError` (exit 2).
     """
     if request.chain_payments:
         return _from_file(request)
-    observation = _from_network(request)
+    observation = _live_observation(request, payouts)
     usecases.check_escrow_network(observation, request.network)
     return observation
+
+
+def _live_observation(request: EscrowRequest, payouts: Sequence[Payout]) -> EscrowObservation:
+    """What the live source (RPC first, Horizon for what it could not cover) says."""
+    if not request.rpc:
+        return _from_network(request, "horizon")
+    from ..probes.fee_bumps import resolve_hashes_sync
+
+    rpc = request.rpc
+    chain = usecases.resolve_fee_bumps(
+        payouts,
+        _from_network(request, "rpc"),
+        lambda hashes: resolve_hashes_sync(rpc, hashes, timeout=request.timeout),
+    )
+    if request.horizon is None:
+        return chain
+    why = rpc_fallback_reason(
+        chain.window, escrow=request.escrow, payouts=payouts, payments=chain.payments
+    )
+    if why is None:
+        return chain
+    # Horizon for what the RPC could not cover: its retention, a failure, missing events.
+    fallback = _from_network(request, "horizon")
+    note = f"RPC {rpc} did not cover the window ({why}): read from Horizon {request.horizon}"
+    if fallback.window.note:
+        note += f"; {fallback.window.note}"
+    return attrs.evolve(fallback, window=attrs.evolve(fallback.window, note=note))
 
 
 def escrow_findings(
@@ -253,5 +295,6 @@ def escrow_findings(
     """Reconcile ``payouts`` with the chain source; the findings and the report inputs."""
     settings = registry.plugin_settings_from_env(os.environ, timeout=request.timeout)
     pm = registry.get_plugin_manager(settings)
-    report = usecases.reconcile_escrow(payouts, escrow_observation(request), now=utc_now(), pm=pm)
+    chain = escrow_observation(request, payouts=payouts)
+    report = usecases.reconcile_escrow(payouts, chain, now=utc_now(), pm=pm)
     return list(report.findings), dict(report.inputs)

@@ -152,7 +152,7 @@ def payouts(
     amount at risk and the runbook section to follow.
 
     With --escrow and a chain source (--chain-payments FILE, --horizon URL for a
-    G... escrow account, --rpc URL for a C... escrow contract), also reconcile
+    G... escrow account, --rpc URL for a C... contract or a G... account), also reconcile
     the rows with what actually left the escrow between --since and --until.
     """
     escrow_request = EscrowRequest.from_options(escrow_opts)  # usage errors before any work
@@ -184,7 +184,9 @@ def triage_file(
     pm = registry.get_plugin_manager(
         registry.plugin_settings_from_env(os.environ, timeout=budget_cap)
     )
-    escrow = escrow_observation(escrow_request) if escrow_request is not None else None
+    escrow = (
+        escrow_observation(escrow_request, payouts=records) if escrow_request is not None else None
+    )
     inputs: dict[str, Any] = {
         "payouts": input_name(file),
         "records": len(records),

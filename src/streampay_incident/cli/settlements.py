@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -31,8 +32,10 @@ from ..usecases import (
     settlement_chain,
     triage_settlements,
 )
+from ..usecases.search import triage_with_search
 from .chain import endpoint_urls
 from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
+from .search import check_escrow, run_search, search_from_file, search_options
 
 
 def load_settlements(path: str, network_passphrase: str | None) -> list[Settlement]:
@@ -159,6 +162,7 @@ def gather_chain(
     help="The payouts export (CSV, JSON Lines, JSON): a settlement another payout already "
     "paid is never retry-safe (SETTLEMENT_ALREADY_PAID).",
 )
+@search_options
 @output_options
 @handle_input_errors
 def settlements(
@@ -174,6 +178,9 @@ def settlements(
     fail_on: str,
     payouts_file: str | None = None,
     chain_snapshot: str | None = None,
+    search: bool = True,
+    escrow: str | None = None,
+    search_payments: str | None = None,
 ) -> None:
     """Triage settlement_outbox rows: stuck, failed, settled, and whether a retry is safe.
 
@@ -197,6 +204,7 @@ def settlements(
     # Every file is read (bad input: exit 2) before any network call.
     payouts = None if payouts_file is None else read_payouts(payouts_file)
     pm = get_plugin_manager(plugin_settings_from_env(os.environ, timeout=timeout))
+    started = time.monotonic()  # the search gets what is left of --timeout
     chain, chain_inputs = gather_chain(
         records,
         transactions_file=transactions_file,
@@ -227,14 +235,37 @@ def settlements(
         inputs["latest_ledger_close_time_source"] = (
             "--latest-ledger-close-time" if source == "given" else source
         )
-    report = triage_settlements(
-        records,
-        chain=chain,
-        now=moment,
-        pm=pm,
-        inputs=inputs,
-        payouts=payouts,
-        now_from_clock=now is None,
-    )
+    payer = check_escrow(escrow)
+    found = None
+    if search and search_payments:
+        found = search_from_file(
+            records, chain, path=search_payments, network_passphrase=network, escrow=payer
+        )
+    elif search and (horizon_urls or rpc_urls):
+        found = run_search(
+            records, chain, horizon_urls=horizon_urls, rpc_urls=rpc_urls,
+            timeout=max(0.0, timeout - (time.monotonic() - started)), escrow=payer,
+        )  # fmt: skip
+    if found is not None:
+        report = triage_with_search(
+            records,
+            chain=chain,
+            search=found,
+            now=moment,
+            pm=pm,
+            inputs=inputs,
+            payouts=payouts,
+            now_from_clock=now is None,
+        )
+    else:
+        report = triage_settlements(
+            records,
+            chain=chain,
+            now=moment,
+            pm=pm,
+            inputs=inputs,
+            payouts=payouts,
+            now_from_clock=now is None,
+        )
     log_event("report", command="settlements", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)

@@ -28,7 +28,7 @@ _HASH = TX_HASH
 _ASSET_CODE = re.compile(r"[A-Za-z0-9]{1,12}\Z")
 
 # Every payment kind but SAC transfers, which come from RPC events, not Horizon records.
-HORIZON_PAYMENT_TYPES = frozenset(PAYMENT_KINDS) - {"sac_transfer"}
+HORIZON_PAYMENT_TYPES = frozenset(PAYMENT_KINDS) - {"sac_transfer", "sac_burn", "sac_clawback"}
 # Horizon's old name for strict-receive path payments (before protocol 12).
 _TYPE_ALIASES = {"path_payment": "path_payment_strict_receive"}
 
@@ -377,26 +377,17 @@ def chain_payment_from_rpc_event(
     if not isinstance(topics, list) or not topics:
         raise RecordProblem("topic", "missing or not a list of base64 ScVals")
     first = _scval(topics[0], "topic[0]")
-    if first.type != xdr.SCValType.SCV_SYMBOL or scval.from_symbol(first) != "transfer":
+    name = scval.from_symbol(first) if first.type == xdr.SCValType.SCV_SYMBOL else None
+    if name in ("burn", "clawback"):
+        return _outflow_event(event, topics, name, network_passphrase)
+    if name != "transfer":
         return None
     if len(topics) not in (3, 4):
         raise RecordProblem("topic", "a transfer event has 3 or 4 topics")
     source = _scaddress(_scval(topics[1], "topic[1]"), "topic[1]")
     destination = _scaddress(_scval(topics[2], "topic[2]"), "topic[2]")
-    contract_id = event.get("contractId")
-    if not isinstance(contract_id, str) or address_problem(contract_id) is not None:
-        raise RecordProblem("contractId", "missing or not a C... contract id")
-    asset = Asset("token", contract_id)
-    if len(topics) == 4:
-        asset_val = _scval(topics[3], "topic[3]")
-        if asset_val.type != xdr.SCValType.SCV_STRING:
-            raise RecordProblem("topic[3]", "asset topic is not a string")
-        claimed = _sep11_asset(scval.from_string(asset_val).decode("utf-8", "replace"))
-        if (
-            network_passphrase is None
-            or _sac_contract_id(claimed, network_passphrase) == contract_id
-        ):
-            asset = claimed
+    contract_id = _contract_id(event)
+    asset = _event_asset(topics, 3, contract_id, network_passphrase)
     amount, muxed_val = _event_amount(_scval(event.get("value"), "value"))
     memo = NO_MEMO
     if muxed_val is not None:
@@ -421,6 +412,68 @@ def chain_payment_from_rpc_event(
         amount=amount,
         kind="sac_transfer",
         memo=memo,
+        ledger=_int(event["ledger"], "ledger") if event.get("ledger") is not None else None,
+        closed_at=_time(closed, "ledgerClosedAt") if closed is not None else None,
+        operation_id=str(event_id) if event_id is not None else None,
+    )
+
+
+def _event_asset(
+    topics: list[Any], index: int, contract_id: str, network_passphrase: str | None
+) -> Asset:
+    """The SEP-11 asset topic at ``index`` when present and (with a passphrase) named by
+    its real Stellar Asset Contract; else ``token:<contractId>``."""
+    from stellar_sdk import scval, xdr
+
+    asset = Asset("token", contract_id)
+    if len(topics) > index:
+        field = f"topic[{index}]"
+        asset_val = _scval(topics[index], field)
+        if asset_val.type != xdr.SCValType.SCV_STRING:
+            raise RecordProblem(field, "asset topic is not a string")
+        claimed = _sep11_asset(scval.from_string(asset_val).decode("utf-8", "replace"))
+        if (
+            network_passphrase is None
+            or _sac_contract_id(claimed, network_passphrase) == contract_id
+        ):
+            asset = claimed
+    return asset
+
+
+def _contract_id(event: Mapping[str, Any]) -> str:
+    contract_id = event.get("contractId")
+    if not isinstance(contract_id, str) or address_problem(contract_id) is not None:
+        raise RecordProblem("contractId", "missing or not a C... contract id")
+    return contract_id
+
+
+def _outflow_event(
+    event: Mapping[str, Any], topics: list[Any], name: str, network_passphrase: str | None
+) -> ChainPayment:
+    """A ``burn`` (``["burn", from, asset]``: a classic payment to the issuer) or ``clawback``
+    (``["clawback", from, asset]``) event: money that left ``from``, to the asset's issuer
+    (the token contract for other tokens). CAP-67 shapes; the asset topic is optional."""
+
+    if len(topics) not in (2, 3):
+        raise RecordProblem("topic", f"a {name} event has 2 or 3 topics")
+    source = _scaddress(_scval(topics[1], "topic[1]"), "topic[1]")
+    contract_id = _contract_id(event)
+    asset = _event_asset(topics, 2, contract_id, network_passphrase)
+    amount, _ = _event_amount(_scval(event.get("value"), "value"))
+    successful = event.get("inSuccessfulContractCall", True)
+    if not isinstance(successful, bool):
+        raise RecordProblem("inSuccessfulContractCall", "not true/false")
+    closed = event.get("ledgerClosedAt")
+    event_id = event.get("id")
+    kind: PaymentKind = "sac_burn" if name == "burn" else "sac_clawback"
+    return ChainPayment(
+        tx_hash=_hash(event.get("txHash"), "txHash"),
+        successful=successful,
+        from_account=source,
+        to_account=asset.issuer if asset.code != "token" and asset.issuer else contract_id,
+        asset=asset,
+        amount=amount,
+        kind=kind,
         ledger=_int(event["ledger"], "ledger") if event.get("ledger") is not None else None,
         closed_at=_time(closed, "ledgerClosedAt") if closed is not None else None,
         operation_id=str(event_id) if event_id is not None else None,

@@ -34,6 +34,7 @@ from ..stellar.hashes import TX_HASH
 from ..stellar.networks import WELL_KNOWN
 from ..timefmt import format_rfc3339, parse_rfc3339, parse_unix_or_rfc3339
 from .rows import Row, iter_rows
+from .settlement_payment import settlement_payment
 
 STATUSES: tuple[str, ...] = ("pending", "processing", "succeeded", "failed", "dead")
 REQUIRED: tuple[str, ...] = ("settlement_id", "status", "created_at")
@@ -177,6 +178,8 @@ def settlement_from_row(
         tx_max_time = identity.max_time
         tx_hash = tx_hash or identity.hash
 
+    payer, destination, asset, amount = settlement_payment(values, problems.add)
+
     if problems.items:
         return None, problems.items
     assert settlement_id is not None and status is not None and created_at is not None
@@ -198,6 +201,10 @@ def settlement_from_row(
             available_at=available_at,
             network_hashes=network_hashes,
             event_key=event_key,
+            payer=payer,
+            destination=destination,
+            asset=asset,
+            amount=amount,
         ),
         [],
     )

@@ -91,9 +91,7 @@ def chain_transaction_from_horizon(
     if isinstance(successful, str) and successful.lower() in ("true", "false"):
         successful = successful.lower() == "true"
     if not isinstance(successful, bool):
-        raise _problem(
-            source, line, "successful", "required field is missing or not true/false"
-        )
+        raise _problem(source, line, "successful", "required field is missing or not true/false")
     hashes = [tx_hash]
     for part in ("fee_bump_transaction", "inner_transaction"):
         nested = record.get(part)
@@ -170,9 +168,7 @@ def chain_transaction_from_rpc(
 
 
 def _is_rpc(record: Mapping[str, Any]) -> bool:
-    return "txHash" in record or (
-        isinstance(record.get("status"), str) and "hash" not in record
-    )
+    return "txHash" in record or (isinstance(record.get("status"), str) and "hash" not in record)
 
 
 def _is_problem_document(record: Mapping[str, Any]) -> bool:
@@ -195,8 +191,10 @@ def _records(doc: Any, source: str, line: int | None) -> Iterator[tuple[int | No
     if "jsonrpc" in doc or ("result" in doc and "id" in doc) or "error" in doc:
         error = doc.get("error")
         if error is not None:
-            detail = error if not isinstance(error, Mapping) else (
-                f"{error.get('code')} {error.get('message')}"
+            detail = (
+                error
+                if not isinstance(error, Mapping)
+                else (f"{error.get('code')} {error.get('message')}")
             )
             raise _problem(source, line, "error", f"JSON-RPC error: {detail}")
         yield from _records(doc.get("result"), source, line)
@@ -297,8 +295,10 @@ def transactions_from_json(doc_or_lines: Any, *, source: str) -> list[ChainTrans
     """
     if isinstance(doc_or_lines, str):
         return _from_documents(_parse_text(doc_or_lines, source), source)
-    if isinstance(doc_or_lines, list) and doc_or_lines and all(
-        isinstance(item, str) for item in doc_or_lines
+    if (
+        isinstance(doc_or_lines, list)
+        and doc_or_lines
+        and all(isinstance(item, str) for item in doc_or_lines)
     ):
         return _from_documents(_parse_text("\n".join(doc_or_lines), source), source)
     return _from_documents([(None, doc_or_lines)], source)

@@ -69,6 +69,8 @@ class PaymentsFetch:
     stop: PagingStop | None = None
     pages: int = 0
     cursor: str | None = None
+    first_ledger: int | None = None
+    last_ledger: int | None = None
     network_passphrase: str | None = None
 
 
@@ -234,6 +236,9 @@ class _Run:
     covered_since: datetime | None = None  # where the endpoint's data starts, when after since
     latest_at: datetime | None = None  # the endpoint's latest ledger close time
     notes: list[str] = attrs.field(factory=list)
+    first_ledger: int | None = None  # the first ledger read (RPC startLedger)
+    last_ledger: int | None = None  # the latest ledger the endpoint reported
+    filters: list[dict[str, Any]] | None = None  # RPC event filters other than the escrow's
     waited: float = 0.0  # seconds spent waiting on the endpoint so far (of ``timeout``)
 
     def _deadline(self) -> Deadline:
@@ -312,6 +317,7 @@ async def _page(
     client: Any,
     cursor_file: Path | str | None,
     progress: Progress | None,
+    filters: list[dict[str, Any]] | None = None,
 ) -> PaymentsFetch:
     """Run ``walk`` (one endpoint kind's paging) and say what it read.
 
@@ -326,7 +332,7 @@ async def _page(
     )
     own = client is None
     client = client or make_client(timeout=timeout)
-    run = _Run(url, escrow, since, until, timeout, client, state, progress)
+    run = _Run(url, escrow, since, until, timeout, client, state, progress, filters=filters)
     stopped: PagingStop | None = None
     try:
         await walk(run)
@@ -355,6 +361,8 @@ def _fetched(run: _Run, stopped: PagingStop | None) -> PaymentsFetch:
         stop=stopped,
         pages=run.pages,
         cursor=run.cursor,
+        first_ledger=run.first_ledger,
+        last_ledger=run.last_ledger,
         network_passphrase=run.network_passphrase,
     )
 

@@ -52,9 +52,14 @@ def fetch_escrow_payments(
     timeout: float = 10.0,
     cursor_file: Path | str | None = None,
     progress: Progress | None = None,
+    kind: str | None = None,
 ) -> PaymentsFetch:
-    """The blocking entry point for the CLI: Horizon for a ``G...`` escrow, RPC for ``C...``."""
-    fetcher = fetch_rpc_transfers if escrow.startswith("C") else fetch_horizon_payments
+    """The blocking entry point for the CLI: ``kind`` ``rpc`` reads RPC events (a ``G...``
+    escrow's classic payments too, CAP-67), ``horizon`` Horizon's payments; without a
+    kind, RPC for a ``C...`` escrow and Horizon for a ``G...`` one."""
+    if kind is None:
+        kind = "rpc" if escrow.startswith("C") else "horizon"
+    fetcher = fetch_rpc_transfers if kind == "rpc" else fetch_horizon_payments
     # run_sync, not asyncio.run here: the loop runs in a worker thread (see its docstring).
     return run_sync(
         fetcher(

@@ -30,13 +30,20 @@ def _transfer_filters(escrow: str) -> list[dict[str, Any]]:
     from stellar_sdk import Address, scval
 
     transfer = scval.to_symbol("transfer").to_xdr()
+    burn = scval.to_symbol("burn").to_xdr()
+    clawback = scval.to_symbol("clawback").to_xdr()
     source = Address(escrow).to_xdr_sc_val().to_xdr()
     return [
         {
             "type": "contract",
             # SAC events have 4 topics (the asset last), other tokens 3.
             "topics": [[transfer, source, "*", "*"], [transfer, source, "*"]],
-        }
+        },
+        {
+            # CAP-67: a payment to the issuer is a burn; a clawback takes from the holder.
+            "type": "contract",
+            "topics": [[burn, source, "*"], [clawback, source, "*"]],
+        },
     ]
 
 
@@ -122,7 +129,8 @@ async def _rpc_pages(
     run: _Run, start_ledger: int | None, passphrase: str | None
 ) -> datetime | None:
     """Page getEvents; returns the latest ledger close time the RPC reported."""
-    filters = _transfer_filters(run.escrow)
+    filters = run.filters or _transfer_filters(run.escrow)
+    run.first_ledger = start_ledger if not run.cursor else None
     cursor = run.cursor
     latest_at: datetime | None = None
     while run.pages < _MAX_PAGES:  # pragma: no branch - the bound is a safety net
@@ -143,6 +151,7 @@ async def _rpc_pages(
                 )
             )
         latest_at = as_unix_time(result.get("latestLedgerCloseTime")) or latest_at
+        run.last_ledger = as_int(result.get("latestLedger")) or run.last_ledger
         kept: list[dict[str, Any]] = []
         past_until = False
         for index, event in enumerate(events):
@@ -197,10 +206,13 @@ async def fetch_rpc_transfers(
     client: Any = None,
     cursor_file: Path | str | None = None,
     progress: Progress | None = None,
+    filters: list[dict[str, Any]] | None = None,
 ) -> PaymentsFetch:
     """Every token transfer out of ``escrow`` (a ``C...`` contract) the RPC still keeps.
 
-    Never raises on network faults (see :func:`fetch_horizon_payments`).
+    ``filters`` replaces the escrow's ``getEvents`` filters (the submission
+    search narrows them to one destination). Never raises on network faults
+    (see :func:`fetch_horizon_payments`).
     """
     return await _page(
         _rpc_walk,
@@ -213,6 +225,7 @@ async def fetch_rpc_transfers(
         client=client,
         cursor_file=cursor_file,
         progress=progress,
+        filters=filters,
     )
 
 

@@ -24,8 +24,14 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..model import ChainTransaction, Settlement
-from ..observations import SequenceAnswer, SettlementChainObservations, TransactionAnswer, as_int
+from ..observations import (
+    SequenceAnswer,
+    SettlementChainObservations,
+    TransactionAnswer,
+    as_int,
+)
 from . import ChainConfig, ChainObservations, observe_chain
+from .horizon_history import FULL_HISTORY, HorizonHistory, horizon_history
 from .http import (
     READ_RETRY,
     Deadline,
@@ -35,6 +41,7 @@ from .http import (
     fetch,
     join_url,
     run_within,
+    transport_outcome,
 )
 from .rpc import rpc_reply, rpc_request_body
 
@@ -48,25 +55,57 @@ DEFAULT_CONCURRENCY = 8
 _GRACE = 0.5
 
 
-def _unknown(tx_hash: str, source: str) -> ChainTransaction:
-    return ChainTransaction(hash=tx_hash, status="unknown", source=source)
+_NO_ANSWER = "no answer before the deadline"
 
 
-def horizon_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
-    """Interpret ``GET /transactions/{hash}``: record, ``not_found`` (404) or ``unknown``."""
+def _unknown(tx_hash: str, source: str, detail: str = _NO_ANSWER) -> ChainTransaction:
+    return ChainTransaction(hash=tx_hash, status="unknown", source=source, detail=detail)
+
+
+def _exchange_problem(exchange: Exchange) -> str:
+    """What went wrong with one lookup, the way on-call says it (refused, timeout, HTTP 503)."""
+    decided = transport_outcome(exchange)
+    if decided is not None:
+        return decided.detail
+    return f"HTTP {exchange.status}"
+
+
+def horizon_transaction(
+    exchange: Exchange, tx_hash: str, history: HorizonHistory = FULL_HISTORY
+) -> ChainTransaction:
+    """Interpret ``GET /transactions/{hash}``: record, ``not_found`` (404) or ``unknown``.
+
+    A 404 covers the Horizon's ``history``: all ledgers, or from its start (kept as
+    the not-found's window, like an RPC's retention); when where it starts is
+    unknown the 404 is ``unknown``.
+    """
     from ..io.transactions import chain_transaction_from_horizon
 
     source = f"horizon {exchange.endpoint}"
     if exchange.status == 404:
-        return ChainTransaction(hash=tx_hash, status="not_found", source=source)
+        if history.full:
+            return ChainTransaction(hash=tx_hash, status="not_found", source=source)
+        if history.starts_at is None:
+            at = f"ledger {history.elder_ledger}" if history.elder_ledger else "an unknown ledger"
+            return _unknown(
+                tx_hash,
+                source,
+                f"404, but Horizon keeps history from {at} closed at an unknown time",
+            )
+        return ChainTransaction(
+            hash=tx_hash,
+            status="not_found",
+            source=source,
+            oldest_ledger_close_time=history.starts_at,
+        )
     if exchange.status != 200:
         # 410 before_history, 429, 5xx, no answer: it may exist; we cannot tell.
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, _exchange_problem(exchange))
     try:
         record = exchange.json_body()
         return chain_transaction_from_horizon(record, source=source)
     except (ValueError, InputError):
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, "HTTP 200 but not a transaction record")
 
 
 def rpc_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
@@ -76,14 +115,14 @@ def rpc_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
     source = f"rpc {exchange.endpoint}"
     call, result, _error = rpc_reply(exchange)
     if call.outcome != "ok" or not isinstance(result, Mapping):
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, call.detail or f"HTTP {exchange.status}")
     try:
         transaction = chain_transaction_from_rpc(result, tx_hash, source=source)
     except InputError:
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, "not a getTransaction result")
     if transaction.status == "not_found" and transaction.oldest_ledger_close_time is None:
         # Every RPC keeps a window; one that does not say where it starts proves nothing.
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, "NOT_FOUND without a retention window")
     return transaction
 
 
@@ -109,6 +148,7 @@ async def lookup_transactions(
     concurrency: int = DEFAULT_CONCURRENCY,
     sink: ExchangeSink | None = None,
     into: dict[tuple[str, str, str], ChainTransaction] | None = None,
+    horizon_histories: Mapping[str, HorizonHistory] | None = None,
 ) -> list[TransactionAnswer]:
     """Ask every endpoint about every hash, ``concurrency`` hashes at a time, within ``deadline``.
 
@@ -133,7 +173,8 @@ async def lookup_transactions(
                 retry=READ_RETRY,
                 sink=sink,
             )
-            answers[("horizon", url, tx_hash)] = horizon_transaction(exchange, tx_hash)
+            history = (horizon_histories or {}).get(url, FULL_HISTORY)
+            answers[("horizon", url, tx_hash)] = horizon_transaction(exchange, tx_hash, history)
 
         async def ask_rpc(url: str) -> None:
             exchange = await fetch(
@@ -230,7 +271,11 @@ async def observe_settlement_chain(
     answers: dict[tuple[str, str, str], ChainTransaction] = {}
     sequences: list[SequenceAnswer] = []
 
+    histories: dict[str, HorizonHistory] = {}
+
     async def lookups(url: str, kind: str) -> None:
+        if kind == "horizon" and hashes:
+            histories[url] = await horizon_history(active, url, deadline=deadline, sink=recorder)
         if kind == "horizon" and wanted:
             await lookup_account_sequences(
                 active,
@@ -250,6 +295,7 @@ async def observe_settlement_chain(
             concurrency=concurrency,
             sink=recorder,
             into=answers,
+            horizon_histories=histories,
         )
 
     try:
@@ -279,6 +325,9 @@ __all__ = [
     "SequenceAnswer",
     "SettlementChainObservations",
     "TransactionAnswer",
+    "FULL_HISTORY",
+    "HorizonHistory",
+    "horizon_history",
     "horizon_sequence",
     "horizon_transaction",
     "lookup_account_sequences",

@@ -21,6 +21,7 @@ from .payouts import (
     escrow_from_file,
     escrow_from_paging,
     reconcile_escrow,
+    resolve_fee_bumps,
     triage_payouts,
 )
 from .settlements import (
@@ -43,6 +44,7 @@ __all__ = [
     "grade_chain",
     "grade_observations",
     "reconcile_escrow",
+    "resolve_fee_bumps",
     "settlement_chain",
     "triage_payouts",
     "triage_settlements",

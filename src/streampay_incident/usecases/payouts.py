@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pluggy
 
-from ..checks.coverage import file_window, paging_finding, paging_window
+from ..checks.coverage import (
+    classic_event_window,
+    classic_events_missing,
+    file_window,
+    paging_finding,
+    paging_window,
+)
+from ..checks.fee_bumps import hashes_to_resolve, with_hashes
 from ..checks.freshness import stale_export_note
 from ..checks.inputs import input_empty
 from ..errors import InputProblem, WrongNetworkError
@@ -46,15 +54,30 @@ def escrow_from_file(
     )
 
 
-def escrow_from_paging(escrow: str, source: str, fetched: PaymentsFetch) -> EscrowObservation:
-    """What a live paging run read from ``escrow``, the window it covers and why it stopped."""
+def escrow_from_paging(
+    escrow: str, source: str, fetched: PaymentsFetch, *, kind: str | None = None
+) -> EscrowObservation:
+    """What a live paging run read from ``escrow``, the window it covers and why it stopped.
+
+    ``kind`` ``rpc`` for a ``G...`` escrow: classic events, whose coverage has its own
+    rules (:func:`~streampay_incident.checks.coverage.classic_event_window`).
+    """
+    window = classic_event_window(
+        paging_window(fetched.coverage, fetched.stop),
+        escrow=escrow,
+        kind=kind,
+        first_ledger=fetched.first_ledger,
+        last_ledger=fetched.last_ledger,
+        network_passphrase=fetched.network_passphrase,
+    )
     return EscrowObservation(
         escrow=escrow,
         source=source,
         payments=fetched.payments,
-        window=paging_window(fetched.coverage, fetched.stop),
+        window=window,
         stop=fetched.stop,
         network_passphrase=fetched.network_passphrase,
+        kind=kind,
     )
 
 
@@ -79,6 +102,25 @@ def check_escrow_network(chain: EscrowObservation, network_passphrase: str | Non
     )
 
 
+def resolve_fee_bumps(
+    payouts: Sequence[Payout],
+    chain: EscrowObservation,
+    resolve: Callable[[list[str]], Mapping[str, Sequence[str]]],
+) -> EscrowObservation:
+    """``chain`` with both hashes of its fee-bumps, where a payout row may name the inner one.
+
+    RPC events list a fee-bump under its outer hash; ``resolve`` (the shell's
+    ``getTransaction`` probe) is asked only for the outflows no row names, and
+    only when some row names a hash no outflow has
+    (:func:`~streampay_incident.checks.fee_bumps.hashes_to_resolve`).
+    """
+    wanted = hashes_to_resolve(payouts, chain.payments, chain.escrow)
+    if not wanted:
+        return chain
+    known = resolve(wanted)
+    return attrs.evolve(chain, payments=with_hashes(chain.payments, known))
+
+
 def reconcile_escrow(
     payouts: Sequence[Payout],
     chain: EscrowObservation,
@@ -93,7 +135,13 @@ def reconcile_escrow(
     ``PLUGIN_ERROR`` finding. The report's inputs describe the chain source
     and the window it covers.
     """
-    window = chain.window
+    window = classic_events_missing(
+        chain.window,
+        escrow=chain.escrow,
+        kind=chain.kind,
+        payouts=payouts,
+        payments=chain.payments,
+    )
     stopped = (paging_finding(chain.stop),) if chain.stop is not None else ()
     findings = stopped + run_checks(
         pm, ESCROW_CHECKS, payouts, chain.payments, escrow=chain.escrow, window=window

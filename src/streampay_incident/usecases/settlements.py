@@ -18,7 +18,12 @@ import attrs
 import pluggy
 
 from ..checks.chain import diagnose_chain, evidence_close_time
-from ..checks.evidence import endpoints_on_other_network, settlement_chain_facts
+from ..checks.evidence import (
+    endpoint_errors_line,
+    endpoint_lookups,
+    endpoints_on_other_network,
+    settlement_chain_facts,
+)
 from ..checks.freshness import stale_export_note
 from ..checks.inputs import input_empty
 from ..checks.settlements import check_envelope_network, index_transactions
@@ -134,12 +139,19 @@ def settlement_chain(
             latest_ledger_close_time, source = facts.latest_ledger_close_time, "live lookup"
         chain_status = grade.status
         account_sequences = dict(facts.account_sequences)
+        endpoints = endpoint_lookups(live)
         inputs = {
             "horizon": [e.url for e in grade.endpoints if e.kind == "horizon"],
             "rpc": [e.url for e in grade.endpoints if e.kind == "rpc"],
             "chain_status": grade.status,
-            "live_transaction_records": len(facts.transactions),
+            # Answered, not asked: an endpoint that failed answers nothing.
+            "live_transaction_records": sum(1 for t in facts.transactions if t.status != "unknown"),
+            "live_lookups_asked": len(facts.transactions),
+            "endpoints": endpoints,
         }
+        failed = endpoint_errors_line(endpoints)
+        if failed:
+            inputs["endpoint_errors"] = failed
     return SettlementChain(
         transactions=records,
         context=SettlementContext(
