@@ -114,6 +114,7 @@ class Settlement:
     source_account: str | None = None
     sequence: int | None = None
     last_error: str | None = None
+    available_at: datetime | None = None
 
     @property
     def all_tx_hashes(self) -> tuple[str, ...]:

@@ -60,6 +60,8 @@ def _evidence_line(finding: Finding) -> str:
     if "amount_at_risk" in ev and ev["amount_at_risk"]:
         risk = ", ".join(f"{amt} {asset}" for asset, amt in sorted(ev["amount_at_risk"].items()))
         parts.append(f"at risk: {risk}")
+    # StreamPay's outbox: the idempotency key and the stream a settlement is known by.
+    parts += [f"{key}: {ev[key]}" for key in ("event_key", "aggregate_id") if ev.get(key)]
     return "; ".join(parts)
 
 

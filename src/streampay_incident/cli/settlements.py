@@ -8,7 +8,6 @@ read the export and what the chain says, run the registered settlement checks
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -17,8 +16,6 @@ import attrs
 import click
 
 from ..checks.settlements import ChainStatus, TransactionIndex, classify_settlements
-from ..io.rows import iter_text_rows
-from ..io.settlements import read_settlements, settlements_from_rows
 from ..io.transactions import read_transactions
 from ..logevents import log_event
 from ..model import ChainTransaction, Report, Settlement, SettlementPolicy
@@ -27,6 +24,7 @@ from ..stellar.networks import network_name
 from ..timefmt import format_rfc3339
 from .chain import endpoint_urls
 from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
+from .outbox import OutboxSource, outbox_options, read_settlement_input
 
 SETTLEMENT_HOOK = "streampay_incident_register_settlement_checks"
 
@@ -53,18 +51,6 @@ class ChainView:
             chain_status=self.chain_status,
             account_sequences=self.account_sequences,
         )
-
-
-def load_settlements(path: str, network_passphrase: str | None) -> list[Settlement]:
-    """The export at ``path`` (``-`` for stdin)."""
-    if path == "-":
-        text = sys.stdin.read()
-        return settlements_from_rows(
-            iter_text_rows(text, source="<stdin>"),
-            source="<stdin>",
-            network_passphrase=network_passphrase,
-        )
-    return read_settlements(path, network_passphrase=network_passphrase)
 
 
 def gather_chain_view(
@@ -122,7 +108,7 @@ def gather_chain_view(
 
 
 @click.command("settlements")
-@click.argument("file", metavar="FILE")
+@click.argument("file", metavar="FILE", required=False)
 @click.option(
     "--transactions",
     "transactions_file",
@@ -162,10 +148,11 @@ def gather_chain_view(
     show_default=True,
     help="Seconds for all live lookups together.",
 )
+@outbox_options
 @output_options
 @handle_input_errors
 def settlements(
-    file: str,
+    file: str | None,
     transactions_file: str | None,
     network: str | None,
     now: datetime | None,
@@ -175,18 +162,23 @@ def settlements(
     timeout: float,
     fmt: str,
     fail_on: str,
+    **outbox_opts: Any,
 ) -> None:
     """Triage settlement_outbox rows: stuck, failed, settled, and whether a retry is safe.
 
-    FILE is a JSON Lines, CSV or JSON export (``-`` for stdin). Exit 2 on bad
-    input, 1 when the report is at or above --fail-on, else 0.
+    FILE is a JSON Lines, CSV or JSON export (``-`` for stdin): the generic
+    format or StreamPay's settlement_outbox columns (detected). --db reads the
+    table live in a READ ONLY transaction instead. Exit 2 on bad input, 1 when
+    the report is at or above --fail-on, else 0.
     """
     moment = now or utc_now()
     horizon_urls = endpoint_urls(horizon, None, option="--horizon")
     rpc_urls = endpoint_urls(rpc, None, option="--rpc")
     if (horizon_urls or rpc_urls) and network is None:
         raise click.UsageError("--horizon/--rpc need --network (another network, other hashes)")
-    records = load_settlements(file, network)
+    source = OutboxSource.from_options(file, outbox_opts, timeout)
+    read = read_settlement_input(source, network_passphrase=network)
+    records = read.settlements
     chain = gather_chain_view(
         records,
         transactions_file=transactions_file,
@@ -212,7 +204,8 @@ def settlements(
     findings = run_checks(
         pm, SETTLEMENT_HOOK, records, transactions=chain.index(), now=moment, policy=policy
     )
-    inputs: dict[str, Any] = {"settlements": file, "records": len(records)}
+    findings = read.annotate(findings)
+    inputs: dict[str, Any] = dict(read.inputs)
     inputs.update(chain.inputs)
     if network is not None:
         inputs["network"] = network_name(network)
@@ -225,6 +218,7 @@ def settlements(
         generated_at=moment,
         inputs=inputs,
         settlements=triage.verdicts,
+        extra=read.extra(),
     )
     log_event("report", command="settlements", status=report.overall, findings=len(findings))
     emit(report, fmt, fail_on)

@@ -2,9 +2,9 @@
 
 Fields (pinned): ``settlement_id``, ``status`` and ``created_at`` are required;
 ``updated_at``, ``attempts`` (default 0), ``max_attempts`` (default 8),
-``lease_until``, ``tx_hash``, ``envelope_xdr``, ``tx_max_time`` (RFC 3339 or
-unix seconds; 0 means no bound) and ``last_error`` are optional. Other columns
-are ignored.
+``lease_until``, ``available_at`` (next attempt), ``tx_hash``,
+``envelope_xdr``, ``tx_max_time`` (RFC 3339 or unix seconds; 0 means no
+bound) and ``last_error`` are optional. Other columns are ignored.
 
 When ``envelope_xdr`` is given, the transaction's hash(es), max time, source
 account and sequence number are derived from it with the network passphrase
@@ -114,6 +114,7 @@ def settlement_from_row(
     created_at = _time(values, "created_at", problems)
     updated_at = _time(values, "updated_at", problems)
     lease_until = _time(values, "lease_until", problems)
+    available_at = _time(values, "available_at", problems)
     attempts = _count(values, "attempts", 0, problems)
     max_attempts = _count(values, "max_attempts", 8, problems)
     if max_attempts == 0 and not any(p.field == "max_attempts" for p in problems.items):
@@ -179,6 +180,7 @@ def settlement_from_row(
             source_account=source_account,
             sequence=sequence,
             last_error=None if last_error is None else str(last_error),
+            available_at=available_at,
         ),
         [],
     )

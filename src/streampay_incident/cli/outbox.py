@@ -1,0 +1,311 @@
+"""Where ``settlements`` and ``payouts`` read StreamPay's outbox from: a file or the database.
+
+The options (``--profile``, ``--payload-key``, ``--source-timezone``,
+``--db``, ``--table``, ``--since``, ``--status``) and the one function per
+command that reads its records: a generic export, a StreamPay
+``settlement_outbox`` export (detected by its columns), or the table itself,
+live and read-only (:mod:`streampay_incident.io.outbox_db`).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import click
+
+from ..errors import InputError
+from ..io.outbox_db import DEFAULT_TABLE, DSN_ENV, DSN_NOTE, STATUSES, OutboxQuery
+from ..io.rows import Row, iter_rows, iter_text_rows, sniff_format
+from ..io.settlements import settlements_from_rows
+from ..io.streampay import (
+    PROFILES,
+    OutboxReading,
+    OutboxRow,
+    PayloadPaths,
+    annotate_evidence,
+    copy_text_problem,
+    detect_profile,
+    outbox_rows,
+    parse_source_timezone,
+)
+from ..model import Finding, Settlement
+from ..timefmt import parse_duration, parse_rfc3339
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SourceTimezone(click.ParamType):
+    """``UTC``, ``+05:30`` or an IANA zone name -> tzinfo."""
+
+    name = "ZONE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tzinfo):
+            return value
+        try:
+            return parse_source_timezone(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Since(click.ParamType):
+    """A duration back from now (``2h``, ``3d``) or an RFC 3339 time."""
+
+    name = "DURATION|RFC3339"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, timedelta | datetime):
+            return value
+        text = str(value).strip()
+        try:
+            return parse_duration(text)
+        except ValueError:
+            pass
+        try:
+            return parse_rfc3339(text)
+        except ValueError:
+            self.fail(f"{text!r}: expected a duration (24h, 2d) or an RFC 3339 time", param, ctx)
+
+
+def outbox_options(func: F) -> F:
+    """The options every outbox-reading command takes (added below the command's own)."""
+    options = [
+        click.option(
+            "--profile",
+            type=click.Choice(["auto", *PROFILES]),
+            default="auto",
+            show_default=True,
+            help="streampay: StreamPay's settlement_outbox columns (id, event_key, payload, ...); "
+            "generic: the documented settlement_id format. auto: by the columns.",
+        ),
+        click.option(
+            "--payload-key",
+            "payload_keys",
+            multiple=True,
+            metavar="FIELD=JSONPATH",
+            help="Where the payload holds FIELD (tx_hash, envelope_xdr, amount, asset, "
+            "destination, escrow, ledger), e.g. tx_hash=$.result.hash (repeatable).",
+        ),
+        click.option(
+            "--source-timezone",
+            type=SourceTimezone(),
+            default="UTC",
+            show_default=True,
+            help="Zone of outbox timestamps printed without an offset (StreamPay writes UTC).",
+        ),
+        click.option(
+            "--db",
+            "db",
+            envvar=DSN_ENV,
+            metavar="POSTGRESQL_URL",
+            help=f"Read the outbox live, read-only, from PostgreSQL (or ${DSN_ENV}); "
+            "put the password in PGPASSWORD or ~/.pgpass, not here.",
+        ),
+        click.option(
+            "--table",
+            default=DEFAULT_TABLE,
+            show_default=True,
+            help="The outbox table (schema.table accepted) for --db.",
+        ),
+        click.option(
+            "--since",
+            type=Since(),
+            help="With --db: rows updated after this (a duration back or a time); default: "
+            "every unsettled row and what settled in the last 24h.",
+        ),
+        click.option(
+            "--status",
+            "statuses",
+            multiple=True,
+            type=click.Choice(STATUSES),
+            help="With --db: only rows with this status (repeatable).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@attrs.frozen
+class OutboxSource:
+    """What a command reads, from its FILE argument and the outbox options."""
+
+    file: str | None
+    profile: str = "auto"
+    payload_keys: tuple[str, ...] = ()
+    source_timezone: tzinfo | None = None
+    db: str | None = None
+    table: str = DEFAULT_TABLE
+    since: timedelta | datetime | None = None
+    statuses: tuple[str, ...] = ()
+    timeout: float = 5.0
+
+    @classmethod
+    def from_options(cls, file: str | Path | None, options: dict[str, Any], timeout: float) -> Any:
+        """The source, or a usage error for FILE and --db together or neither."""
+        ctx = click.get_current_context(silent=True)
+        db = options.get("db")
+        from_env = (
+            ctx is not None
+            and ctx.get_parameter_source("db") is click.core.ParameterSource.ENVIRONMENT
+        )
+        if file is not None and db is not None:
+            if not from_env:
+                raise click.UsageError("give FILE or --db, not both")
+            db = None  # an explicit FILE wins over the environment's database
+        if file is None and db is None:
+            raise click.UsageError(f"give FILE (an export, - for stdin) or --db / ${DSN_ENV}")
+        if db is None and (options.get("since") is not None or options.get("statuses")):
+            raise click.UsageError("--since and --status filter the database: they need --db")
+        if db is not None and options.get("profile") == "generic":
+            raise click.UsageError("--db reads StreamPay's settlement_outbox: --profile streampay")
+        try:
+            PayloadPaths.from_options(options.get("payload_keys", ()))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--payload-key") from None
+        return cls(
+            file=None if file is None else str(file),
+            profile=options.get("profile", "auto"),
+            payload_keys=tuple(options.get("payload_keys", ())),
+            source_timezone=options.get("source_timezone"),
+            db=db,
+            table=options.get("table", DEFAULT_TABLE),
+            since=options.get("since"),
+            statuses=tuple(options.get("statuses", ())),
+            timeout=timeout,
+        )
+
+    @property
+    def reading(self) -> OutboxReading:
+        paths = PayloadPaths.from_options(self.payload_keys)
+        if self.source_timezone is None:
+            return OutboxReading(payload_paths=paths)
+        return OutboxReading(payload_paths=paths, source_timezone=self.source_timezone)
+
+    def query(self) -> OutboxQuery:
+        return OutboxQuery(table=self.table, since=self.since, statuses=self.statuses)
+
+
+@attrs.frozen
+class SettlementInput:
+    """Settlements read for a command, the report inputs saying from where, and the outbox rows."""
+
+    settlements: list[Settlement]
+    inputs: dict[str, Any]
+    outbox: dict[str, OutboxRow] = attrs.field(factory=dict)
+
+    def annotate(self, findings: Iterable[Finding]) -> tuple[Finding, ...]:
+        """Findings about outbox settlements, with their event_key and aggregate_id."""
+        if not self.outbox:
+            return tuple(findings)
+        return tuple(annotate_evidence(findings, self.outbox))
+
+    def extra(self) -> dict[str, Any]:
+        """Report sections only StreamPay's outbox has (the ids it is known by)."""
+        if not self.outbox:
+            return {}
+        return {"outbox": [{"id": key, **row.evidence()} for key, row in self.outbox.items()]}
+
+
+def _checked_json_lines(lines: Iterable[str], source: str) -> None:
+    problem = copy_text_problem(lines, source)
+    if problem is not None:
+        raise InputError(problem)
+
+
+def _looks_like_outbox_json(head: str) -> bool:
+    # Only outbox exports are checked for COPY's doubling: a generic export may hold a
+    # legitimately escaped backslash (a Windows path in last_error).
+    return sniff_format(head) != "csv" and ('"event_key"' in head or '"payload"' in head)
+
+
+def file_rows(file: str) -> tuple[Iterator[Row], str]:
+    """The rows of ``file`` (``-``: stdin) and its name; COPY-corrupted JSON is refused first."""
+    if file == "-":
+        text = sys.stdin.read()
+        if _looks_like_outbox_json(text[:4096]):
+            _checked_json_lines(io.StringIO(text), "<stdin>")
+        return iter_text_rows(text, source="<stdin>"), "<stdin>"
+    path = Path(file)
+    try:
+        with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+            head = handle.read(4096)
+            if not path.name.lower().endswith(".csv") and _looks_like_outbox_json(head):
+                handle.seek(0)
+                _checked_json_lines(handle, file)
+    except OSError:
+        pass  # iter_rows names the problem (missing, unreadable) the way every reader does
+    return iter_rows(path), file
+
+
+def _profiled(rows: Iterator[Row], profile: str) -> tuple[str, Iterator[Row]]:
+    if profile != "auto":
+        return profile, rows
+    first = next(rows, None)
+    if first is None:
+        return "generic", iter(())
+    return detect_profile(first.values), _chain(first, rows)
+
+
+def _chain(first: Row, rest: Iterator[Row]) -> Iterator[Row]:
+    yield first
+    yield from rest
+
+
+def _database_rows(source: OutboxSource) -> tuple[Iterator[Row], str, dict[str, Any]]:
+    from ..io.outbox_db import database_target, outbox_json_rows
+
+    assert source.db is not None
+    target = database_target(source.db)
+    if target.has_password:
+        click.echo(DSN_NOTE, err=True)
+    query = source.query()
+    name = f"{target.display} {source.table}"
+    rows = outbox_json_rows(source.db, query, timeout=source.timeout, source=name)
+    inputs = {"database": target.display, "table": source.table, "filter": query.describe()}
+    return rows, name, inputs
+
+
+def read_settlement_input(
+    source: OutboxSource, *, network_passphrase: str | None
+) -> SettlementInput:
+    """The settlements of the export or the table, through the profile that fits."""
+    if source.db is not None:
+        rows, name, inputs = _database_rows(source)
+        profile = "streampay"
+    else:
+        assert source.file is not None
+        file_iter, name = file_rows(source.file)
+        profile, rows = _profiled(file_iter, source.profile)
+        inputs = {}
+    if profile == "generic":
+        settlements = settlements_from_rows(
+            rows, source=name, network_passphrase=network_passphrase
+        )
+        return SettlementInput(settlements, {"settlements": name, "records": len(settlements)})
+    read = outbox_rows(
+        rows, source=name, reading=source.reading, network_passphrase=network_passphrase
+    )
+    outbox = {row.settlement.settlement_id: row for row in read}
+    return SettlementInput(
+        [row.settlement for row in read],
+        {"settlements": name, "records": len(read), "profile": "streampay", **inputs},
+        outbox,
+    )
+
+
+def outbox_row_iter(source: OutboxSource) -> tuple[str | None, Iterator[Row], str, dict[str, Any]]:
+    """``(profile, rows, name, inputs)`` for the payouts view (profile None: a generic file)."""
+    if source.db is not None:
+        rows, name, inputs = _database_rows(source)
+        return "streampay", rows, name, inputs
+    assert source.file is not None
+    file_iter, name = file_rows(source.file)
+    profile, rows = _profiled(file_iter, source.profile)
+    return profile, rows, name, {}

@@ -1,0 +1,407 @@
+"""The StreamPay profile: settlement_outbox exports as psql writes them, no reshaping.
+
+The exports under ``tests/postgres/exports/`` were recorded from a real
+PostgreSQL 15 holding StreamPay's table (see its README); the live versions
+run in ``test_streampay_postgres.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streampay_incident.cli import main
+from streampay_incident.errors import InputError
+from streampay_incident.io.rows import Row, iter_text_rows
+from streampay_incident.io.streampay import (
+    OutboxReading,
+    PayloadPaths,
+    copy_text_problem,
+    detect_profile,
+    outbox_rows,
+    parse_json_path,
+    parse_pg_timestamp,
+    parse_source_timezone,
+)
+
+EXPORTS = Path(__file__).resolve().parent / "postgres" / "exports"
+NOW = "2026-11-27T03:00:00Z"
+DEAD_ID = "00000000-0000-4000-8000-000000000002"
+FORMS = ("outbox.jsonl", "outbox.csv", "outbox-json-agg.json", "outbox-kolkata-timestamptz.csv")
+
+
+def run(args: Sequence[str], stdin: str | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
+
+
+def triage(path: Path | str, *extra: str) -> Result:
+    return run(["settlements", str(path), "--network", "testnet", "--now", NOW, *extra])
+
+
+def report(path: Path | str, *extra: str) -> dict[str, Any]:
+    result = triage(path, "--format", "json", *extra)
+    assert result.exit_code == 1, result.output
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def verdicts(doc: dict[str, Any]) -> dict[str, tuple[str, bool, str]]:
+    return {
+        v["settlement_id"]: (v["state"], v["retry_safe"], v["retry_reason"])
+        for v in doc["settlements"]
+    }
+
+
+def outbox(values: dict[str, Any], **reading: Any) -> Any:
+    base = {
+        "id": "00000000-0000-4000-8000-00000000aaaa",
+        "event_key": "settlement:stream-x:1",
+        "aggregate_id": "stream-x",
+        "status": "pending",
+        "created_at": "2026-11-27 02:00:00",
+    }
+    rows = [Row(1, {**base, **values})]
+    return outbox_rows(
+        rows, source="t.jsonl", reading=OutboxReading(**reading), network_passphrase=None
+    )
+
+
+# --- timestamps ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-26 23:00:00", datetime(2026, 11, 26, 23, tzinfo=UTC)),
+        ("2026-11-26T23:00:00", datetime(2026, 11, 26, 23, tzinfo=UTC)),
+        ("2026-11-26 23:00:00.5", datetime(2026, 11, 26, 23, 0, 0, 500000, tzinfo=UTC)),
+        ("2026-11-26 23:00:00.123456", datetime(2026, 11, 26, 23, 0, 0, 123456, tzinfo=UTC)),
+        ("2026-11-26 23:00:00.123456789", datetime(2026, 11, 26, 23, 0, 0, 123456, tzinfo=UTC)),
+        ("2026-11-26 23:00:00+00", datetime(2026, 11, 26, 23, tzinfo=UTC)),
+        ("2026-11-27 04:30:00+05:30", datetime(2026, 11, 26, 23, tzinfo=UTC)),
+        ("2026-11-26 15:00:00-08", datetime(2026, 11, 26, 23, tzinfo=UTC)),
+        ("2026-11-26 23:53:28+00:53:28", datetime(2026, 11, 26, 23, tzinfo=UTC)),
+        ("2026-11-26T23:00:00Z", datetime(2026, 11, 26, 23, tzinfo=UTC)),
+        ("2026-11-26T23:00:00.25+0000", datetime(2026, 11, 26, 23, 0, 0, 250000, tzinfo=UTC)),
+    ],
+)
+def test_every_postgresql_timestamp_form_is_read(text: str, expected: datetime) -> None:
+    parsed = parse_pg_timestamp(text)
+    assert parsed == expected and parsed.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "text", ["infinity", "2026-11-26", "2026-11-26 23:00", "2026-13-01 00:00:00", "", "1 BC"]
+)
+def test_what_is_not_a_timestamp_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_pg_timestamp(text)
+
+
+def test_out_of_range_after_conversion_is_refused() -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        parse_pg_timestamp("9999-12-31 23:00:00-05")
+
+
+def test_a_time_without_offset_is_in_the_source_timezone() -> None:
+    berlin = parse_source_timezone("Europe/Berlin")
+    assert parse_pg_timestamp("2026-11-27 00:00:00", source_timezone=berlin) == datetime(
+        2026, 11, 26, 23, tzinfo=UTC
+    )
+    # An explicit offset wins over the source zone.
+    assert parse_pg_timestamp("2026-11-27 00:00:00+00", source_timezone=berlin) == datetime(
+        2026, 11, 27, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "offset"),
+    [
+        ("UTC", timedelta(0)),
+        ("z", timedelta(0)),
+        ("+05:30", timedelta(hours=5, minutes=30)),
+        ("-08", timedelta(hours=-8)),
+    ],
+)
+def test_source_timezone_forms(text: str, offset: timedelta) -> None:
+    zone = parse_source_timezone(text)
+    assert datetime(2026, 11, 27, tzinfo=zone).utcoffset() == offset
+
+
+def test_an_unknown_source_timezone_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a time zone"):
+        parse_source_timezone("Mars/Olympus")
+
+
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9000, 1, 1)),
+    st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
+def test_printed_timestamps_round_trip(moment: datetime, minutes: int) -> None:
+    zone = timezone(timedelta(minutes=minutes))
+    aware = moment.replace(tzinfo=UTC).astimezone(zone)
+    hours, rest = divmod(abs(minutes), 60)
+    sign = "-" if minutes < 0 else "+"
+    text = aware.strftime("%Y-%m-%d %H:%M:%S.%f") + f"{sign}{hours:02d}:{rest:02d}"
+    assert parse_pg_timestamp(text) == moment.replace(tzinfo=UTC)
+
+
+# --- payload paths -----------------------------------------------------------------------------
+
+
+def test_json_paths() -> None:
+    assert parse_json_path("$.result.hash") == ("result", "hash")
+    assert parse_json_path("$['tx hash'][0]") == ("tx hash", 0)
+    assert parse_json_path('$["a"].b') == ("a", "b")
+    assert parse_json_path("transactionHash") == ("transactionHash",)
+    for bad in ("", "$", "$.a..b", "$[x]"):
+        with pytest.raises(ValueError):
+            parse_json_path(bad)
+
+
+def test_payload_key_specs() -> None:
+    paths = PayloadPaths.from_options(["tx_hash=$.result.hash", "tx_hash=$.hashes[1]"])
+    assert paths.find("tx_hash", {"result": {"hash": "h1"}, "transactionHash": "x"}) == (
+        "payload.result.hash",
+        "h1",
+    )
+    assert paths.find("tx_hash", {"hashes": ["a", "b"]}) == ("payload.hashes[1]", "b")
+    assert paths.find("tx_hash", {"hashes": ["a"], "result": "flat"}) is None
+    assert PayloadPaths().find("destination", {"to": "G1", "recipient": "G2"}) == (
+        "payload.recipient",
+        "G2",
+    )
+    for bad in ("memo=$.m", "tx_hash", "tx_hash=$.a..b"):
+        with pytest.raises(ValueError):
+            PayloadPaths.from_options([bad])
+
+
+# --- rows through the profile --------------------------------------------------------------------
+
+
+def test_detection_by_columns() -> None:
+    assert detect_profile(["id", "event_key", "status"]) == "streampay"
+    assert detect_profile(["id", "payload"]) == "streampay"
+    assert detect_profile(["settlement_id", "id", "event_key"]) == "generic"
+    assert detect_profile(["id", "status", "created_at"]) == "generic"
+
+
+def test_payload_hash_first_match_wins_and_is_lower_cased() -> None:
+    (row,) = outbox({"payload": {"hash": "A" * 64, "txHash": "b" * 64}})
+    assert row.settlement.tx_hash == "b" * 64
+    assert row.event_key == "settlement:stream-x:1" and row.aggregate_id == "stream-x"
+    (row,) = outbox({"payload": json.dumps({"hash": "A" * 64})})  # jsonb as text (CSV)
+    assert row.settlement.tx_hash == "a" * 64
+
+
+def test_payload_fields_are_kept_as_given() -> None:
+    (row,) = outbox(
+        {
+            "payload": {
+                "amount": "12.500000000",
+                "asset": "native",
+                "to": "GX",
+                "from": "CY",
+                "ledger": 7,
+            },
+            "available_at": "2026-11-27 03:05:00",
+        }
+    )
+    assert row.payload == {
+        "amount": "12.500000000",
+        "asset": "native",
+        "destination": "GX",
+        "escrow": "CY",
+        "ledger": "7",
+    }
+    assert row.payload_sources["destination"] == "payload.to"
+    assert row.settlement.available_at == datetime(2026, 11, 27, 3, 5, tzinfo=UTC)
+
+
+def test_problems_name_the_outbox_columns() -> None:
+    with pytest.raises(InputError) as caught:
+        outbox(
+            {
+                "id": None,
+                "created_at": "2026-11-27T02:00",
+                "updated_at": 5,
+                "payload": {"transactionHash": "zz", "amount": {"v": 1}},
+            }
+        )
+    fields = {p.field for p in caught.value.problems}
+    assert fields == {"id", "created_at", "updated_at", "payload.transactionHash", "payload.amount"}
+    for payload, message in (("{nope", "not valid JSON"), ("[1]", "expected a JSON object")):
+        with pytest.raises(InputError, match=message):
+            outbox({"payload": payload})
+
+
+def test_a_configured_path_replaces_the_default_keys() -> None:
+    reading = {"payload_paths": PayloadPaths.from_options(["tx_hash=$.result.hash"])}
+    (row,) = outbox({"payload": {"transactionHash": "a" * 64}}, **reading)
+    assert row.settlement.tx_hash is None
+    (row,) = outbox({"payload": {"result": {"hash": "c" * 64}}}, **reading)
+    assert row.settlement.tx_hash == "c" * 64
+
+
+def test_copy_text_detection() -> None:
+    assert copy_text_problem(['{"a": "x \\"q\\""}'], "f") is None
+    problem = copy_text_problem(['{"a": 1}', '{"a": "x \\\\"q\\\\""}'], "f")
+    assert problem is not None and problem.line == 2
+    assert "psql -At" in problem.message and "csv header" in problem.message
+    assert copy_text_problem(['{"e": "line\\\\nnext"}'], "f") is not None
+
+
+# --- the exports as they come -------------------------------------------------------------------
+
+
+def test_the_export_forms_give_the_same_report() -> None:
+    docs = [report(EXPORTS / name) for name in FORMS]
+    first = docs[0]
+    assert first["inputs"]["profile"] == "streampay" and first["inputs"]["records"] == 20
+    for doc in docs[1:]:
+        assert verdicts(doc) == verdicts(first)
+        assert [(f["code"], f["subject"]) for f in doc["findings"]] == [
+            (f["code"], f["subject"]) for f in first["findings"]
+        ]
+    dead = next(f for f in first["findings"] if f["subject"] == DEAD_ID)
+    assert dead["code"] == "SETTLEMENT_DEAD_LETTERED"
+    assert dead["evidence"]["event_key"] == "settlement:stream-02:53010002"
+    assert dead["evidence"]["aggregate_id"] == "stream-02"
+    assert "from horizon\n    at submit" in dead["evidence"]["last_error"]  # multi-line, intact
+    assert {
+        "id": DEAD_ID,
+        "event_key": "settlement:stream-02:53010002",
+        "aggregate_id": "stream-02",
+    } in first["outbox"]
+    # The envelope in the payload gives the hash: the succeeded demo row is settled.
+    assert verdicts(first)["00000000-0000-4000-8000-000000000001"][0] == "settled"
+
+
+def test_text_report_shows_event_key_and_aggregate_id() -> None:
+    result = triage(EXPORTS / "outbox.csv")
+    assert result.exit_code == 1
+    assert "event_key: settlement:stream-02:53010002; aggregate_id: stream-02" in result.stdout
+    assert "profile: streampay" in result.stdout
+
+
+def test_stdin_export() -> None:
+    text = (EXPORTS / "outbox.jsonl").read_text(encoding="utf-8")
+    result = run(
+        ["settlements", "-", "--network", "testnet", "--now", NOW, "--format", "json"], stdin=text
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["inputs"]["records"] == 20
+
+
+def test_copy_text_export_is_refused_naming_the_forms_that_work(tmp_path: Path) -> None:
+    result = triage(EXPORTS / "outbox-copy-text.jsonl")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "outbox-copy-text.jsonl:4: doubled backslashes" in result.stderr
+    assert "psql -At" in result.stderr and "csv header" in result.stderr
+    text = (EXPORTS / "outbox-copy-text.jsonl").read_text(encoding="utf-8")
+    stdin = run(["settlements", "-", "--network", "testnet", "--now", NOW], stdin=text)
+    assert stdin.exit_code == 2 and "<stdin>:4: doubled backslashes" in stdin.stderr
+
+
+def test_a_generic_export_with_escaped_backslashes_is_not_mistaken_for_copy(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text(
+        json.dumps(
+            {
+                "settlement_id": "s1",
+                "status": "pending",
+                "created_at": NOW,
+                "last_error": "C:\\new\\temp",
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    assert run(["settlements", str(path), "--now", NOW]).exit_code == 0
+
+
+def test_profile_can_be_forced() -> None:
+    result = triage(EXPORTS / "outbox.jsonl", "--profile", "generic")
+    assert result.exit_code == 2
+    assert "field 'settlement_id': required field is missing" in result.stderr
+
+
+def test_forcing_streampay_on_a_generic_export_names_id(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text(
+        json.dumps({"settlement_id": "s1", "status": "pending", "created_at": NOW}) + "\n",
+        encoding="utf-8",
+    )
+    result = run(["settlements", str(path), "--profile", "streampay", "--now", NOW])
+    assert result.exit_code == 2 and "field 'id': required field is missing" in result.stderr
+
+
+def test_source_timezone_shifts_offsetless_times(tmp_path: Path) -> None:
+    rows = list(iter_text_rows((EXPORTS / "outbox.jsonl").read_text("utf-8"), source="x"))
+    pending = next(
+        r.values for r in rows if r.values["status"] == "pending" and r.values["id"].endswith("9")
+    )  # created 02:58 UTC, 2 min before NOW
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(pending) + "\n", encoding="utf-8")
+    assert verdicts(json.loads(triage(path, "--format", "json").stdout))[pending["id"]][0] == (
+        "in_flight"
+    )
+    # Written at UTC+01:00 instead, it was created an hour earlier: stuck unsubmitted.
+    late = json.loads(triage(path, "--format", "json", "--source-timezone", "+01:00").stdout)
+    assert verdicts(late)[pending["id"]][:2] == ("stuck", True)
+
+
+def test_payload_key_option(tmp_path: Path) -> None:
+    row = {
+        "id": "u1",
+        "event_key": "settlement:s:1",
+        "status": "processing",
+        "created_at": "2026-11-27 02:00:00",
+        "payload": {"result": {"hash": "d" * 64}},
+    }
+    path = tmp_path / "o.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    doc = json.loads(
+        triage(path, "--format", "json", "--payload-key", "tx_hash=$.result.hash").stdout
+    )
+    finding = next(f for f in doc["findings"] if f["subject"] == "u1")
+    assert finding["code"] == "SETTLEMENT_STUCK_UNCONFIRMED"
+    bad = triage(path, "--payload-key", "memo=$.m")
+    assert bad.exit_code == 2 and "--payload-key" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["settlements"], "give FILE"),
+        (["settlements", "x.jsonl", "--db", "postgresql://h/db"], "not both"),
+        (["settlements", "x.jsonl", "--since", "2h"], "need --db"),
+        (["settlements", "--db", "postgresql://h/db", "--profile", "generic"], "--profile"),
+        (["settlements", "--db", "postgresql://h/db", "--since", "soon"], "duration"),
+        (["settlements", "x.jsonl", "--source-timezone", "Nowhere/Land"], "not a time zone"),
+    ],
+)
+def test_usage_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_an_empty_file_is_an_empty_generic_report(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("", encoding="utf-8")
+    assert run(["settlements", str(path), "--now", NOW]).exit_code == 0
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    result = run(["settlements", str(tmp_path / "nope.jsonl"), "--now", NOW])
+    assert result.exit_code == 2 and "file not found" in result.stderr
