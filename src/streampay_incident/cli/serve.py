@@ -50,14 +50,22 @@ def configure_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
-def build_sidecar_app(config: Any) -> Any:
-    """A Starlette app serving :func:`create_app` under ``/internal/incident``."""
+def build_sidecar_app(config: Any, environ: Any = None) -> Any:
+    """A Starlette app serving :func:`create_app` under ``/internal/incident``.
+
+    With ``STREAMPAY_INCIDENT_DATABASE_URL`` set, ``GET /settlements/{id}`` is
+    answered from that database's outbox (read-only): a non-Python host needs
+    no plugin for it.
+    """
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
+    from ..io.outbox_db import outbox_lookup_from_env
     from ..web import create_app
 
-    return Starlette(routes=[Mount(MOUNT_PATH, app=create_app(config))])
+    lookup = outbox_lookup_from_env(os.environ if environ is None else environ, config)
+    app = create_app(config, plugins=[lookup] if lookup is not None else [])
+    return Starlette(routes=[Mount(MOUNT_PATH, app=app)])
 
 
 @click.command("serve")
@@ -80,7 +88,8 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
     Configuration comes from the environment: INTERNAL_SERVICE_HMAC_KEYS (JSON object of
     key id -> secret), INTERNAL_SERVICE_CLOCK_SKEW_SECONDS, STREAMPAY_INCIDENT_ALLOWED_SERVICES,
     STREAMPAY_INCIDENT_METRICS_TOKEN, STREAMPAY_INCIDENT_HEALTH_TTL,
-    STREAMPAY_INCIDENT_HORIZON_URLS, STREAMPAY_INCIDENT_RPC_URLS, STREAMPAY_INCIDENT_NETWORK.
+    STREAMPAY_INCIDENT_HORIZON_URLS, STREAMPAY_INCIDENT_RPC_URLS, STREAMPAY_INCIDENT_NETWORK,
+    STREAMPAY_INCIDENT_DATABASE_URL (GET /settlements/{id} from the outbox, read-only).
     GET /internal/incident/livez is the liveness probe; /health is chain health.
     """
     try:
@@ -121,8 +130,14 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
             err=True,
         )
     configure_logging(log_level)
+    from ..errors import InputError
+
+    try:
+        app = build_sidecar_app(config)
+    except InputError as exc:  # a bad STREAMPAY_INCIDENT_DATABASE_URL (never echoed)
+        _fail(str(exc))
     uvicorn.run(
-        build_sidecar_app(config),
+        app,
         host=host,
         port=port,
         log_level=log_level,

@@ -295,3 +295,23 @@ class OutboxLookup:
             rows, source=source, reading=self.reading, network_passphrase=self.network_passphrase
         )
         return found[0].settlement if found else None
+
+
+TABLE_ENV = "STREAMPAY_INCIDENT_DATABASE_TABLE"
+
+
+def outbox_lookup_from_env(environ: Mapping[str, str], config: Any) -> OutboxLookup | None:
+    """The sidecar's lookup when ``STREAMPAY_INCIDENT_DATABASE_URL`` is set, else None.
+
+    ``config`` (a :class:`~streampay_incident.web.WebConfig`) gives the network
+    passphrase and the probe timeout, which bounds each lookup too.
+    """
+    dsn = environ.get(DSN_ENV, "").strip()
+    if not dsn:
+        return None
+    return OutboxLookup(
+        dsn,
+        table=environ.get(TABLE_ENV, "").strip() or DEFAULT_TABLE,
+        timeout=config.probe_timeout_seconds,
+        network_passphrase=config.network_passphrase,
+    )
