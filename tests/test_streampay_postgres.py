@@ -393,3 +393,27 @@ def test_serve_refuses_a_bad_database_url(monkeypatch: pytest.MonkeyPatch) -> No
     )
     assert result.exit_code == 2 and "pw-zz" not in result.output
     assert "not a PostgreSQL connection URI" in result.output
+
+
+# --- payouts --db: the streampay payouts view over the table ---------------------------------
+
+
+def test_payouts_db(cluster: PostgresCluster) -> None:
+    env = {"PGPASSWORD": READER_PASSWORD}
+    unsettled = run(["payouts", "--db", cluster.dsn(), "--format", "json"], env=env)
+    assert unsettled.exit_code == 0, unsettled.output
+    doc = json.loads(unsettled.stdout)
+    # Unsettled payout attempts (processing, failed, dead, pending) in the default filter.
+    assert doc["inputs"]["records"] == 4 and doc["inputs"]["profile"] == "streampay"
+    assert doc["inputs"]["table"] == "settlement_outbox"
+    settled = run(
+        ["payouts", "--db", cluster.dsn(), "--status", "succeeded", "--format", "json"], env=env
+    )
+    assert settled.exit_code == 1, settled.output
+    doc = json.loads(settled.stdout)
+    assert doc["inputs"]["records"] == 3
+    (finding,) = doc["findings"]
+    assert finding["code"] == "PAYOUT_SUSPECTED_REPEAT"
+    assert finding["evidence"]["aggregate_ids"] == ["stream-10", "stream-11"]
+    wrong = run(["payouts", "--db", cluster.dsn()], env={"PGPASSWORD": "nope-pw"})
+    assert wrong.exit_code == 2 and "database streampay, table settlement_outbox" in wrong.stderr

@@ -405,3 +405,119 @@ def test_an_empty_file_is_an_empty_generic_report(tmp_path: Path) -> None:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     result = run(["settlements", str(tmp_path / "nope.jsonl"), "--now", NOW])
     assert result.exit_code == 2 and "file not found" in result.stderr
+
+
+# --- the streampay payouts view ---------------------------------------------------------------
+
+PAYOUT_FORMS = ("outbox.jsonl", "outbox.csv", "outbox-json-agg.json")
+D1 = "GBUYDJH3AOPFFND3L54DUDWIHOMYKUONDV4RAHOHDBNN2D5N4BPPWDQ3"
+USDC = "USDC:GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN"
+
+
+def payout_row(line: int = 1, **values: Any) -> Row:
+    base: dict[str, Any] = {
+        "id": f"u{line}",
+        "event_key": f"settlement:stream-{line}:9",
+        "aggregate_id": f"stream-{line}",
+        "status": "succeeded",
+        "created_at": "2026-11-27 02:00:00",
+        "payload": {"amount": "12.500000000", "asset": "native", "destination": D1},
+    }
+    return Row(line, {**base, **values})
+
+
+def test_outbox_payouts_map_ids_status_and_nine_decimal_amounts() -> None:
+    from streampay_incident.io.outbox_payouts import outbox_payouts, payout_status
+
+    rows = [
+        payout_row(1),
+        payout_row(
+            2,
+            status="processing",
+            payload={"amount": 3, "asset": USDC, "to": D1, "txHash": "A" * 64, "ledger": 77},
+        ),
+        payout_row(
+            3, status="processing", payload={"amount": "1", "asset": "XLM", "recipient": D1}
+        ),
+        payout_row(4, payload={"note": "no money named"}),
+    ]
+    view = outbox_payouts(rows, source="o.jsonl", reading=OutboxReading())
+    first, second, third = view.payouts
+    assert (first.payout_id, first.settlement_id, first.idempotency_key) == (
+        "u1",
+        "settlement:stream-1:9",
+        "settlement:stream-1:9",
+    )
+    assert first.amount == 125_000_000 and first.status == "confirmed"
+    assert first.created_at == datetime(2026, 11, 27, 2, tzinfo=UTC)
+    assert (second.status, second.tx_hash, second.ledger) == ("submitted", "a" * 64, 77)
+    assert third.status == "pending" and view.skipped == 1
+    assert view.streams == {"u1": "stream-1", "u2": "stream-2", "u3": "stream-3"}
+    assert [payout_status(s, None) for s in ("failed", "dead", "pending", "processing")] == [
+        "failed",
+        "failed",
+        "pending",
+        "pending",
+    ]
+
+
+def test_outbox_payout_problems_name_the_outbox_fields() -> None:
+    from streampay_incident.io.outbox_payouts import outbox_payouts
+
+    rows = [
+        payout_row(1, payload={"amount": "12.500000001", "asset": "native", "destination": D1}),
+        payout_row(2, payload={"amount": "5", "asset": "native", "to": "GNOTANACCOUNT"}),
+        payout_row(
+            3, created_at="yesterday", payload={"amount": "5", "asset": "native", "destination": D1}
+        ),
+    ]
+    with pytest.raises(InputError) as caught:
+        outbox_payouts(rows, source="o.jsonl", reading=OutboxReading())
+    problems = {(p.line, p.field) for p in caught.value.problems}
+    assert (1, "payload.amount") in problems and (2, "payload.to") in problems
+    assert (3, "created_at") in problems
+    message = next(p.message for p in caught.value.problems if p.line == 1)
+    assert "Stellar amounts have 7 decimals" in message
+
+
+@pytest.mark.parametrize("name", PAYOUT_FORMS)
+def test_payouts_on_outbox_exports(name: str) -> None:
+    result = run(["payouts", str(EXPORTS / name), "--format", "json"])
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["inputs"]["profile"] == "streampay"
+    assert doc["inputs"]["records"] == 7 and doc["inputs"]["outbox_rows_without_payout"] == 13
+    (finding,) = doc["findings"]
+    assert finding["code"] == "PAYOUT_SUSPECTED_REPEAT"
+    assert finding["evidence"]["aggregate_ids"] == ["stream-10", "stream-11"]
+    text = run(["payouts", str(EXPORTS / name)]).stdout
+    assert "streams: stream-10, stream-11" in text
+
+
+def test_payouts_outbox_amount_past_seven_decimals_is_exit_2(tmp_path: Path) -> None:
+    row = payout_row(1, payload={"amount": "2.000000010", "asset": "native", "destination": D1})
+    path = tmp_path / "o.jsonl"
+    path.write_text(json.dumps(row.values) + "\n", encoding="utf-8")
+    result = run(["payouts", str(path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "field 'payload.amount'" in result.stderr
+    assert "Stellar amounts have 7 decimals" in result.stderr
+    stdin = run(["payouts", "-"], stdin=path.read_text("utf-8"))
+    assert stdin.exit_code == 2 and "<stdin>:1" in stdin.stderr
+
+
+def test_payouts_profile_choice_and_generic_stdin(tmp_path: Path) -> None:
+    forced = run(["payouts", str(EXPORTS / "outbox.jsonl"), "--profile", "generic"])
+    assert forced.exit_code == 2 and "field 'payout_id'" in forced.stderr
+    generic = (
+        "payout_id,settlement_id,destination,asset,amount,status,created_at\n"
+        f"p1,s1,{D1},native,5,confirmed,2026-11-27T01:00:00Z\n"
+    )
+    assert run(["payouts", "-"], stdin=generic).exit_code == 0
+    path = tmp_path / "p.csv"
+    path.write_text(generic, "utf-8")
+    wrong = run(["payouts", str(path), "--profile", "streampay"])
+    assert wrong.exit_code == 2 and "field 'event_key'" in wrong.stderr
+    assert run(["payouts", str(path)]).exit_code == 0
+    missing = CliRunner().invoke(main, ["payouts"])
+    assert missing.exit_code == 2 and "give FILE" in missing.output

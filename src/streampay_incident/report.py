@@ -62,6 +62,8 @@ def _evidence_line(finding: Finding) -> str:
         parts.append(f"at risk: {risk}")
     # StreamPay's outbox: the idempotency key and the stream a settlement is known by.
     parts += [f"{key}: {ev[key]}" for key in ("event_key", "aggregate_id") if ev.get(key)]
+    if ev.get("aggregate_ids"):
+        parts.append(f"streams: {', '.join(ev['aggregate_ids'])}")
     return "; ".join(parts)
 
 

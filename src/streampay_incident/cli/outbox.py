@@ -21,6 +21,8 @@ import click
 
 from ..errors import InputError
 from ..io.outbox_db import DEFAULT_TABLE, DSN_ENV, DSN_NOTE, STATUSES, OutboxQuery
+from ..io.outbox_payouts import OutboxPayouts
+from ..io.payouts import payouts_from_rows
 from ..io.rows import Row, iter_rows, iter_text_rows, sniff_format
 from ..io.settlements import settlements_from_rows
 from ..io.streampay import (
@@ -34,7 +36,7 @@ from ..io.streampay import (
     outbox_rows,
     parse_source_timezone,
 )
-from ..model import Finding, Settlement
+from ..model import Finding, Payout, Settlement
 from ..timefmt import parse_duration, parse_rfc3339
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,8 +75,7 @@ class Since(click.ParamType):
             self.fail(f"{text!r}: expected a duration (24h, 2d) or an RFC 3339 time", param, ctx)
 
 
-def outbox_options(func: F) -> F:
-    """The options every outbox-reading command takes (added below the command's own)."""
+def _options(*, since: bool) -> list[Callable[[F], F]]:
     options = [
         click.option(
             "--profile",
@@ -114,12 +115,6 @@ def outbox_options(func: F) -> F:
             help="The outbox table (schema.table accepted) for --db.",
         ),
         click.option(
-            "--since",
-            type=Since(),
-            help="With --db: rows updated after this (a duration back or a time); default: "
-            "every unsettled row and what settled in the last 24h.",
-        ),
-        click.option(
             "--status",
             "statuses",
             multiple=True,
@@ -127,9 +122,34 @@ def outbox_options(func: F) -> F:
             help="With --db: only rows with this status (repeatable).",
         ),
     ]
-    for option in reversed(options):
+    if since:
+        options.append(
+            click.option(
+                "--since",
+                type=Since(),
+                help="With --db: rows updated after this (a duration back or a time); default: "
+                "every unsettled row and what settled in the last 24h.",
+            )
+        )
+    return options
+
+
+def outbox_options(func: F) -> F:
+    """The options of ``settlements`` reading StreamPay's outbox (file profile or --db)."""
+    for option in reversed(_options(since=True)):
         func = option(func)
     return func
+
+
+def outbox_payout_options(func: F) -> F:
+    """The same for ``payouts`` (whose --since is the escrow window's: no --since here)."""
+    for option in reversed(_options(since=False)):
+        func = option(func)
+    return func
+
+
+# The parameter names outbox_payout_options adds (payouts splits them from the escrow options).
+PAYOUT_OUTBOX_OPTIONS = ("profile", "payload_keys", "source_timezone", "db", "table", "statuses")
 
 
 @attrs.frozen
@@ -309,3 +329,53 @@ def outbox_row_iter(source: OutboxSource) -> tuple[str | None, Iterator[Row], st
     file_iter, name = file_rows(source.file)
     profile, rows = _profiled(file_iter, source.profile)
     return profile, rows, name, {}
+
+
+def read_payout_input(
+    source: OutboxSource, load_generic: Callable[[Path], list[Payout]]
+) -> tuple[list[Payout], dict[str, Any], OutboxPayouts | None]:
+    """``(payouts, inputs, outbox view)``: a generic export through ``load_generic`` (its fast
+    reader), else the ``streampay`` payouts view over the outbox export or table."""
+    from ..io.outbox_payouts import outbox_payouts
+
+    if source.db is None:
+        assert source.file is not None
+        if (
+            source.file != "-"
+            and source.profile != "streampay"
+            and (source.profile == "generic" or _generic_file(source.file))
+        ):
+            records = load_generic(Path(source.file))
+            return records, {"payouts": source.file, "records": len(records)}, None
+        file_iter, name = file_rows(source.file)
+        profile, rows = _profiled(file_iter, source.profile)
+        if profile == "generic":  # stdin: the rows are already being read
+            records = payouts_from_rows(rows, source=name)
+            return records, {"payouts": name, "records": len(records)}, None
+        inputs: dict[str, Any] = {}
+    else:
+        rows, name, inputs = _database_rows(source)
+    view = outbox_payouts(rows, source=name, reading=source.reading)
+    return (
+        view.payouts,
+        {
+            "payouts": name,
+            "records": len(view.payouts),
+            "profile": "streampay",
+            "outbox_rows_without_payout": view.skipped,
+            **inputs,
+        },
+        view,
+    )
+
+
+def _generic_file(file: str) -> bool:
+    """True unless the file's first record has the outbox's columns (or cannot be read)."""
+    rows = iter_rows(Path(file))
+    try:
+        first = next(rows, None)
+    except InputError:
+        return True  # the generic reader reports it, naming file and line
+    finally:
+        getattr(rows, "close", lambda: None)()  # release the file now, not at collection
+    return first is None or detect_profile(first.values) == "generic"

@@ -27,6 +27,7 @@ from ..model import Finding, Payout, PayoutPolicy, Report
 from ..timefmt import parse_duration
 from .common import emit, handle_input_errors, output_options, utc_now
 from .escrow import EscrowRequest, escrow_findings, escrow_options
+from .outbox import PAYOUT_OUTBOX_OPTIONS, OutboxSource, outbox_payout_options, read_payout_input
 
 PAYOUT_CHECKS_HOOK = "streampay_incident_register_payout_checks"
 # Show a progress bar (stderr, TTY only) for exports longer than this many lines.
@@ -119,7 +120,7 @@ def payout_findings(records: list[Payout], policy: PayoutPolicy) -> list[Finding
 
 
 @click.command("payouts")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option(
     "--repeat-window",
     type=Duration(),
@@ -128,10 +129,11 @@ def payout_findings(records: list[Payout], policy: PayoutPolicy) -> list[Finding
     help="Chain same destination/asset/amount transfers at most this far apart (90s, 10m, 1h).",
 )
 @escrow_options
+@outbox_payout_options
 @output_options
 @handle_input_errors
 def payouts(
-    file: Path, repeat_window: timedelta, fmt: str, fail_on: str, **escrow_opts: Any
+    file: Path | None, repeat_window: timedelta, fmt: str, fail_on: str, **escrow_opts: Any
 ) -> None:
     """Find double payouts in a payout export (CSV, JSON Lines or a JSON array).
 
@@ -144,26 +146,33 @@ def payouts(
     With --escrow and a chain source (--chain-payments FILE, --horizon URL for a
     G... escrow account, --rpc URL for a C... escrow contract), also reconcile
     the rows with what actually left the escrow between --since and --until.
+
+    StreamPay's settlement_outbox (an export, detected by its columns, or --db)
+    is read as the streampay payouts view: each row whose payload names amount,
+    destination and asset is a payout attempt.
     """
+    outbox_opts = {name: escrow_opts.pop(name) for name in PAYOUT_OUTBOX_OPTIONS}
     escrow_request = EscrowRequest.from_options(escrow_opts)  # usage errors before any work
+    source = OutboxSource.from_options(file, outbox_opts, escrow_opts.get("chain_timeout") or 5.0)
     policy = PayoutPolicy(repeat_window=repeat_window)
     with collector_paused():
-        report = triage_payouts(file, policy, escrow_request)  # the records are freed here
+        report = triage_payouts(file, policy, escrow_request, source)  # records freed here
     log_event("report", command="payouts", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)
 
 
 def triage_payouts(
-    file: Path, policy: PayoutPolicy, escrow_request: EscrowRequest | None = None
+    file: Path | None,
+    policy: PayoutPolicy,
+    escrow_request: EscrowRequest | None = None,
+    source: OutboxSource | None = None,
 ) -> Report:
     """Read the export and run every payout check over it; the report (not the records)."""
-    records = load_payouts(file)
+    records, inputs, outbox = read_payout_input(source or OutboxSource(str(file)), load_payouts)
     findings = payout_findings(records, policy)
-    inputs: dict[str, Any] = {
-        "payouts": str(file),
-        "records": len(records),
-        "repeat_window": f"{int(policy.repeat_window.total_seconds())}s",
-    }
+    if outbox is not None:
+        findings = list(outbox.annotate(findings))
+    inputs["repeat_window"] = f"{int(policy.repeat_window.total_seconds())}s"
     # Further checks over the same records (escrow reconciliation against the
     # chain: --chain-payments / --horizon / --rpc / --escrow) add their findings
     # and their inputs here, before the report is built.
