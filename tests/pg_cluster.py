@@ -117,7 +117,7 @@ class PostgresCluster:
             timeout=60,
         )
 
-    def admin(self, sql: str) -> str:
+    def admin(self, sql: str, *, database: str = DATABASE) -> str:
         """Run SQL as the superuser over the Unix socket (trusted locally)."""
         result = subprocess.run(
             [
@@ -134,7 +134,7 @@ class PostgresCluster:
                 "-U",
                 SUPERUSER,
                 "-d",
-                DATABASE,
+                database,
                 "-c",
                 sql,
             ],
