@@ -47,7 +47,13 @@ def report_to_json(report: Report) -> dict[str, Any]:
 
 
 def render_json(report: Report) -> str:
-    return json.dumps(report_to_json(report), indent=2, ensure_ascii=False) + "\n"
+    # Written piece by piece: json.dumps would first hold every piece of a report of
+    # a million settlements in one list (several KiB per settlement).
+    out = io.StringIO()
+    encoder = json.JSONEncoder(indent=2, ensure_ascii=False)
+    out.writelines(encoder.iterencode(report_to_json(report)))
+    out.write("\n")
+    return out.getvalue()
 
 
 def _evidence_line(finding: Finding) -> str:

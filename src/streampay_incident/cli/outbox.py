@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,8 +48,6 @@ class SourceTimezone(click.ParamType):
     name = "ZONE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, tzinfo):
-            return value
         try:
             return parse_source_timezone(str(value))
         except ValueError as exc:
@@ -62,8 +60,6 @@ class Since(click.ParamType):
     name = "DURATION|RFC3339"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, timedelta | datetime):
-            return value
         text = str(value).strip()
         try:
             return parse_duration(text)
@@ -159,7 +155,7 @@ class OutboxSource:
     file: str | None
     profile: str = "auto"
     payload_keys: tuple[str, ...] = ()
-    source_timezone: tzinfo | None = None
+    source_timezone: tzinfo = UTC
     db: str | None = None
     table: str = DEFAULT_TABLE
     since: timedelta | datetime | None = None
@@ -193,7 +189,7 @@ class OutboxSource:
             file=None if file is None else str(file),
             profile=options.get("profile", "auto"),
             payload_keys=tuple(options.get("payload_keys", ())),
-            source_timezone=options.get("source_timezone"),
+            source_timezone=options.get("source_timezone") or UTC,
             db=db,
             table=options.get("table", DEFAULT_TABLE),
             since=options.get("since"),
@@ -204,8 +200,6 @@ class OutboxSource:
     @property
     def reading(self) -> OutboxReading:
         paths = PayloadPaths.from_options(self.payload_keys)
-        if self.source_timezone is None:
-            return OutboxReading(payload_paths=paths)
         return OutboxReading(payload_paths=paths, source_timezone=self.source_timezone)
 
     def query(self) -> OutboxQuery:
@@ -225,12 +219,6 @@ class SettlementInput:
         if not self.outbox:
             return tuple(findings)
         return tuple(annotate_evidence(findings, self.outbox))
-
-    def extra(self) -> dict[str, Any]:
-        """Report sections only StreamPay's outbox has (the ids it is known by)."""
-        if not self.outbox:
-            return {}
-        return {"outbox": [{"id": key, **row.evidence()} for key, row in self.outbox.items()]}
 
 
 def _checked_json_lines(lines: Iterable[str], source: str) -> None:
@@ -318,17 +306,6 @@ def read_settlement_input(
         {"settlements": name, "records": len(read), "profile": "streampay", **inputs},
         outbox,
     )
-
-
-def outbox_row_iter(source: OutboxSource) -> tuple[str | None, Iterator[Row], str, dict[str, Any]]:
-    """``(profile, rows, name, inputs)`` for the payouts view (profile None: a generic file)."""
-    if source.db is not None:
-        rows, name, inputs = _database_rows(source)
-        return "streampay", rows, name, inputs
-    assert source.file is not None
-    file_iter, name = file_rows(source.file)
-    profile, rows = _profiled(file_iter, source.profile)
-    return profile, rows, name, {}
 
 
 def read_payout_input(

@@ -218,7 +218,6 @@ def settlements(
         generated_at=moment,
         inputs=inputs,
         settlements=triage.verdicts,
-        extra=read.extra(),
     )
     log_event("report", command="settlements", status=report.overall, findings=len(findings))
     emit(report, fmt, fail_on)

@@ -251,17 +251,14 @@ class OutboxReading:
 class OutboxRow:
     """One outbox row read through the profile: the settlement and what only StreamPay has.
 
-    ``payload`` holds the payload fields found (``amount``, ``asset``,
-    ``destination``, ``escrow``, ``ledger`` as given; ``settlements`` does not
-    judge them), each with ``payload_sources`` naming where it was read.
+    Kept small (exports run to millions of rows): the payload's money fields
+    are the payouts view's business (:func:`translate_outbox_row`), not kept here.
     """
 
     settlement: Settlement
     event_key: str | None = None
     aggregate_id: str | None = None
     event_type: str | None = None
-    payload: Mapping[str, Any] = attrs.field(factory=dict)
-    payload_sources: Mapping[str, str] = attrs.field(factory=dict)
 
     def evidence(self) -> dict[str, Any]:
         """What a finding about this settlement adds from the outbox."""
@@ -371,8 +368,6 @@ def outbox_row_to_settlement(
             event_key=_text(row.values, "event_key"),
             aggregate_id=_text(row.values, "aggregate_id"),
             event_type=_text(row.values, "event_type"),
-            payload=translated.payload,
-            payload_sources=translated.payload_sources,
         ),
         [],
     )
