@@ -117,6 +117,18 @@ class PostgresCluster:
             timeout=60,
         )
 
+    def create_outbox_database(self, name: str) -> None:
+        """A new database holding the settlement_outbox schema and the 20 seeded rows."""
+        subprocess.run(
+            [PSQL, "-X", "-q", "-h", str(self.socket_dir), "-p", str(self.port),
+             "-U", SUPERUSER, "-d", "postgres", "-c", f"create database {name}"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )  # fmt: skip
+        for sql in ("outbox_schema.sql", "outbox_seed.sql"):
+            self.admin((SQL_DIR / sql).read_text(encoding="utf-8"), database=name)
+
     def admin(self, sql: str, *, database: str = DATABASE) -> str:
         """Run SQL as the superuser over the Unix socket (trusted locally)."""
         result = subprocess.run(
@@ -220,28 +232,7 @@ def start_cluster() -> PostgresCluster:
         options,
         "start",
     )
-    subprocess.run(
-        [
-            PSQL,
-            "-X",
-            "-q",
-            "-h",
-            str(cluster.socket_dir),
-            "-p",
-            str(port),
-            "-U",
-            SUPERUSER,
-            "-d",
-            "postgres",
-            "-c",
-            f"create database {DATABASE}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    for name in ("outbox_schema.sql", "outbox_seed.sql"):
-        cluster.admin((SQL_DIR / name).read_text(encoding="utf-8"))
+    cluster.create_outbox_database(DATABASE)
     cluster.admin(
         f"alter role {SUPERUSER} password '{SUPERUSER_PASSWORD}';"
         f"create role {READER} login password '{READER_PASSWORD}';"

@@ -22,10 +22,8 @@ import pytest
 from click.testing import CliRunner
 
 from pg_cluster import (
-    PSQL,
     READER,
     READER_PASSWORD,
-    SQL_DIR,
     PostgresCluster,
     postgres,  # noqa: F401 - the session fixture
 )
@@ -77,28 +75,7 @@ PSQL_LINES = psql_lines()
 @pytest.fixture(scope="module")
 def replica(postgres: PostgresCluster) -> PostgresCluster:  # noqa: F811 - the fixture
     """The cluster with the ``runbooks`` database: the seed, as of now."""
-    subprocess.run(
-        [
-            PSQL,
-            "-X",
-            "-q",
-            "-h",
-            str(postgres.socket_dir),
-            "-p",
-            str(postgres.port),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-c",
-            f"create database {DATABASE}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    for name in ("outbox_schema.sql", "outbox_seed.sql"):
-        postgres.admin((SQL_DIR / name).read_text(encoding="utf-8"), database=DATABASE)
+    postgres.create_outbox_database(DATABASE)
     postgres.admin(SHIFT, database=DATABASE)
     return postgres
 

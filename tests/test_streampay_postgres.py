@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from streampay_incident.io.outbox_db import (
     outbox_lookup_from_env,
     stream_outbox_json,
 )
+from test_streampay_profile import verdicts
 from web_harness import KEY_ID, PREFIX, SECRET, running, signed
 
 NOW = "2026-11-27T03:00:00Z"
@@ -65,6 +67,7 @@ create or replace view writing_outbox as
 create or replace view slow_outbox as
     select o.* from settlement_outbox o, (select pg_sleep(5)) s;
 grant select on session_outbox, writing_outbox, slow_outbox to public;
+create table if not exists private_outbox (like settlement_outbox);
 """
 
 
@@ -91,13 +94,6 @@ def report(result: Result) -> dict[str, Any]:
     assert result.exit_code == 1, result.output
     doc: dict[str, Any] = json.loads(result.stdout)
     return doc
-
-
-def verdicts(doc: dict[str, Any]) -> dict[str, tuple[str, bool, str]]:
-    return {
-        v["settlement_id"]: (v["state"], v["retry_safe"], v["retry_reason"])
-        for v in doc["settlements"]
-    }
 
 
 def findings(doc: dict[str, Any]) -> list[tuple[str, str, str | None]]:
@@ -417,3 +413,45 @@ def test_payouts_db(cluster: PostgresCluster) -> None:
     assert finding["evidence"]["aggregate_ids"] == ["stream-10", "stream-11"]
     wrong = run(["payouts", "--db", cluster.dsn()], env={"PGPASSWORD": "nope-pw"})
     assert wrong.exit_code == 2 and "database streampay, table settlement_outbox" in wrong.stderr
+
+
+def test_permission_denied_names_the_table(cluster: PostgresCluster) -> None:
+    result = db_run(cluster, "--table", "private_outbox")
+    assert result.exit_code == 2
+    assert "table private_outbox: permission denied" in result.stderr
+
+
+def test_rows_must_all_arrive_within_the_timeout(
+    cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streampay_incident.io.outbox_db as outbox_db
+
+    class Clock:
+        """Real enough until the first batch has arrived, then the deadline has passed."""
+
+        calls = 0
+
+        def monotonic(self) -> float:
+            self.calls += 1
+            return 0.0 if self.calls <= 2 else 1000.0
+
+    monkeypatch.setattr(outbox_db, "time", Clock())
+    monkeypatch.setenv("PGPASSWORD", READER_PASSWORD)
+    with pytest.raises(InputError, match="did not all arrive within --timeout 5s"):
+        list(stream_outbox_json(cluster.dsn(), OutboxQuery(), timeout=5.0, fetch_rows=2))
+
+
+def test_query_descriptions() -> None:
+    assert OutboxQuery(settlement_id="x").describe() == "id or event_key = ?"
+    assert OutboxQuery(statuses=("dead",)).describe() == "status in (dead)"
+    since = OutboxQuery(statuses=("dead",), since=timedelta(hours=2)).describe()
+    assert since == "status in (dead) and updated_at > now() - interval '7200 seconds'"
+
+
+def test_without_psycopg_the_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    result = run(["settlements", "--db", "postgresql://ro@replica/streampay"])
+    assert result.exit_code == 2
+    assert "pip install 'streampay-incident[postgres]'" in result.stderr

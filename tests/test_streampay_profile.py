@@ -511,3 +511,32 @@ def test_payouts_profile_choice_and_generic_stdin(tmp_path: Path) -> None:
     assert run(["payouts", str(path)]).exit_code == 0
     missing = CliRunner().invoke(main, ["payouts"])
     assert missing.exit_code == 2 and "give FILE" in missing.output
+
+
+def test_annotations_leave_other_findings_alone() -> None:
+    from streampay_incident.codes import Severity
+    from streampay_incident.io.outbox_payouts import OutboxPayouts
+    from streampay_incident.io.streampay import OutboxRow, annotate_evidence
+    from streampay_incident.model import Finding, Settlement
+
+    settlement = Settlement("u1", "dead", datetime(2026, 11, 27, tzinfo=UTC))
+    rows = {"u1": OutboxRow(settlement, event_key="k1", aggregate_id=None)}
+    other = Finding("PLUGIN_ERROR", Severity.WARNING, "plugin", "boom")
+    known = Finding("X", Severity.WARNING, "u1", "s", evidence={"event_key": "given"})
+    assert list(annotate_evidence([other, known], rows)) == [other, known]
+    assert known.evidence == {"event_key": "given"}
+    view = OutboxPayouts([], {"p1": "stream-1"})
+    plain = Finding("Y", Severity.WARNING, "d", "s", evidence={"payout_ids": ["p9"]})
+    kept = Finding(
+        "Z", Severity.WARNING, "d", "s", evidence={"payout_ids": ["p1"], "aggregate_ids": ["mine"]}
+    )
+    assert [f.evidence for f in view.annotate([plain, kept])] == [plain.evidence, kept.evidence]
+
+
+def test_a_payout_row_without_aggregate_id() -> None:
+    from streampay_incident.io.outbox_payouts import outbox_payouts
+
+    row = payout_row(1)
+    del row.values["aggregate_id"]
+    view = outbox_payouts([row], source="o", reading=OutboxReading())
+    assert len(view.payouts) == 1 and view.streams == {}
