@@ -13,6 +13,10 @@ then times, as a child process, what on-call runs:
 per size. The same rows exported with ``psql -At`` and read from the file are
 the baseline. The report goes to /dev/null.
 
+``--transport`` also measures the transport alone, in child processes that
+only count the rows: the tool's server-side cursor against a plain
+(client-side) psycopg cursor, which holds the whole result set at once.
+
     python benchmarks/settlements_db.py                      # 100k, 300k, 1M rows
     python benchmarks/settlements_db.py --sizes 100000 --runs 1
 """
@@ -68,11 +72,11 @@ select
     t0 + interval '1 minute',
     case when i % 10 in (7, 8) then t0 + interval '10 minutes' end,
     case when i % 10 = 9 then 'timeout waiting for confirmation' end,
-    t0 - interval '1 hour', t0
+    t0 - interval '1 hour',
+    -- settled rows updated "now" by the server's clock: the default filter keeps every row
+    case when i % 10 < 7 then now() at time zone 'utc' else t0 end
 from generate_series(1, {rows}) as i,
      (select timestamp '2026-11-27 02:30:00' as t0) as base;
--- Keep every row in the default filter: settled rows updated "now" by the server's clock.
-update settlement_outbox set updated_at = now() at time zone 'utc' where status = 'succeeded';
 analyze settlement_outbox;
 """
 
@@ -94,7 +98,7 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
 
 
 def run_size(cluster: PostgresCluster, rows: int, runs: int, workdir: Path) -> dict[str, float]:
-    cluster.admin(FILL.format(rows=rows))
+    cluster.admin(FILL.format(rows=rows), timeout=1800)
     env = {**os.environ, "PGPASSWORD": READER_PASSWORD}
     env.pop("STREAMPAY_INCIDENT_DATABASE_URL", None)
     export = workdir / f"outbox-{rows}.jsonl"
@@ -126,10 +130,32 @@ def run_size(cluster: PostgresCluster, rows: int, runs: int, workdir: Path) -> d
     return results
 
 
+TRANSPORT = {
+    "server-side cursor (the tool)": (
+        "from streampay_incident.io.outbox_db import OutboxQuery, stream_outbox_json\n"
+        "n = sum(1 for _ in stream_outbox_json({dsn!r}, OutboxQuery(), timeout=900))\n"
+    ),
+    "client-side cursor (fetchall)": (
+        "import psycopg\n"
+        "with psycopg.connect({dsn!r}) as c:\n"
+        "    rows = c.execute('select row_to_json(t)::text from settlement_outbox t').fetchall()\n"
+        "    n = len(rows)\n"
+    ),
+}
+
+
+def transport(cluster: PostgresCluster) -> None:
+    env = {**os.environ, "PGPASSWORD": READER_PASSWORD}
+    for name, code in TRANSPORT.items():
+        seconds, rss, _ = timed([sys.executable, "-c", code.format(dsn=cluster.dsn())], env)
+        print(f"| {name} | {seconds:.2f} s | {rss / 1024:.0f} MiB |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--transport", action="store_true", help="also time the transport alone")
     args = parser.parse_args()
     cluster = start_cluster()
     try:
@@ -147,6 +173,10 @@ def main() -> None:
                     f"| {r['export_mib']:.0f} MiB | {r['db_s'] / rows * 1e6:.1f} us |",
                     flush=True,
                 )
+            if args.transport:
+                print(f"\n| transport of {args.sizes[-1]:,} rows | time | peak RSS |")
+                print("|---|---|---|")
+                transport(cluster)
     finally:
         stop_cluster(cluster)
 

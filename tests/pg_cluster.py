@@ -129,7 +129,7 @@ class PostgresCluster:
         for sql in ("outbox_schema.sql", "outbox_seed.sql"):
             self.admin((SQL_DIR / sql).read_text(encoding="utf-8"), database=name)
 
-    def admin(self, sql: str, *, database: str = DATABASE) -> str:
+    def admin(self, sql: str, *, database: str = DATABASE, timeout: float = 60) -> str:
         """Run SQL as the superuser over the Unix socket (trusted locally)."""
         result = subprocess.run(
             [
@@ -154,7 +154,7 @@ class PostgresCluster:
             capture_output=True,
             text=True,
             check=True,
-            timeout=60,
+            timeout=timeout,
         )
         return result.stdout
 
