@@ -12,6 +12,7 @@ and never the password.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -21,6 +22,13 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+
+try:
+    import psycopg  # noqa: F401 - every test here reads PostgreSQL through it
+except ImportError:  # pragma: no cover - tox installs the postgres extra
+    if os.environ.get("STREAMPAY_INCIDENT_REQUIRE_POSTGRES") == "1":
+        raise
+    pytest.skip("psycopg is not installed (the postgres extra)", allow_module_level=True)
 
 from pg_cluster import (
     READER_PASSWORD,
@@ -455,3 +463,17 @@ def test_without_psycopg_the_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> 
     result = run(["settlements", "--db", "postgresql://ro@replica/streampay"])
     assert result.exit_code == 2
     assert "pip install 'streampay-incident[postgres]'" in result.stderr
+
+
+def test_without_server_binaries_skip_outside_ci_fail_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pg_cluster
+
+    monkeypatch.setattr(pg_cluster, "server_bindir", lambda: None)
+    monkeypatch.delenv(pg_cluster.REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install postgresql"):
+        pg_cluster.start_cluster()
+    monkeypatch.setenv(pg_cluster.REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="PostgreSQL is required"):
+        pg_cluster.start_cluster()
