@@ -363,6 +363,9 @@ def test_sidecar_answers_settlements_from_the_database(sidecar: str) -> None:
     by_key = _get(sidecar, "/settlements/settlement:stream-02:53010002")
     assert by_key.json()["settlements"][0]["settlement_id"] == DEAD_ID
     assert _get(sidecar, "/settlements/no-such-id").status_code == 404
+    unhyphenated = _get(sidecar, "/settlements/" + DEAD_ID.replace("-", "").upper())
+    assert unhyphenated.json()["settlements"][0]["settlement_id"] == DEAD_ID
+    assert _get(sidecar, "/settlements/00000000-0000-4000-8000-0000000000ff").status_code == 404
 
 
 def test_sidecar_lookup_failure_is_a_plugin_error_without_the_password(

@@ -26,6 +26,7 @@ import contextlib
 import math
 import os
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -146,8 +147,10 @@ class OutboxQuery:
         params: list[Any] = []
         where: sql.Composable
         if self.settlement_id is not None:
-            where = sql.SQL("t.id::text = %s or t.event_key = %s")
-            params = [self.settlement_id, self.settlement_id]
+            # One index lookup: the primary key for a uuid, the unique event_key otherwise.
+            key = _canonical_uuid(self.settlement_id)
+            where = sql.SQL("t.id = %s" if key is not None else "t.event_key = %s")
+            params = [key or self.settlement_id]
         else:
             since = self.since or DEFAULT_WINDOW
             after = sql.SQL(
@@ -168,6 +171,14 @@ class OutboxQuery:
             "select row_to_json(t)::text from {} t where {} order by t.created_at, t.id"
         ).format(table, where)
         return query, params
+
+
+def _canonical_uuid(text: str) -> str | None:
+    """``text`` as PostgreSQL's uuid text when it is a uuid in any form Python reads."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
 
 
 def _since_text(since: timedelta | datetime) -> str:
