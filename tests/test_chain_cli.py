@@ -509,8 +509,13 @@ def test_settlements_never_retry_into_an_outage(tmp_path: Path) -> None:
     doc = json.loads(result.output)
     assert doc["inputs"]["chain_status"] == "fail"
     blocked = {f["subject"] for f in doc["findings"] if f["code"] == "SETTLEMENT_CHAIN_BLOCKED"}
-    assert blocked == {"landed", "expired", "outside-window", "seq-used"}  # no RPC: not found
+    # Issue 9 §3: the outage blocks the verdicts that would be retry-safe, beside their own
+    # finding; "landed" (not found without RPC, no max time) may still land: not blocked.
+    assert blocked == {"expired", "outside-window", "seq-used"}
     assert verdicts(result)["expired"] == ("stuck", False, "chain_unhealthy")
+    assert verdicts(result)["landed"] == ("stuck", False, "tx_may_still_land")
+    expired = sorted(f["code"] for f in doc["findings"] if f["subject"] == "expired")
+    assert expired == ["SETTLEMENT_CHAIN_BLOCKED", "SETTLEMENT_STUCK_UNCONFIRMED"]
 
 
 def test_settlements_lookups_that_hang_are_unknown_within_the_timeout(tmp_path: Path) -> None:

@@ -444,8 +444,12 @@ class _ExtraChainCheck:
 
 
 def test_plugin_checks_run_through_the_registry(streampay_incident_plugin: Any) -> None:
+    from streampay_incident import usecases
+
     pm = streampay_incident_plugin(_ExtraChainCheck(), name="extra-chain")
-    result = grade(horizon(), rpc(), plugin_manager=pm)
+    result = usecases.grade_observations(
+        ChainObservations((horizon(), rpc())), now=NOW, expected_network=PUBLIC, plugin_manager=pm
+    )
     assert codes(result) == {"PLUGIN_ERROR", "CHAIN_ENDPOINT_ERROR"}
     assert only(result, "PLUGIN_ERROR").subject == "extra-chain"
     # The plugin's critical finding on the only RPC makes the RPC kind all-critical.

@@ -516,15 +516,19 @@ def test_seed_in_a_quoted_file_refused(tmp_path: Path) -> None:
     assert [(p.line, p.field) for p in info.value.problems] == [(3, "memo")]
 
 
-def test_csv_module_errors_go_to_the_reference_reader(tmp_path: Path) -> None:
+def test_csv_module_errors_go_to_the_reference_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streampay_incident.io import rows
+
     text = csv_text([base(memo='"quoted" and long enough to pass the limit')])
     path = write(tmp_path, "limit.csv", text)
-    previous = csv.field_size_limit(20)
-    try:
-        with pytest.raises(InputError, match="not valid CSV"):
-            read_payouts(path)
-    finally:
-        csv.field_size_limit(previous)
+    monkeypatch.setattr(rows, "CSV_FIELD_LIMIT", 20)
+    previous = csv.field_size_limit()
+    with pytest.raises(InputError, match="not valid CSV"):
+        read_payouts(path)
+    # The limit is raised only around the reads: the process keeps its own.
+    assert csv.field_size_limit() == previous
 
 
 def test_muxed_addresses_do_not_look_like_seeds(tmp_path: Path) -> None:
@@ -587,9 +591,11 @@ def test_payout_building_falls_back_to_init_for_a_non_plain_class(
         [None],
         [None],
     ]
-    built = payouts_io.build_payouts(columns)
-    monkeypatch.setattr(payouts_io, "_PAYOUT_SLOTS", None)
-    assert payouts_io.build_payouts(columns) == built == [Payout(*[c[0] for c in columns])]
+    from streampay_incident.io import payout_fields
+
+    built = payout_fields.build_payouts(columns)
+    monkeypatch.setattr(payout_fields, "_PAYOUT_SLOTS", None)
+    assert payout_fields.build_payouts(columns) == built == [Payout(*[c[0] for c in columns])]
 
 
 def test_json_integer_bounds() -> None:

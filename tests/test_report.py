@@ -63,7 +63,8 @@ def test_json_report_contract() -> None:
     assert set(first) == {"code", "severity", "subject", "summary", "evidence", "runbook"}
     assert first["runbook"] == "docs/runbooks/double-payout.md#payout-duplicate-memo"
     assert doc["settlements"] == [{"settlement_id": "s1", "state": "stuck",
-                                   "retry_safe": True, "retry_reason": "never_submitted"}]
+                                   "retry_safe": True, "retry_reason": "never_submitted",
+                                   "action": "investigate"}]
     assert doc["endpoints"] == []
     assert "settlements" not in report_to_json(_report())
     assert json.loads(render(_report(status="warn"), "json"))["status"] == "warn"

@@ -39,6 +39,7 @@ from loopback import (
     rfc3339,
     rpc_routes,
 )
+from streampay_incident.checks.settlements import RETRY_REASONS
 from streampay_incident.cli import main
 from streampay_incident.codes import CODES, all_codes, anchor_for
 
@@ -308,9 +309,7 @@ def test_incident_runbook_content(name: str) -> None:
 
 def test_stuck_settlement_runbook_covers_every_retry_reason() -> None:
     text = (RUNBOOKS / "stuck-settlement.md").read_text(encoding="utf-8")
-    reasons = ("tx_landed", "tx_failed", "recorded_succeeded", "never_submitted",
-               "unknown_submission", "tx_may_still_land", "tx_expired", "no_ledger_after_max_time",
-               "in_flight", "tx_status_unknown", "sequence_consumed", "chain_unhealthy")
+    reasons = sorted(RETRY_REASONS)  # every reason the tool can give, from the code
     tree = _section(text, "### Step 6")
     for reason in reasons:
         assert f"`{reason}`" in tree, f"decision tree lacks {reason}"

@@ -59,7 +59,13 @@ def test_demo_scenario_json_report() -> None:
     assert doc["inputs"]["records"] == 9 and doc["inputs"]["transaction_records"] == 4
     assert doc["inputs"]["latest_ledger_close_time"] == CLOSE
     verdicts = {v["settlement_id"]: v for v in doc["settlements"]}
-    assert set(verdicts["stl-1001"]) == {"settlement_id", "state", "retry_safe", "retry_reason"}
+    assert set(verdicts["stl-1001"]) == {
+        "settlement_id",
+        "state",
+        "retry_safe",
+        "retry_reason",
+        "action",
+    }
     assert {k: (v["state"], v["retry_safe"], v["retry_reason"]) for k, v in verdicts.items()} == {
         "stl-1001": ("settled", False, "tx_landed"),
         "stl-1002": ("settled", False, "tx_landed"),

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from streampay_incident.cli import main
 from streampay_incident.errors import InputError
+from streampay_incident.io.pg_timestamps import parse_pg_timestamp, parse_source_timezone
 from streampay_incident.io.rows import Row, iter_text_rows
 from streampay_incident.io.streampay import (
     OutboxReading,
@@ -28,8 +29,6 @@ from streampay_incident.io.streampay import (
     detect_profile,
     outbox_rows,
     parse_json_path,
-    parse_pg_timestamp,
-    parse_source_timezone,
 )
 
 EXPORTS = Path(__file__).resolve().parent / "postgres" / "exports"

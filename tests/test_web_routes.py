@@ -192,6 +192,7 @@ def test_settlement_lookup(client):
             "state": "stuck",
             "retry_safe": False,
             "retry_reason": "unknown_submission",
+            "action": "investigate",
         }
     ]
     assert codes_of(doc) == {"SETTLEMENT_DEAD_LETTERED"}
@@ -592,9 +593,15 @@ def test_never_retry_into_an_outage():
     with running(mounted(app)) as url, httpx.Client(base_url=url) as c:
         doc = get(c, "/settlements/s-1").json()
         triaged = post(c, "/triage/settlements", SETTLEMENTS).json()
-    assert doc["settlements"][0]["retry_reason"] == "chain_unhealthy"
-    assert codes_of(doc) == {"SETTLEMENT_CHAIN_BLOCKED"}
+    # Issue 9 §3: the outage blocks verdicts that would be retry-safe; this one is not
+    # (no closed ledger proves its max time passed), so it keeps its own reason.
+    assert doc["settlements"][0]["retry_reason"] == "no_ledger_after_max_time"
+    assert codes_of(doc) == {"SETTLEMENT_STUCK_UNCONFIRMED"}
     verdicts = {v["settlement_id"]: v for v in triaged["settlements"]}
     assert verdicts["s-old"]["retry_reason"] == "chain_unhealthy"
     assert verdicts["s-old"]["retry_safe"] is False
+    assert {f["code"] for f in triaged["findings"] if f["subject"] == "s-old"} == {
+        "SETTLEMENT_STUCK_UNSUBMITTED",
+        "SETTLEMENT_CHAIN_BLOCKED",
+    }
     assert triaged["inputs"]["chain_status"] == "fail"

@@ -9,7 +9,10 @@ code heading has no code.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 
 import attrs
 
@@ -102,7 +105,7 @@ _TABLE: tuple[FindingCode, ...] = (
     ),
     # Settlement rules (stuck settlement).
     FindingCode(
-        "SETTLEMENT_CONFIRMED_NOT_RECORDED", _W, "Landed on chain but not recorded as paid", _STUCK
+        "SETTLEMENT_CONFIRMED_NOT_RECORDED", _C, "Landed on chain but not recorded as paid", _STUCK
     ),
     FindingCode("SETTLEMENT_TX_FAILED", _W, "Settlement transaction failed on chain", _STUCK),
     FindingCode("SETTLEMENT_DEAD_LETTERED", _C, "Settlement dead-lettered", _STUCK),
@@ -118,6 +121,10 @@ _TABLE: tuple[FindingCode, ...] = (
     ),
     FindingCode(
         "SETTLEMENT_CHAIN_BLOCKED", _W, "Settlement waiting on an unhealthy network", _STUCK
+    ),
+    FindingCode("SETTLEMENT_ALREADY_PAID", _C, "Settlement already paid by another payout", _STUCK),
+    FindingCode(
+        "SETTLEMENT_NETWORK_MISMATCH", _C, "Settlement's transaction is on another network", _STUCK
     ),
     # Chain health (Stellar outage or Horizon hard-down).
     FindingCode(
@@ -140,22 +147,47 @@ _TABLE: tuple[FindingCode, ...] = (
 CODES: dict[str, FindingCode] = {c.code: c for c in _TABLE}
 
 
+# The table in force: the built-in codes, or while a plugin manager runs its checks, the
+# built-in codes plus its plugins' (see :func:`declared`). Never the global table mutated.
+_ACTIVE: ContextVar[Mapping[str, FindingCode]] = ContextVar("streampay_incident_codes")
+
+
 def lookup(code: str) -> FindingCode:
     """The declared code; ``KeyError`` names an undeclared one."""
     try:
-        return CODES[code]
+        return _ACTIVE.get(CODES)[code]
     except KeyError:
         raise KeyError(f"finding code {code!r} is not declared in codes.py") from None
 
 
 def all_codes() -> tuple[FindingCode, ...]:
-    """Every declared code, in table order."""
-    return tuple(CODES.values())
+    """Every declared code in force, in table order (built-in codes first)."""
+    return tuple(_ACTIVE.get(CODES).values())
+
+
+def declare(table: dict[str, FindingCode], code: FindingCode) -> None:
+    """Add a plugin's ``code`` to ``table``: new, or identical to its existing declaration."""
+    existing = table.get(code.code)
+    if existing is not None and existing != code:
+        raise ValueError(f"finding code {code.code!r} is already declared differently")
+    table[code.code] = code
 
 
 def register_code(code: FindingCode) -> None:
-    """Declare a plugin's own code (called by the registry for plugin codes)."""
-    existing = CODES.get(code.code)
-    if existing is not None and existing != code:
-        raise ValueError(f"finding code {code.code!r} is already declared differently")
-    CODES[code.code] = code
+    """Check a plugin's own code against the built-in table (``ValueError`` on a conflict).
+
+    Plugin codes are declared with the plugin manager that loaded the plugin
+    (``streampay_incident_register_codes``), not here: nothing is added to
+    :data:`CODES`, so one manager's plugins do not leak into another's.
+    """
+    declare(dict(CODES), code)
+
+
+@contextlib.contextmanager
+def declared(table: Mapping[str, FindingCode]) -> Iterator[None]:
+    """Make ``table`` the codes in force (for :func:`lookup`) inside the block."""
+    token = _ACTIVE.set(table)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)

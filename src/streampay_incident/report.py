@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .__about__ import __version__
@@ -66,6 +67,9 @@ def _evidence_line(finding: Finding) -> str:
     if "amount_at_risk" in ev and ev["amount_at_risk"]:
         risk = ", ".join(f"{amt} {asset}" for asset, amt in sorted(ev["amount_at_risk"].items()))
         parts.append(f"at risk: {risk}")
+    if ev.get("amount_exposed"):
+        exposed = ", ".join(f"{amt} {asset}" for asset, amt in sorted(ev["amount_exposed"].items()))
+        parts.append(f"about to leave: {exposed}")
     # StreamPay's outbox: the idempotency key and the stream a settlement is known by.
     parts += [f"{key}: {ev[key]}" for key in ("event_key", "aggregate_id") if ev.get(key)]
     if ev.get("aggregate_ids"):
@@ -164,3 +168,56 @@ def render(report: Report, fmt: str, *, color: bool = False) -> str:
     if fmt == "markdown":
         return render_markdown(report)
     return render_text(report, color=color)
+
+
+def endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
+    lines = ["", "Endpoints"]
+    for e in endpoints:
+        age = "-" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}s"
+        lag = "-" if e["ingest_lag"] is None else str(e["ingest_lag"])
+        ledger = "-" if e["latest_ledger"] is None else str(e["latest_ledger"])
+        lines.append(
+            f"  {e['status'].upper():<5} {e['kind']:<8} {e['url']}  ledger {ledger}, age {age}, "
+            f"ingest lag {lag}, {e['duration_seconds']:.2f}s"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        "",
+        "| endpoint | kind | status | latest ledger | ledger age (s) | ingest lag | probe (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in endpoints:
+        cells = [
+            f"`{e['url']}`",
+            e["kind"],
+            e["status"],
+            "" if e["latest_ledger"] is None else str(e["latest_ledger"]),
+            "" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}",
+            "" if e["ingest_lag"] is None else str(e["ingest_lag"]),
+            f"{e['duration_seconds']:.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_diagnosis(report: Report, fmt: str) -> str:
+    """The chain report's first line for people: Stellar or us (text, markdown); else ``""``."""
+    diagnosis = report.extra.get("diagnosis")
+    if diagnosis and fmt == "text":
+        return f"{diagnosis['summary']}\n"
+    if diagnosis and fmt == "markdown":
+        return f"**{diagnosis['summary']}**\n\n"
+    return ""
+
+
+def render_endpoint_table(report: Report, fmt: str) -> str:
+    """The per-endpoint table of a chain report for people (text, markdown); else ``""``."""
+    endpoints = report.extra.get("endpoints", [])
+    if fmt == "text" and endpoints:
+        return endpoint_table_text(endpoints)
+    if fmt == "markdown" and endpoints:
+        return endpoint_table_markdown(endpoints)
+    return ""

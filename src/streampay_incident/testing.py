@@ -6,7 +6,7 @@ Enable them in a ``conftest.py`` with ``pytest_plugins = ["streampay_incident.te
 
     def test_my_check(streampay_incident_plugin):
         pm = streampay_incident_plugin(MyPlugin())
-        findings = run_checks(pm, "streampay_incident_register_payout_checks", payouts, policy=...)
+        findings = run_checks(pm, PAYOUT_CHECKS, payouts, policy=...)  # hookspecs.PAYOUT_CHECKS
 """
 
 from __future__ import annotations

@@ -32,10 +32,21 @@ def parse_rfc3339(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+def from_unix(seconds: int) -> datetime:
+    """Unix seconds as an aware UTC datetime; ``ValueError`` when out of range.
+
+    The one place unix times become datetimes (exports, Horizon, RPC, envelopes).
+    """
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"unix time {seconds} is out of range") from None
+
+
 def parse_unix_or_rfc3339(text: str) -> datetime:
     """Unix seconds (a decimal integer) or RFC 3339."""
     if text.isdigit():
-        return datetime.fromtimestamp(int(text), UTC)
+        return from_unix(int(text))
     return parse_rfc3339(text)
 
 

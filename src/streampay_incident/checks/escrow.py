@@ -1,5 +1,7 @@
 """Escrow reconciliation: what left the escrow on chain against StreamPay's payout rows.
 
+Over 400 lines as one thing: one pairing of rows with payments and its findings.
+
 Pure: payout rows and chain payments in, findings out. The chain payments come
 from :mod:`streampay_incident.io.chain_payments` (a file) or
 :mod:`streampay_incident.probes.payments` (live Horizon / Stellar RPC), which
@@ -26,138 +28,27 @@ Counting only what actually moved:
 
 from __future__ import annotations
 
-import base64
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Literal, get_args
-
-import attrs
+from typing import Any
 
 from ..amounts import format_stroops
-from ..model import NO_MEMO, Asset, Finding, Memo, Payout, make_finding
+from ..hookspecs import hookimpl
+from ..model import (
+    Asset,
+    ChainPayment,
+    CoverageWindow,
+    Finding,
+    Payout,
+    make_finding,
+)
+from ..stellar.strkey import base_account
 from ..timefmt import format_rfc3339
-
-PaymentKind = Literal[
-    "payment",
-    "path_payment_strict_send",
-    "path_payment_strict_receive",
-    "create_account",
-    "account_merge",
-    "invoke_host_function",
-    "sac_transfer",
-]
-
-PAYMENT_KINDS: tuple[str, ...] = get_args(PaymentKind)
 
 MERGE_AMOUNT_NOTE = (
     "Horizon payment records for account_merge do not carry the merged amount; "
     "read it from the operation's account_credited effect"
 )
-
-
-@attrs.frozen
-class ChainPayment:
-    """One movement of money on chain, as Horizon or Stellar RPC reported it.
-
-    ``tx_hash`` is the hash the record was listed under (lower-case hex);
-    ``hashes`` every hash of that transaction (outer and inner for a
-    fee-bump). ``from_account`` is the paying account or contract (``G...`` /
-    ``C...``); ``to_account`` the destination exactly as the chain gives it,
-    muxed ``M...`` kept. ``amount`` is int stroops of ``asset`` that reached
-    the destination, or None when the record does not say (Horizon
-    ``account_merge``). Path payments also carry what the source sent.
-    ``operation_id`` is the Horizon operation id or the RPC event id.
-    """
-
-    tx_hash: str
-    successful: bool
-    from_account: str
-    to_account: str
-    asset: Asset
-    amount: int | None
-    kind: PaymentKind
-    hashes: tuple[str, ...] = ()
-    memo: Memo = NO_MEMO
-    ledger: int | None = None
-    closed_at: datetime | None = None
-    operation_id: str | None = None
-    source_asset: Asset | None = None
-    source_amount: int | None = None
-
-    @property
-    def all_hashes(self) -> tuple[str, ...]:
-        """The listed hash first, then the others, all lower-case, no repeats."""
-        out: list[str] = []
-        for h in (self.tx_hash, *self.hashes):
-            h = h.lower()
-            if h and h not in out:
-                out.append(h)
-        return tuple(out)
-
-
-@attrs.frozen
-class CoverageWindow:
-    """The time span the chain data covers; None bounds are open.
-
-    ``complete`` is False when the source could not cover what was asked (an
-    RPC retention window that starts after ``--since``, paging cut short by
-    the deadline); ``note`` says why, for the report.
-    """
-
-    since: datetime | None = None
-    until: datetime | None = None
-    complete: bool = True
-    note: str = ""
-
-    def contains(self, moment: datetime | None) -> bool:
-        """True when ``moment`` is inside the window (an unknown moment counts as inside)."""
-        if moment is None:
-            return True
-        if self.since is not None and moment < self.since:
-            return False
-        return not (self.until is not None and moment > self.until)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "since": format_rfc3339(self.since) if self.since else None,
-            "until": format_rfc3339(self.until) if self.until else None,
-            "complete": self.complete,
-            "note": self.note,
-        }
-
-
-# --- StrKey: the base G... account of an M... muxed account (pure, no stellar_sdk) ----------
-
-_VERSION_G = 6 << 3
-_VERSION_M = 12 << 3
-
-
-def _crc16_xmodem(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-            crc &= 0xFFFF
-    return crc
-
-
-def base_account(address: str) -> str:
-    """The ``G...`` account behind an ``M...`` muxed address; anything else unchanged."""
-    if not (address.startswith("M") and len(address) == 69):
-        return address
-    try:
-        raw = base64.b32decode(address + "=" * (-len(address) % 8))
-    except ValueError:
-        return address
-    if len(raw) != 43 or raw[0] != _VERSION_M:
-        return address
-    if _crc16_xmodem(raw[:-2]).to_bytes(2, "little") != raw[-2:]:
-        return address
-    payload = bytes([_VERSION_G]) + raw[1:33]
-    checksum = _crc16_xmodem(payload).to_bytes(2, "little")
-    return base64.b32encode(payload + checksum).decode("ascii").rstrip("=")
 
 
 # --- reconciliation ------------------------------------------------------------------------
@@ -559,3 +450,9 @@ def _outside(
         summary="; ".join(parts),
         evidence=evidence,
     )
+
+
+@hookimpl
+def streampay_incident_register_escrow_checks() -> Sequence[Any]:
+    """The built-in reconciliation is a plugin like any other."""
+    return [reconcile_escrow]

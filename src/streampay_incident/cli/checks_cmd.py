@@ -7,8 +7,7 @@ import os
 
 import click
 
-from ..codes import all_codes
-from ..registry import get_plugin_manager, loaded_plugins, plugin_settings_from_env
+from ..registry import checks_document, get_plugin_manager, plugin_settings_from_env
 
 
 @click.command("checks")
@@ -16,13 +15,7 @@ from ..registry import get_plugin_manager, loaded_plugins, plugin_settings_from_
 def checks(fmt: str) -> None:
     """List every finding code (severity, title, runbook) and the loaded plugins."""
     pm = get_plugin_manager(plugin_settings_from_env(os.environ))
-    doc = {
-        "codes": [
-            {"code": c.code, "severity": c.severity.value, "title": c.title, "runbook": c.runbook}
-            for c in all_codes()
-        ],
-        "plugins": loaded_plugins(pm),
-    }
+    doc = checks_document(pm)
     if fmt == "json":
         click.echo(json.dumps(doc, indent=2))
         return

@@ -39,6 +39,9 @@ RETRY_ADVICE: dict[str, str] = {
     ),
     "tx_status_unknown": "DO NOT RETRY: the chain could not say; look it up again",
     "chain_unhealthy": "DO NOT RETRY: the network is unhealthy; never retry into an outage",
+    "already_paid": "DO NOT RETRY: another payout already paid it; a replay pays twice",
+    "network_mismatch": "DO NOT RETRY: its envelope is on another network; check --network",
+    "backing_off": "wait: StreamPay's worker retries it at available_at",
 }
 
 

@@ -2,19 +2,20 @@
 
 ``--chain-payments FILE | --horizon URL | --rpc URL`` with ``--escrow G...|C...``
 and ``--since T --until T``: what left the escrow on chain, compared with the
-payout rows by :func:`~streampay_incident.checks.escrow.reconcile_escrow`. A
+payout rows by :func:`~streampay_incident.usecases.reconcile_escrow`. A
 ``G...`` escrow is read from Horizon's payments of the account, a ``C...``
 escrow contract from Stellar RPC ``getEvents`` transfer events; a file may hold
 either shape. ``--escrow`` without a chain source, or a source without
 ``--escrow``, is a usage error (exit 2).
 
-The payouts command adds :func:`escrow_options` to its options and calls
-:func:`escrow_findings` with the rows it read.
+The payouts command adds :func:`escrow_options` to its options and hands
+:func:`escrow_observation` (what the chain source says) to the use case.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -23,15 +24,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 import click
 
-from ..checks.escrow import ChainPayment, CoverageWindow, reconcile_escrow
-from ..io.chain_payments import ChainPaymentBatch, read_chain_payments
+from .. import registry, usecases
+from ..io.chain_payments import read_chain_payments
 from ..io.rows import contains_seed
-from ..model import Finding, Payout
+from ..model import EscrowObservation, Finding, Payout
+from ..stellar import strkey
 from ..timefmt import format_rfc3339
-from .common import RFC3339
+from .common import RFC3339, utc_now
 
 if TYPE_CHECKING:
-    from ..probes.payments import PaymentsFetch
+    pass
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,42 +153,8 @@ def _check_escrow(escrow: str) -> None:
             "--escrow looks like a secret seed (S...); give the escrow's public G... or C... "
             "address. This tool never needs a secret."
         )
-    from stellar_sdk import StrKey
-
-    if not (StrKey.is_valid_ed25519_public_key(escrow) or StrKey.is_valid_contract(escrow)):
+    if not (strkey.is_account(escrow) or strkey.is_contract(escrow)):
         raise click.UsageError(f"--escrow {escrow!r} is not a valid G... account or C... contract")
-
-
-def _file_window(request: EscrowRequest, batch: ChainPaymentBatch) -> CoverageWindow:
-    """What a file covers: the asked bounds, narrowed to an RPC retention window, else the
-    span of its records when a bound was not given."""
-    notes: list[str] = []
-    complete = True
-    since, until = request.since, request.until
-    oldest = batch.oldest_ledger_close_time
-    if oldest is not None and (since is None or since < oldest):
-        if since is not None:
-            complete = False
-            notes.append(
-                f"the RPC's retention window starts at {format_rfc3339(oldest)}, after --since"
-            )
-        since = oldest
-    if until is None and batch.latest_ledger_close_time is not None:
-        until = batch.latest_ledger_close_time
-    times = [p.closed_at for p in batch.payments if p.closed_at is not None]
-    if times and since is None:
-        since = min(times)
-        notes.append(
-            f"no --since: the window starts at the file's first record ({format_rfc3339(since)})"
-        )
-    if times and until is None:
-        until = max(times)
-        notes.append(
-            f"no --until: the window ends at the file's last record ({format_rfc3339(until)})"
-        )
-    if not batch.payments and request.since is None and request.until is None:
-        notes.append("the chain payments file holds no payments")
-    return CoverageWindow(since=since, until=until, complete=complete, note="; ".join(notes))
 
 
 @contextlib.contextmanager
@@ -215,58 +183,43 @@ def _progress_line() -> Iterator[Callable[[int, int, datetime | None], None]]:
         yield update
 
 
-ChainView = tuple[Sequence[ChainPayment], CoverageWindow, list[Finding]]
-
-
-def _from_file(request: EscrowRequest) -> ChainView:
+def _from_file(request: EscrowRequest) -> EscrowObservation:
     batch = read_chain_payments(request.chain_payments or "")
-    return batch.payments, _file_window(request, batch), []
+    return usecases.escrow_from_file(
+        request.escrow, request.source, batch, since=request.since, until=request.until
+    )
 
 
-def _from_network(request: EscrowRequest) -> ChainView:
+def _from_network(request: EscrowRequest) -> EscrowObservation:
     from ..probes.payments import fetch_escrow_payments
 
     with _progress_line() as update:
-        return _fetched(
-            fetch_escrow_payments(
-                request.horizon or request.rpc or "",
-                request.escrow,
-                since=request.since,
-                until=request.until,
-                timeout=request.timeout,
-                cursor_file=request.cursor_file,
-                progress=update,
-            )
+        fetched = fetch_escrow_payments(
+            request.horizon or request.rpc or "",
+            request.escrow,
+            since=request.since,
+            until=request.until,
+            timeout=request.timeout,
+            cursor_file=request.cursor_file,
+            progress=update,
         )
+    return usecases.escrow_from_paging(request.escrow, request.source, fetched)
 
 
-def _fetched(fetched: PaymentsFetch) -> ChainView:
-    return fetched.payments, fetched.window, list(fetched.findings)
-
-
-def escrow_findings(
-    payouts: Sequence[Payout], request: EscrowRequest
-) -> tuple[list[Finding], dict[str, Any]]:
-    """Reconcile ``payouts`` with the chain source; the findings and the report inputs.
+def escrow_observation(request: EscrowRequest) -> EscrowObservation:
+    """What the chain source of ``request`` says left the escrow, and the window it covers.
 
     A file that cannot be read raises :class:`~streampay_incident.errors.InputError`
     (exit 2); an endpoint that misbehaves gives ``CHAIN_*`` findings and an
     incomplete window instead.
     """
-    payments, window, chain_findings = (
-        _from_file(request) if request.chain_payments else _from_network(request)
-    )
-    findings = reconcile_escrow(payouts, payments, escrow=request.escrow, window=window)
-    inputs: dict[str, Any] = {
-        "escrow": request.escrow,
-        "chain_source": request.source,
-        "chain_payments": len(payments),
-        "escrow_window": (
-            f"{format_rfc3339(window.since) if window.since else 'start'} .. "
-            f"{format_rfc3339(window.until) if window.until else 'latest'}"
-        ),
-        "escrow_window_complete": window.complete,
-    }
-    if window.note:
-        inputs["escrow_window_note"] = window.note
-    return chain_findings + findings, inputs
+    return _from_file(request) if request.chain_payments else _from_network(request)
+
+
+def escrow_findings(
+    payouts: Sequence[Payout], request: EscrowRequest
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Reconcile ``payouts`` with the chain source; the findings and the report inputs."""
+    pm = registry.get_plugin_manager(registry.plugin_settings_from_env(os.environ))
+    report = usecases.reconcile_escrow(payouts, escrow_observation(request), now=utc_now(), pm=pm)
+    return list(report.findings), dict(report.inputs)

@@ -23,6 +23,7 @@ from ..errors import InputError
 from ..io.outbox_db import DEFAULT_TABLE, DSN_ENV, DSN_NOTE, STATUSES, OutboxQuery
 from ..io.outbox_payouts import OutboxPayouts
 from ..io.payouts import payouts_from_rows
+from ..io.pg_timestamps import parse_source_timezone
 from ..io.rows import Row, iter_rows, iter_text_rows, sniff_format
 from ..io.settlements import settlements_from_rows
 from ..io.streampay import (
@@ -34,9 +35,8 @@ from ..io.streampay import (
     copy_text_problem,
     detect_profile,
     outbox_rows,
-    parse_source_timezone,
 )
-from ..model import Finding, Payout, Settlement
+from ..model import Finding, Payout, Report, Settlement
 from ..timefmt import parse_duration, parse_rfc3339
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -214,10 +214,14 @@ class SettlementInput:
     inputs: dict[str, Any]
     outbox: dict[str, OutboxRow] = attrs.field(factory=dict)
 
+    def annotate_report(self, report: Report) -> Report:
+        """The report with :meth:`annotate`'s findings."""
+        if not self.outbox:
+            return report
+        return attrs.evolve(report, findings=self.annotate(report.findings))
+
     def annotate(self, findings: Iterable[Finding]) -> tuple[Finding, ...]:
         """Findings about outbox settlements, with their event_key and aggregate_id."""
-        if not self.outbox:
-            return tuple(findings)
         return tuple(annotate_evidence(findings, self.outbox))
 
 

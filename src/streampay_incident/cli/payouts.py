@@ -1,10 +1,10 @@
 """``streampay-incident payouts FILE``: find double payouts in a payout export.
 
-The imperative shell around :func:`~streampay_incident.checks.payouts.find_payout_anomalies`:
+The imperative shell around :func:`~streampay_incident.usecases.triage_payouts`:
 read and validate the export (any bad record: exit 2, nothing on stdout),
-run every registered payout check (built-in rules and plugins; a raising
-plugin becomes a ``PLUGIN_ERROR`` finding), print the report, exit by
-``--fail-on``.
+gather the escrow's chain payments when asked, call the use case (every
+registered payout check, built-in rules and plugins), print the report, exit
+by ``--fail-on``.
 """
 
 from __future__ import annotations
@@ -20,16 +20,15 @@ from typing import Any
 
 import click
 
-from .. import registry
+from .. import registry, usecases
 from ..io.payouts import read_payouts
 from ..logevents import log_event
-from ..model import Finding, Payout, PayoutPolicy, Report
+from ..model import Payout, PayoutPolicy, Report
 from ..timefmt import parse_duration
 from .common import emit, handle_input_errors, output_options, utc_now
-from .escrow import EscrowRequest, escrow_findings, escrow_options
+from .escrow import EscrowRequest, escrow_observation, escrow_options
 from .outbox import PAYOUT_OUTBOX_OPTIONS, OutboxSource, outbox_payout_options, read_payout_input
 
-PAYOUT_CHECKS_HOOK = "streampay_incident_register_payout_checks"
 # Show a progress bar (stderr, TTY only) for exports longer than this many lines.
 PROGRESS_MIN_LINES = 100_000
 
@@ -113,12 +112,6 @@ def load_payouts(path: Path) -> list[Payout]:
         return read_payouts(path, source=str(path), progress=progress)
 
 
-def payout_findings(records: list[Payout], policy: PayoutPolicy) -> list[Finding]:
-    """Every registered payout check (built-in rules and plugins) over ``records``."""
-    pm = registry.get_plugin_manager(registry.plugin_settings_from_env(os.environ))
-    return list(registry.run_checks(pm, PAYOUT_CHECKS_HOOK, records, policy=policy))
-
-
 @click.command("payouts")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option(
@@ -156,33 +149,20 @@ def payouts(
     source = OutboxSource.from_options(file, outbox_opts, escrow_opts.get("chain_timeout") or 5.0)
     policy = PayoutPolicy(repeat_window=repeat_window)
     with collector_paused():
-        report = triage_payouts(file, policy, escrow_request, source)  # records freed here
+        report = triage_file(source, policy, escrow_request)  # the records are freed here
     log_event("report", command="payouts", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)
 
 
-def triage_payouts(
-    file: Path | None,
-    policy: PayoutPolicy,
-    escrow_request: EscrowRequest | None = None,
-    source: OutboxSource | None = None,
+def triage_file(
+    source: OutboxSource, policy: PayoutPolicy, escrow_request: EscrowRequest | None = None
 ) -> Report:
-    """Read the export and run every payout check over it; the report (not the records)."""
-    records, inputs, outbox = read_payout_input(source or OutboxSource(str(file)), load_payouts)
-    findings = payout_findings(records, policy)
-    if outbox is not None:
-        findings = list(outbox.annotate(findings))
+    """Read the export or the outbox (and the escrow's chain source), triage it; the report."""
+    records, inputs, outbox = read_payout_input(source, load_payouts)
+    pm = registry.get_plugin_manager(registry.plugin_settings_from_env(os.environ))
+    escrow = escrow_observation(escrow_request) if escrow_request is not None else None
     inputs["repeat_window"] = f"{int(policy.repeat_window.total_seconds())}s"
-    # Further checks over the same records (escrow reconciliation against the
-    # chain: --chain-payments / --horizon / --rpc / --escrow) add their findings
-    # and their inputs here, before the report is built.
-    if escrow_request is not None:
-        escrow_found, escrow_inputs = escrow_findings(records, escrow_request)
-        findings += escrow_found
-        inputs.update(escrow_inputs)
-    return Report(
-        command="payouts",
-        findings=tuple(findings),
-        generated_at=utc_now(),
-        inputs=inputs,
+    report = usecases.triage_payouts(
+        records, policy=policy, now=utc_now(), pm=pm, inputs=inputs, escrow=escrow
     )
+    return report if outbox is None else outbox.annotate_report(report)

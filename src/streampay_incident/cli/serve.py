@@ -51,21 +51,21 @@ def configure_logging(level: str) -> None:
 
 
 def build_sidecar_app(config: Any, environ: Any = None) -> Any:
-    """A Starlette app serving :func:`create_app` under ``/internal/incident``.
+    """The app of :func:`create_app` under ``/internal/incident``, and a ``404`` elsewhere.
 
-    With ``STREAMPAY_INCIDENT_DATABASE_URL`` set, ``GET /settlements/{id}`` is
+    The bare mount point answers the same ``404`` as any unauthenticated path
+    (no redirect revealing the mount), and so does every path outside it. With
+    ``STREAMPAY_INCIDENT_DATABASE_URL`` set, ``GET /settlements/{id}`` is
     answered from that database's outbox (read-only): a non-Python host needs
     no plugin for it.
     """
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
-
     from ..io.outbox_db import outbox_lookup_from_env
     from ..web import create_app
+    from ..web.mount import sidecar_router
 
     lookup = outbox_lookup_from_env(os.environ if environ is None else environ, config)
     app = create_app(config, plugins=[lookup] if lookup is not None else [])
-    return Starlette(routes=[Mount(MOUNT_PATH, app=app)])
+    return sidecar_router(app, MOUNT_PATH)
 
 
 @click.command("serve")
@@ -82,7 +82,28 @@ def build_sidecar_app(config: Any, environ: Any = None) -> Any:
     default="info",
     show_default=True,
 )
-def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to receive a request's headers and body; then 408 and the connection closes.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Open connections served at once; a request on one more gets 503.",
+)
+def serve(
+    host: str,
+    port: int,
+    insecure_no_auth: bool,
+    log_level: str,
+    request_timeout: float,
+    max_connections: int,
+) -> None:
     """Serve the read-only incident endpoints under /internal/incident.
 
     Configuration comes from the environment: INTERNAL_SERVICE_HMAC_KEYS (JSON object of
@@ -91,6 +112,7 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
     STREAMPAY_INCIDENT_HORIZON_URLS, STREAMPAY_INCIDENT_RPC_URLS, STREAMPAY_INCIDENT_NETWORK,
     STREAMPAY_INCIDENT_DATABASE_URL (GET /settlements/{id} from the outbox, read-only).
     GET /internal/incident/livez is the liveness probe; /health is chain health.
+    uvicorn's access log is off; the tool's own events go to stderr.
     """
     try:
         import uvicorn  # noqa: F401 - probe the web extra before anything else
@@ -105,6 +127,7 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
     import uvicorn
 
     from ..web import WebConfig, WebConfigError
+    from ..web.limits import uvicorn_options
 
     try:
         config = WebConfig.from_env(os.environ)
@@ -129,6 +152,7 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
             "note: no STREAMPAY_INCIDENT_HORIZON_URLS / _RPC_URLS: /health will answer fail",
             err=True,
         )
+    config = attrs.evolve(config, request_timeout_seconds=request_timeout)
     configure_logging(log_level)
     from ..errors import InputError
 
@@ -143,4 +167,5 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
         log_level=log_level,
         proxy_headers=False,
         server_header=False,
+        **uvicorn_options(request_timeout=request_timeout, max_connections=max_connections),
     )

@@ -1,8 +1,8 @@
 """``streampay-incident settlements``: which settlements are stuck, and is a retry safe?
 
-The shell around :func:`~streampay_incident.checks.settlements.classify_settlements`:
-read the export and what the chain says, run the registered settlement checks
-(built-in and plugins), print the report with a verdict per settlement.
+The shell around :func:`~streampay_incident.usecases.triage_settlements`:
+read the export and what the chain says (a file, live lookups), call the use
+case, print the report with a verdict per settlement.
 """
 
 from __future__ import annotations
@@ -12,64 +12,37 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
 import click
+import pluggy
 
-from ..checks.settlements import ChainStatus, TransactionIndex, classify_settlements
 from ..io.transactions import read_transactions
 from ..logevents import log_event
-from ..model import ChainTransaction, Report, Settlement, SettlementPolicy
-from ..registry import get_plugin_manager, plugin_settings_from_env, run_checks
+from ..model import ChainTransaction, Settlement
+from ..registry import get_plugin_manager, plugin_settings_from_env
 from ..stellar.networks import network_name
 from ..timefmt import format_rfc3339
+from ..usecases import SettlementChain, settlement_chain, triage_settlements
 from .chain import endpoint_urls
 from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
 from .outbox import OutboxSource, outbox_options, read_settlement_input
 
-SETTLEMENT_HOOK = "streampay_incident_register_settlement_checks"
 
-
-@attrs.frozen
-class ChainView:
-    """What the chain says, gathered before the pure checks run.
-
-    From ``--transactions`` and ``--latest-ledger-close-time`` today; live
-    lookups (``--horizon``/``--rpc``) add their transactions, the latest ledger
-    close time, the chain grade and the source accounts' sequence numbers here.
-    """
-
-    transactions: tuple[ChainTransaction, ...] = ()
-    latest_ledger_close_time: datetime | None = None
-    chain_status: ChainStatus | None = None
-    account_sequences: dict[str, int] | None = None
-    inputs: dict[str, Any] = attrs.field(factory=dict)
-
-    def index(self) -> TransactionIndex:
-        return TransactionIndex(
-            self.transactions,
-            latest_ledger_close_time=self.latest_ledger_close_time,
-            chain_status=self.chain_status,
-            account_sequences=self.account_sequences,
-        )
-
-
-def gather_chain_view(
+def gather_chain(
     settlements: Sequence[Settlement],
     *,
     transactions_file: str | None,
     latest_ledger_close_time: datetime | None,
+    pm: pluggy.PluginManager,
     horizon_urls: Sequence[str] = (),
     rpc_urls: Sequence[str] = (),
     network_passphrase: str | None = None,
     timeout: float = 5.0,
     now: datetime | None = None,
-) -> ChainView:
-    """Everything the checks need to know about the chain, from files and options.
+) -> tuple[SettlementChain, dict[str, Any]]:
+    """What the chain says, from ``--transactions`` and live lookups; and the report inputs.
 
-    Live lookup plugs in here (issue 3: ``--horizon``/``--rpc``/``--timeout``):
-    look up each hash of ``settlements`` not already answered by the file, take
-    the latest ledger close time when none was given, grade the chain and read
-    the source accounts' sequence numbers, all within one deadline.
+    The I/O happens here (the file, the network, within one ``timeout``); the
+    use case grades the live round through ``pm`` and keeps what it can trust.
     """
     transactions: tuple[ChainTransaction, ...] = ()
     inputs: dict[str, Any] = {}
@@ -77,34 +50,29 @@ def gather_chain_view(
         transactions = tuple(read_transactions(transactions_file))
         inputs["transactions"] = transactions_file
         inputs["transaction_records"] = len(transactions)
-    chain_status: ChainStatus | None = None
-    account_sequences: dict[str, int] | None = None
+    live = None
     if horizon_urls or rpc_urls:
-        from ..probes.transactions import lookup_settlement_chain
+        from ..probes.transactions import observe_settlements
 
-        assert network_passphrase is not None and now is not None
-        live = lookup_settlement_chain(
+        assert network_passphrase is not None
+        live = observe_settlements(
             settlements,
             horizon_urls=horizon_urls,
             rpc_urls=rpc_urls,
             network_passphrase=network_passphrase,
             timeout=timeout,
-            now=now,
             known=transactions,
         )
-        transactions += live.transactions
-        if latest_ledger_close_time is None:
-            latest_ledger_close_time = live.latest_ledger_close_time
-        chain_status = live.chain_status
-        account_sequences = dict(live.account_sequences)
-        inputs.update(live.inputs())
-    return ChainView(
-        transactions=transactions,
+    chain = settlement_chain(
+        transactions,
         latest_ledger_close_time=latest_ledger_close_time,
-        chain_status=chain_status,
-        account_sequences=account_sequences,
-        inputs=inputs,
+        live=live,
+        network_passphrase=network_passphrase,
+        now=now,
+        pm=pm,
     )
+    inputs.update(chain.inputs)
+    return chain, inputs
 
 
 @click.command("settlements")
@@ -179,45 +147,28 @@ def settlements(
     source = OutboxSource.from_options(file, outbox_opts, timeout)
     read = read_settlement_input(source, network_passphrase=network)
     records = read.settlements
-    chain = gather_chain_view(
+    pm = get_plugin_manager(plugin_settings_from_env(os.environ))
+    chain, chain_inputs = gather_chain(
         records,
         transactions_file=transactions_file,
         latest_ledger_close_time=latest_ledger_close_time,
+        pm=pm,
         horizon_urls=horizon_urls,
         rpc_urls=rpc_urls,
         network_passphrase=network,
         timeout=timeout,
         now=moment,
     )
-    policy = SettlementPolicy()
-    triage = classify_settlements(
-        records,
-        transactions=chain.transactions,
-        now=moment,
-        latest_ledger_close_time=chain.latest_ledger_close_time,
-        policy=policy,
-        chain_status=chain.chain_status,
-        account_sequences=chain.account_sequences,
-    )
-    pm = get_plugin_manager(plugin_settings_from_env(os.environ))
-    # Every registered check (the built-in rules are one) gets the same values.
-    findings = run_checks(
-        pm, SETTLEMENT_HOOK, records, transactions=chain.index(), now=moment, policy=policy
-    )
-    findings = read.annotate(findings)
     inputs: dict[str, Any] = dict(read.inputs)
-    inputs.update(chain.inputs)
+    inputs.update(chain_inputs)
     if network is not None:
         inputs["network"] = network_name(network)
     inputs["now"] = format_rfc3339(moment)
-    if chain.latest_ledger_close_time is not None:
-        inputs["latest_ledger_close_time"] = format_rfc3339(chain.latest_ledger_close_time)
-    report = Report(
-        command="settlements",
-        findings=findings,
-        generated_at=moment,
-        inputs=inputs,
-        settlements=triage.verdicts,
+    close_time = chain.context.latest_ledger_close_time
+    if close_time is not None:
+        inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
+    report = read.annotate_report(
+        triage_settlements(records, chain=chain, now=moment, pm=pm, inputs=inputs)
     )
-    log_event("report", command="settlements", status=report.overall, findings=len(findings))
+    log_event("report", command="settlements", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)

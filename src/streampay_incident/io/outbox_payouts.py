@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from ..errors import InputError, InputProblem
-from ..model import Finding, Payout
+from ..model import Finding, Payout, Report
 from .payouts import payouts_from_rows
 from .rows import Row
 from .streampay import OutboxReading, translate_outbox_row
@@ -69,6 +69,10 @@ class OutboxPayouts:
     payouts: list[Payout]
     streams: Mapping[str, str]
     skipped: int = 0
+
+    def annotate_report(self, report: Report) -> Report:
+        """The report with :meth:`annotate`'s findings."""
+        return attrs.evolve(report, findings=self.annotate(report.findings))
 
     def annotate(self, findings: Iterable[Finding]) -> tuple[Finding, ...]:
         """Each finding naming payouts, with the streams (``aggregate_ids``) they belong to."""

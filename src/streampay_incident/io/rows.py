@@ -10,6 +10,7 @@ echoed, whatever field it sits in.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -27,7 +28,23 @@ Format = Literal["jsonl", "csv", "json"]
 # A secret seed is a StrKey with version byte 18 << 3: 56 base32 characters starting with S.
 SEED_PATTERN = re.compile(r"(?<![A-Z2-7])S[A-Z2-7]{55}(?![A-Z2-7])")
 
-csv.field_size_limit(16 * 1024 * 1024)
+#: The largest CSV field the readers take (the csv module's default, 128 KiB, is too small
+#: for some exports' last_error); set only around each read, never for the whole process.
+CSV_FIELD_LIMIT = 16 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def csv_field_limit() -> Iterator[None]:
+    """Raise the csv module's field size limit to :data:`CSV_FIELD_LIMIT` inside the block.
+
+    The limit is process-wide state: it is restored on the way out, so code
+    outside our readers (a host that mounts the web app) keeps its own.
+    """
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 class JsonNumber(str):
@@ -123,7 +140,8 @@ def _iter_csv(text_stream: Iterable[str], source: str) -> Iterator[Row]:
     reader = csv.reader(text_stream)
     problems: list[InputProblem] = []
     try:
-        header = next(reader)
+        with csv_field_limit():
+            header = next(reader)
     except StopIteration:
         return
     except csv.Error as exc:
@@ -138,7 +156,8 @@ def _iter_csv(text_stream: Iterable[str], source: str) -> Iterator[Row]:
     while True:
         start = last_line + 1
         try:
-            cells = next(reader)
+            with csv_field_limit():
+                cells = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:

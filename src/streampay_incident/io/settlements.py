@@ -2,15 +2,18 @@
 
 Fields (pinned): ``settlement_id``, ``status`` and ``created_at`` are required;
 ``updated_at``, ``attempts`` (default 0), ``max_attempts`` (default 8),
-``lease_until``, ``available_at`` (next attempt), ``tx_hash``,
-``envelope_xdr``, ``tx_max_time`` (RFC 3339 or unix seconds; 0 means no
-bound) and ``last_error`` are optional. Other columns are ignored.
+``lease_until``, ``available_at``, ``tx_hash``, ``envelope_xdr``,
+``tx_max_time`` (RFC 3339 or unix seconds; 0 means no bound), ``last_error``
+and ``event_key`` are optional. Other columns are ignored.
 
 When ``envelope_xdr`` is given, the transaction's hash(es), max time, source
 account and sequence number are derived from it with the network passphrase
 (``--network``); without a passphrase that is an input error, because the
 wrong network silently gives another hash. A fee-bump is identified by both
-its outer and its inner hash. A ``tx_hash`` or ``tx_max_time`` that disagrees
+its outer and its inner hash. The envelope is also hashed under the public,
+testnet and futurenet passphrases (``Settlement.network_hashes``), so a chain
+record of the envelope on another network can be told apart from "not found".
+A ``tx_hash`` or ``tx_max_time`` that disagrees
 with the envelope is an input error: one of them is not what was submitted.
 
 Every bad record is reported (file, line, field), never only the first.
@@ -27,12 +30,14 @@ from typing import Any, cast
 from ..errors import InputError, InputProblem
 from ..model import Settlement, SettlementStatus
 from ..stellar.envelope import EnvelopeError, EnvelopeIdentity, envelope_identity
+from ..stellar.hashes import TX_HASH
+from ..stellar.networks import WELL_KNOWN
 from ..timefmt import format_rfc3339, parse_rfc3339, parse_unix_or_rfc3339
 from .rows import Row, iter_rows
 
 STATUSES: tuple[str, ...] = ("pending", "processing", "succeeded", "failed", "dead")
 REQUIRED: tuple[str, ...] = ("settlement_id", "status", "created_at")
-_TX_HASH = re.compile(r"[0-9a-fA-F]{64}\Z")
+_TX_HASH = TX_HASH
 _INTEGER = re.compile(r"[0-9]+\Z")
 
 
@@ -115,6 +120,7 @@ def settlement_from_row(
     updated_at = _time(values, "updated_at", problems)
     lease_until = _time(values, "lease_until", problems)
     available_at = _time(values, "available_at", problems)
+    event_key = _text(values, "event_key", problems)
     attempts = _count(values, "attempts", 0, problems)
     max_attempts = _count(values, "max_attempts", 8, problems)
     if max_attempts == 0 and not any(p.field == "max_attempts" for p in problems.items):
@@ -141,14 +147,18 @@ def settlement_from_row(
             )
         else:
             try:
-                identity = envelope_identity(envelope_xdr, network_passphrase=network_passphrase)
+                identity = envelope_identity(
+                    envelope_xdr, network_passphrase=network_passphrase, also_under=WELL_KNOWN
+                )
             except EnvelopeError as exc:
                 problems.add("envelope_xdr", exc.reason)
     tx_hashes: tuple[str, ...] = ()
     source_account: str | None = None
     sequence: int | None = None
+    network_hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     if identity is not None:
         tx_hashes = identity.hashes
+        network_hashes = identity.network_hashes
         source_account, sequence = identity.source_account, identity.sequence
         if tx_hash is not None and tx_hash not in tx_hashes:
             problems.add(
@@ -181,6 +191,8 @@ def settlement_from_row(
             sequence=sequence,
             last_error=None if last_error is None else str(last_error),
             available_at=available_at,
+            network_hashes=network_hashes,
+            event_key=event_key,
         ),
         [],
     )

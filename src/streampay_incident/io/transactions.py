@@ -21,18 +21,19 @@ are shared with the live probes. Nothing here decodes XDR.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, InputProblem, SecretSeedError
 from ..model import ChainTransaction, ChainTxStatus
-from ..timefmt import parse_rfc3339
+from ..observations import as_int
+from ..stellar.hashes import TX_HASH
+from ..timefmt import from_unix, parse_rfc3339
 from .rows import contains_seed, seed_problem
 
-_TX_HASH = re.compile(r"[0-9a-fA-F]{64}\Z")
+_TX_HASH = TX_HASH
 _RPC_STATUS: dict[str, ChainTxStatus] = {
     "SUCCESS": "success",
     "FAILED": "failed",
@@ -56,11 +57,10 @@ def _integer(value: Any, source: str, line: int | None, field: str) -> int | Non
         return None
     if isinstance(value, bool):
         raise _problem(source, line, field, "expected a whole number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise _problem(source, line, field, f"expected a whole number, found {value!r}")
+    number = as_int(value, signed=False)
+    if number is None:
+        raise _problem(source, line, field, f"expected a whole number, found {value!r}")
+    return number
 
 
 def _unix_time(value: Any, source: str, line: int | None, field: str) -> datetime | None:
@@ -68,9 +68,9 @@ def _unix_time(value: Any, source: str, line: int | None, field: str) -> datetim
     if seconds is None:
         return None
     try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, ValueError, OSError):
-        raise _problem(source, line, field, f"unix time {seconds} is out of range") from None
+        return from_unix(seconds)
+    except ValueError as exc:
+        raise _problem(source, line, field, str(exc)) from None
 
 
 def chain_transaction_from_horizon(

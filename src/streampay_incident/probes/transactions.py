@@ -20,13 +20,11 @@ What an answer means (the pure classifier decides the rest):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-import attrs
-
 from ..errors import InputError
-from ..model import ChainTransaction, Settlement, Status
+from ..model import ChainTransaction, Settlement
+from ..observations import SequenceAnswer, SettlementChainObservations, TransactionAnswer, as_int
 from . import ChainConfig, ChainObservations, observe_chain
 from .http import (
     READ_RETRY,
@@ -43,38 +41,11 @@ from .rpc import rpc_reply, rpc_request_body
 if TYPE_CHECKING:
     import httpx
 
-    from ..checks.chain import EndpointGrade
     from .record import Recorder
 
 DEFAULT_CONCURRENCY = 8
 # The inner rounds end themselves at the deadline; the outer bound waits a little longer.
 _GRACE = 0.5
-
-
-@attrs.frozen
-class TransactionAnswer:
-    """What one endpoint said about one hash."""
-
-    endpoint: str
-    transaction: ChainTransaction
-
-
-@attrs.frozen
-class SequenceAnswer:
-    """One Horizon's current sequence number for one account."""
-
-    endpoint: str
-    account: str
-    sequence: int
-
-
-@attrs.frozen
-class SettlementChainObservations:
-    """Everything a live lookup learned: the chain round, per-endpoint tx and sequence answers."""
-
-    chain: ChainObservations
-    transactions: tuple[TransactionAnswer, ...]
-    sequences: tuple[SequenceAnswer, ...]
 
 
 def _unknown(tx_hash: str, source: str) -> ChainTransaction:
@@ -125,11 +96,7 @@ def horizon_sequence(exchange: Exchange) -> int | None:
     except ValueError:
         return None
     value = doc.get("sequence") if isinstance(doc, dict) else None
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return None
+    return as_int(value, signed=False)
 
 
 async def lookup_transactions(
@@ -308,53 +275,8 @@ async def observe_settlement_chain(
     )
 
 
-@attrs.frozen
-class SettlementChainFacts:
-    """What the settlement classifier takes from a live lookup."""
-
-    transactions: tuple[ChainTransaction, ...]
-    account_sequences: Mapping[str, int]
-    latest_ledger_close_time: datetime | None
-
-
-def settlement_chain_facts(
-    observed: SettlementChainObservations, *, expected_network: str
-) -> SettlementChainFacts:
-    """Keep only what can be trusted. Pure.
-
-    A found transaction is trusted from any endpoint (its hash commits to the
-    network); a ``not_found`` only from an endpoint confirmed on
-    ``expected_network`` (else ``unknown``); a sequence number likewise (the
-    highest wins: sequence numbers only grow, and a lagging Horizon shows an
-    older one); the latest ledger close time is the newest on that network.
-    """
-    from ..checks.chain import latest_ledger_close_time
-
-    confirmed = {
-        obs.url for obs in observed.chain.endpoints if obs.network_passphrase == expected_network
-    }
-    transactions: list[ChainTransaction] = []
-    for answer in observed.transactions:
-        tx = answer.transaction
-        if tx.status == "not_found" and answer.endpoint not in confirmed:
-            tx = _unknown(tx.hash, tx.source)
-        transactions.append(tx)
-    sequences: dict[str, int] = {}
-    for seq in observed.sequences:
-        if seq.endpoint in confirmed:
-            sequences[seq.account] = max(seq.sequence, sequences.get(seq.account, seq.sequence))
-    return SettlementChainFacts(
-        transactions=tuple(transactions),
-        account_sequences=sequences,
-        latest_ledger_close_time=latest_ledger_close_time(
-            observed.chain, expected_network=expected_network
-        ),
-    )
-
-
 __all__ = [
     "SequenceAnswer",
-    "SettlementChainFacts",
     "SettlementChainObservations",
     "TransactionAnswer",
     "horizon_sequence",
@@ -362,50 +284,29 @@ __all__ = [
     "lookup_account_sequences",
     "lookup_transactions",
     "observe_settlement_chain",
+    "observe_settlements",
     "rpc_transaction",
-    "settlement_chain_facts",
 ]
 
 
-@attrs.frozen
-class LiveChainView:
-    """What a live lookup tells settlement triage: records, sequences, close time, chain grade."""
-
-    transactions: tuple[ChainTransaction, ...]
-    account_sequences: Mapping[str, int]
-    latest_ledger_close_time: datetime | None
-    chain_status: Status
-    endpoints: tuple[EndpointGrade, ...]
-
-    def inputs(self) -> dict[str, object]:
-        """What the report's ``inputs`` say about the lookup."""
-        return {
-            "horizon": [e.url for e in self.endpoints if e.kind == "horizon"],
-            "rpc": [e.url for e in self.endpoints if e.kind == "rpc"],
-            "chain_status": self.chain_status,
-            "live_transaction_records": len(self.transactions),
-        }
-
-
-def lookup_settlement_chain(
+def observe_settlements(
     settlements: Iterable[Settlement],
     *,
     horizon_urls: Iterable[str],
     rpc_urls: Iterable[str],
     network_passphrase: str,
     timeout: float,
-    now: datetime,
     known: Iterable[ChainTransaction] = (),
     concurrency: int = DEFAULT_CONCURRENCY,
-) -> LiveChainView:
-    """Look up what the network says now about ``settlements``, within ``timeout`` in all.
+) -> SettlementChainObservations:
+    """Ask the network now about ``settlements``, within ``timeout`` in all.
 
     Synchronous (for the CLI): every tx hash not already found in ``known``
     (success or failed), the source accounts' sequence numbers (when the
-    envelope gave them), and a chain-health round graded at ``now``. Never
-    raises on network faults: what could not be looked up is ``unknown``.
+    envelope gave them), and a chain-health round. Never raises on network
+    faults: what could not be looked up is ``unknown``. Grading the round and
+    deciding what to trust is the use case's job.
     """
-    from ..checks.chain import grade_chain
     from .http import run_sync
 
     settled = {h for tx in known if tx.status in ("success", "failed") for h in tx.all_hashes}
@@ -418,17 +319,8 @@ def lookup_settlement_chain(
         network_passphrase,
         timeout,
     )
-    observed = run_sync(
+    return run_sync(
         observe_settlement_chain(
             config, tx_hashes=hashes, accounts=accounts, concurrency=concurrency
         )
-    )
-    facts = settlement_chain_facts(observed, expected_network=network_passphrase)
-    grade = grade_chain(observed.chain, now=now, expected_network=network_passphrase)
-    return LiveChainView(
-        transactions=facts.transactions,
-        account_sequences=facts.account_sequences,
-        latest_ledger_close_time=facts.latest_ledger_close_time,
-        chain_status=grade.status,
-        endpoints=grade.endpoints,
     )

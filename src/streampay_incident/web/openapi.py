@@ -7,10 +7,11 @@ holds the app to it (malformed input of every kind gets a 4xx, never a 5xx).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from ..__about__ import __version__
 from ..io import payouts, settlements
+from ..model import SettlementAction, SettlementState
 
 _ERROR = {
     "type": "object",
@@ -69,14 +70,12 @@ _REPORT = {
                 "type": "object",
                 "properties": {
                     "settlement_id": {"type": "string"},
-                    "state": {
-                        "type": "string",
-                        "enum": ["settled", "failed", "stuck", "in_flight"],
-                    },
+                    "state": {"type": "string", "enum": list(get_args(SettlementState))},
                     "retry_safe": {"type": "boolean"},
                     "retry_reason": {"type": "string"},
+                    "action": {"type": "string", "enum": list(get_args(SettlementAction))},
                 },
-                "required": ["settlement_id", "state", "retry_safe", "retry_reason"],
+                "required": ["settlement_id", "state", "retry_safe", "retry_reason", "action"],
             },
         },
     },
