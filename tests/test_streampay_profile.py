@@ -270,6 +270,13 @@ def test_the_export_forms_give_the_same_report() -> None:
     assert dead["evidence"]["event_key"] == "settlement:stream-02:53010002"
     assert dead["evidence"]["aggregate_id"] == "stream-02"
     assert "from horizon\n    at submit" in dead["evidence"]["last_error"]  # multi-line, intact
+    # available_at after now: pending and failed rows are backing off (the next attempt is due).
+    for backing_off in (
+        "00000000-0000-4000-8000-000000000017",
+        "00000000-0000-4000-8000-000000000018",
+    ):
+        assert verdicts(first)[backing_off] == ("backing_off", False, "backing_off")
+    assert dead["evidence"]["event_key"] == "settlement:stream-02:53010002"
     # The envelope in the payload gives the hash: the succeeded demo row is settled.
     assert verdicts(first)["00000000-0000-4000-8000-000000000001"][0] == "settled"
 
