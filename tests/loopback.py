@@ -1,6 +1,6 @@
 """Loopback HTTP servers for network tests: real sockets on 127.0.0.1, started and stopped by tests.
 
-They serve the recorded Stellar bodies from ``shared/fixtures/stellar`` and
+They serve the recorded Stellar bodies from ``tests/fixtures/stellar`` and
 misbehave on purpose: hang, trickle one byte at a time, close without
 answering, refuse connections, rate-limit, serve problem documents or HTML.
 Reusable by every test module::
@@ -106,7 +106,7 @@ def json_reply(doc: Any, status: int = 200, **kwargs: Any) -> Reply:
 def fixture_reply(
     relative: str, status: int = 200, *, overrides: Mapping[str, Any] | None = None, **kwargs: Any
 ) -> Reply:
-    """A recorded body from ``shared/fixtures/stellar``: verbatim, or with ``overrides`` merged.
+    """A recorded body from ``tests/fixtures/stellar``: verbatim, or with ``overrides`` merged.
 
     Problem documents get ``application/problem+json`` like Horizon serves them.
     """

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO
+from conftest import FIXTURES, REPO
 from loopback import (
     HANG,
     HORIZON_CLOSED_AT,
@@ -291,17 +291,8 @@ def test_bundled_recording_is_exactly_what_its_script_builds() -> None:
     assert DEMO.read_text(encoding="utf-8") == script.render()
     doc = json.loads(DEMO.read_text())
     health = next(x for x in doc["exchanges"] if x["call"] == "health")
-    fixture = (
-        REPO.parent
-        / "shared"
-        / "fixtures"
-        / "stellar"
-        / "horizon"
-        / "health"
-        / "503_core_not_synced.json"
-    )
-    if fixture.exists():
-        assert health["body"] == fixture.read_text()
+    fixture = FIXTURES / "horizon" / "health" / "503_core_not_synced.json"
+    assert health["body"] == fixture.read_text()
     assert doc["network_passphrase"] == TESTNET
 
 
@@ -310,13 +301,12 @@ def test_text_and_markdown_show_the_endpoint_table() -> None:
     text = run(*args).output
     assert "FAIL streampay-incident chain" in text
     assert "Endpoints" in text
-    assert "https://rpc.streampay.internal  ledger 1283415, age 65s" in text
+    assert "https://rpc.streampay.internal  ledger 1283415, age 1m05s" in text
     assert "runbook: docs/runbooks/chain-outage.md#chain-rpc-unhealthy" in text
     markdown = run(*args, "--format", "markdown").output
     assert "| endpoint | kind | status |" in markdown
-    assert (
-        "| `https://horizon.streampay.internal` | horizon | fail | 1283415 | 65 | 0 |" in markdown
-    )
+    row = "| `https://horizon.streampay.internal` | horizon | fail | 1283415 | 1m05s | 0 |"
+    assert row in markdown
 
 
 def test_text_table_for_endpoints_without_figures() -> None:
@@ -547,3 +537,29 @@ def test_settlements_live_lookup_needs_a_network_and_valid_urls(tmp_path: Path) 
     assert settlements_run(str(path), "--horizon", "http://127.0.0.1:9").exit_code == 2
     bad = settlements_run(str(path), "--rpc", "rpc.example", "--network", "testnet")
     assert bad.exit_code == 2
+
+
+def test_one_url_given_as_both_kinds_is_said_and_graded_as_each() -> None:
+    # A server that answers both Horizon's REST and RPC's JSON-RPC (a proxy), given twice.
+    both = {
+        **horizon_routes(),
+        **rpc_routes(passphrase=PUBLIC, latest_ledger=HORIZON_LEDGER, close_time=HORIZON_CLOSED_AT),
+    }
+    with LoopbackServer(both) as server:
+        args = ("--horizon", server.url, "--rpc", server.url, "--network", "public", "--now", NOW)
+        doc = report(run(*args, "--format", "json"))
+        text = run(*args).output
+    note = f"{server.url} given as both --horizon and --rpc: graded once as each kind"
+    assert doc["inputs"]["note"] == note
+    assert f"  note: {note}" in text
+    assert sorted((e["kind"], e["url"]) for e in doc["endpoints"]) == [
+        ("horizon", server.url),
+        ("rpc", server.url),
+    ]
+    assert doc["status"] == "pass"
+
+
+def test_distinct_urls_get_no_note(healthy: Any) -> None:
+    h, r = healthy
+    doc = report(run("--horizon", h.url, "--rpc", r.url, "--network", "public", "--format", "json"))
+    assert "note" not in doc["inputs"]

@@ -1,6 +1,6 @@
 """The pure chain grader: every rule, its thresholds, the status rule, plugins, and properties.
 
-Observations are built from the real recorded bodies in shared/fixtures/stellar
+Observations are built from the real recorded bodies in tests/fixtures/stellar
 (parsed by the probes' own ``from_json``), changed only where a test needs it.
 """
 

@@ -504,9 +504,9 @@ def test_malformed_recordings_are_input_errors(tmp_path: Any) -> None:
 
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(InputError, match="not JSON"):
+    with pytest.raises(InputError, match="not valid JSON"):
         read_recording(bad)
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="file not found"):
         read_recording(tmp_path / "missing.json")
     with pytest.raises(InputError, match="not a chain recording"):
         Recording.from_json({"schema": "other"})

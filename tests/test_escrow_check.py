@@ -22,7 +22,7 @@ from streampay_incident.checks.escrow import (
 from streampay_incident.codes import Severity
 from streampay_incident.model import NATIVE, Asset, Payout
 
-# Real accounts from the recorded Horizon bodies in shared/fixtures/stellar.
+# Real accounts from the recorded Horizon bodies in tests/fixtures/stellar.
 ESCROW = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
 ALICE = "GASWJWFRYE55KC7MGANZMMRBK5NPXT3HMPDQ6SEXZN6ZPWYXVVYBFRTE"
 BOB = "GDV4KECLSZLKRVH4ZTWVAS4I3W2LPAPV66ADFFUZKGIVOTK6GMKGJT53"

@@ -218,7 +218,7 @@ def test_live_horizon_with_cursor_file(tmp_path: Path) -> None:
     with horizon_server(records) as server:
         result = run(
             "--escrow", ESCROW, "--horizon", server.url, "--cursor-file", str(cursor),
-            "--chain-timeout", "2",
+            "--timeout", "2",
         )  # fmt: skip
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
@@ -231,7 +231,7 @@ def test_live_endpoint_failure_is_a_finding() -> None:
     from loopback import RefusingEndpoint
 
     with RefusingEndpoint() as endpoint:
-        result = run("--escrow", ESCROW, "--horizon", endpoint.url, "--chain-timeout", "1")
+        result = run("--escrow", ESCROW, "--horizon", endpoint.url, "--timeout", "1")
     assert result.exit_code == 1
     doc = json.loads(result.output)
     assert "CHAIN_ENDPOINT_UNREACHABLE" in [f["code"] for f in doc["findings"]]
@@ -319,7 +319,26 @@ def test_payouts_command_live_horizon(tmp_path: Path) -> None:
     with horizon_server(records) as server:
         result = payouts_cli(
             tmp_path, USD_CSV_ROW, "--escrow", ESCROW, "--horizon", server.url,
-            "--format", "json", "--chain-timeout", "2",
+            "--format", "json", "--timeout", "2",
         )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["inputs"]["chain_source"] == server.url
+
+
+def test_chain_timeout_is_a_deprecated_alias_of_timeout() -> None:
+    from loopback import RefusingEndpoint
+
+    with RefusingEndpoint() as endpoint:
+        result = run("--escrow", ESCROW, "--horizon", endpoint.url, "--chain-timeout", "1")
+    assert result.exit_code == 1
+    assert "'chain_timeout' is deprecated. use --timeout" in result.stderr
+    doc = json.loads(result.stdout)
+    assert "CHAIN_ENDPOINT_UNREACHABLE" in [f["code"] for f in doc["findings"]]
+
+
+def test_the_timeout_defaults_to_one_budget_for_the_run() -> None:
+    options = {"escrow": ESCROW, "horizon": "https://h.example"}
+    default = EscrowRequest.from_options(options)
+    assert default is not None and default.timeout == escrow_cli.DEFAULT_TIMEOUT
+    both = EscrowRequest.from_options({**options, "timeout": 3.0, "chain_timeout": 9.0})
+    assert both is not None and both.timeout == 3.0

@@ -852,3 +852,22 @@ def test_partial_history_of_unknown_age_is_not_called_complete() -> None:
     assert server.queries(PAYMENTS_PATH)[0]["cursor"] == ""
     assert not window_of(fetched).complete
     assert "did not say when that ledger closed" in window_of(fetched).note
+
+
+def test_the_timeout_bounds_the_whole_run_not_each_request(small_pages: None) -> None:
+    from dataclasses import replace
+
+    recs = recorded_records()
+
+    def slow_pages() -> list[Reply]:
+        # Each page answers in 0.3 s: one fits a 0.5 s budget, two do not.
+        first = replace(page(recs[:5], recs[4]["paging_token"]), delay=0.3)
+        return [first, replace(page(recs[5:]), delay=0.3), page([])]
+
+    with horizon(slow_pages()) as server:
+        cut = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=SINCE, timeout=0.5))
+    assert [f.code for f in findings_of(cut)] == ["CHAIN_ENDPOINT_UNREACHABLE"]
+    assert len(cut.payments) == 5 and not window_of(cut).complete
+    with horizon(slow_pages()) as server:
+        whole = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=SINCE, timeout=2))
+    assert findings_of(whole) == () and len(whole.payments) == 10

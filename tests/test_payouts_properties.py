@@ -1,7 +1,7 @@
 """Properties of the payout rules (hypothesis): what must hold for any export.
 
 The values are drawn from small pools of real recorded addresses, assets and
-hashes (``shared/fixtures/stellar``) so that rows collide often.
+hashes (``tests/fixtures/stellar``) so that rows collide often.
 """
 
 from __future__ import annotations

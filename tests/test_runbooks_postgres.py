@@ -1,10 +1,10 @@
 """The runbooks' export and triage commands, run against a real PostgreSQL.
 
-Every ``psql "<READ_REPLICA_DSN>" ...`` line of a runbook's shell blocks runs
+Every ``psql "<READ_REPLICA_DSN>" ...`` line of the README's and runbooks' shell blocks runs
 through bash against the throwaway cluster (:mod:`pg_cluster`), and what it
 exported is triaged; every ``streampay-incident`` command reading the database
 (``--db "<READ_REPLICA_DSN>"``) or an outbox export (``<OUTBOX_FILE>``) runs
-too, with the Horizon and RPC loopback servers of ``test_runbooks``. The
+too, with the Horizon and RPC stand-ins of ``test_doc_commands``. The
 database ``runbooks`` holds the seeded outbox moved so that the seed's clock
 (2026-11-27T03:00:00Z) is now: the runbooks' filters ("the last 24 hours")
 and the tool's clock then see what an on-call engineer would.
@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from doc_commands import RunbookCommand, _code_blocks, _logical_lines
 from pg_cluster import (
     READER,
     READER_PASSWORD,
@@ -28,18 +29,14 @@ from pg_cluster import (
     postgres,  # noqa: F401 - the session fixture
 )
 from streampay_incident.cli import main
-from test_runbooks import (  # the runbook reader and the chain fixtures, shared
-    POSTGRES_PLACEHOLDERS,
-    RUNBOOKS,
-    RunbookCommand,
-    _code_blocks,
+from test_doc_commands import (  # the docs' commands and the chain stand-ins, shared
+    DOC_FILES,
     _fill,
-    _logical_lines,
-    demo_data,  # noqa: F401 - fixture
-    horizon,  # noqa: F401 - fixture
+    command_key,
+    doc_commands,
+    horizon_stand_in,
     placeholder_values,
-    rpc,  # noqa: F401 - fixture
-    runbook_commands,
+    rpc_stand_in,
 )
 
 DATABASE = "runbooks"
@@ -53,19 +50,21 @@ update settlement_outbox set
     processed_at = processed_at + ((now() at time zone 'utc') - timestamp '{SEED_NOW}');
 grant select on all tables in schema public to {READER};
 """
-DB_COMMANDS = [c for c in runbook_commands() if c.placeholders() & POSTGRES_PLACEHOLDERS]
+DB_COMMANDS = doc_commands(postgres=True)
+TESTNET = "Test SDF Network ; September 2015"
 
 
 def psql_lines() -> list[tuple[str, str]]:
-    """(file:line, text) of every psql command in the runbooks' shell blocks."""
+    """(file:line, text) of every psql command in the README's and runbooks' shell blocks."""
     found = []
-    for path in sorted(RUNBOOKS.glob("*.md")):
+    for path in DOC_FILES:
         for lang, first_line, body in _code_blocks(path):
             if lang not in ("sh", "bash", "shell", "console"):
                 continue
             for line, text in _logical_lines(body, first_line):
                 if text.removeprefix("$ ").startswith("psql "):
-                    found.append((f"{path.name}:{line}", text.removeprefix("$ ")))
+                    where = path.relative_to(DOC_FILES[0].parent).as_posix()
+                    found.append((f"{where}:{line}", text.removeprefix("$ ")))
     return found
 
 
@@ -139,27 +138,25 @@ def outbox_file(replica: PostgresCluster, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.network
-@pytest.mark.parametrize("command", DB_COMMANDS, ids=lambda c: c.id)
-def test_runbook_database_command_runs(
+@pytest.mark.parametrize("command", DB_COMMANDS, ids=command_key)
+def test_doc_database_command_runs(
     command: RunbookCommand,
     replica: PostgresCluster,
     outbox_file: Path,
-    demo_data: Path,  # noqa: F811 - fixture
-    horizon,  # noqa: F811 - fixture
-    rpc,  # noqa: F811 - fixture
+    demo_data: Path,
     tmp_path: Path,
 ) -> None:
-    values = placeholder_values(demo_data, tmp_path, horizon.url, rpc.url)
-    values["READ_REPLICA_DSN"] = replica.dsn(database=DATABASE)
-    values["OUTBOX_FILE"] = str(outbox_file)
-    args = [_fill(a, values, command) for a in command.args]
-    result = CliRunner().invoke(
-        main,
-        [*args, "--format", "json"] if "--format" not in args else args,
-        env={"PGPASSWORD": READER_PASSWORD},
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 1, f"{command.id}: {result.output}"
+    with horizon_stand_in(demo_data, TESTNET) as horizon, rpc_stand_in(demo_data, TESTNET) as rpc:
+        values = placeholder_values(demo_data, tmp_path, horizon.url, rpc.url)
+        values["READ_REPLICA_DSN"] = replica.dsn(database=DATABASE)
+        values["OUTBOX_FILE"] = str(outbox_file)
+        args = [_fill(a, values, command) for a in command.args]
+        if "--format" not in args:
+            args += ["--format", "json"]
+        result = CliRunner().invoke(
+            main, args, env={"PGPASSWORD": READER_PASSWORD}, catch_exceptions=False
+        )
+    assert result.exit_code == 1, f"{command_key(command)}: {result.output}"
     doc = json.loads(result.stdout)
     assert doc["inputs"]["profile"] == "streampay"
     codes = {f["code"] for f in doc["findings"]}

@@ -185,8 +185,11 @@ def test_rule6_lease_expired() -> None:
     assert brief(s)[:4] == ("stuck", False, "unknown_submission", "SETTLEMENT_LEASE_EXPIRED")
     at_now = settlement(status="processing", lease_until=NOW, created_at=NOW - timedelta(minutes=1))
     assert brief(at_now)[0] == "in_flight"  # lease_until < now is strict
-    pending = settlement(status="pending", lease_until=NOW - timedelta(hours=1),
-                         created_at=NOW - timedelta(minutes=1))
+    pending = settlement(
+        status="pending",
+        lease_until=NOW - timedelta(hours=1),
+        created_at=NOW - timedelta(minutes=1),
+    )
     assert brief(pending)[0] == "in_flight"  # only a processing lease counts
 
 
@@ -313,8 +316,11 @@ def test_recorded_rpc_not_found_fixture() -> None:
     result = load_fixture("rpc/getTransaction_NOT_FOUND_docs.json")["result"]
     record = chain_transaction_from_rpc(result)
     # oldestLedgerCloseTime 2023-11-15T20:08:33Z
-    before = settlement(tx_hash=record.hash, updated_at=datetime(2023, 11, 15, 20, 0, tzinfo=UTC),
-                        created_at=datetime(2023, 11, 15, 19, 0, tzinfo=UTC))
+    before = settlement(
+        tx_hash=record.hash,
+        updated_at=datetime(2023, 11, 15, 20, 0, tzinfo=UTC),
+        created_at=datetime(2023, 11, 15, 19, 0, tzinfo=UTC),
+    )
     assert brief(before, [record])[2] == "tx_status_unknown"
     after = settlement(tx_hash=record.hash, created_at=NOW - timedelta(hours=1))
     assert brief(after, [record])[2] == "tx_may_still_land"
@@ -353,10 +359,14 @@ def test_sequence_evidence() -> None:
 @pytest.mark.parametrize(
     ("s", "normal_code"),
     [
-        (settlement(status="pending", created_at=NOW - timedelta(hours=1)),
-         "SETTLEMENT_STUCK_UNSUBMITTED"),
-        (settlement(tx_hash=H1, tx_max_time=NOW - timedelta(hours=1)),
-         "SETTLEMENT_STUCK_UNCONFIRMED"),
+        (
+            settlement(status="pending", created_at=NOW - timedelta(hours=1)),
+            "SETTLEMENT_STUCK_UNSUBMITTED",
+        ),
+        (
+            settlement(tx_hash=H1, tx_max_time=NOW - timedelta(hours=1)),
+            "SETTLEMENT_STUCK_UNCONFIRMED",
+        ),
     ],
 )
 def test_chain_outage_blocks_retries(s: Settlement, normal_code: str) -> None:
@@ -501,9 +511,13 @@ def test_evidence_and_summary() -> None:
         (settlement(tx_hash=H1), [tx(H1, "failed")], {}, "failed on chain"),
         (settlement(status="failed", attempts=8), [], {}, "8 of 8"),
         (settlement(lease_until=NOW - timedelta(seconds=30)), [], {}, "30s ago"),
-        (settlement(status="pending", created_at=NOW - timedelta(hours=2, minutes=5)), [], {},
-         "2h05m after creation"),
-        (settlement(tx_hash=H1), [], {}, "20m00s after the last update"),
+        (
+            settlement(status="pending", created_at=NOW - timedelta(hours=2, minutes=5)),
+            [],
+            {},
+            "2h05m after creation",
+        ),
+        (settlement(tx_hash=H1), [], {}, "20m after the last update"),
         (settlement(tx_hash=H1), [], {"chain_status": "fail"}, "do NOT retry (tx_may_still_land)"),
         (
             settlement(status="pending"),
@@ -539,7 +553,7 @@ def test_classify_settlement_alone_and_policy() -> None:
     strict = SettlementPolicy(unsubmitted_after=timedelta(minutes=5))
     verdict, finding = classify_settlement(s, transactions={}, now=NOW, policy=strict)
     assert verdict.code == finding.code == "SETTLEMENT_STUCK_UNSUBMITTED"
-    assert "threshold 5m00s" in finding.summary
+    assert "threshold 5m" in finding.summary
 
 
 def test_verdicts_keep_input_order() -> None:

@@ -248,7 +248,8 @@ def test_db_from_the_environment_and_file_wins(cluster: PostgresCluster, tmp_pat
     assert json.loads(result.stdout)["inputs"]["records"] == in_default_filter(cluster)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("", "utf-8")
-    assert run(["settlements", str(empty), "--now", NOW], env=env).exit_code == 0
+    from_file = run(["settlements", str(empty), "--now", NOW, "--format", "json"], env=env)
+    assert json.loads(from_file.stdout)["inputs"]["settlements"] == str(empty)
 
 
 def test_read_only_utc_timeout_and_server_cursor_inside_the_transaction(

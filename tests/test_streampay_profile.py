@@ -392,10 +392,11 @@ def test_usage_errors(args: list[str], message: str) -> None:
     assert result.exit_code == 2 and message in result.output
 
 
-def test_an_empty_file_is_an_empty_generic_report(tmp_path: Path) -> None:
+def test_an_empty_file_is_reported_empty(tmp_path: Path) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_text("", encoding="utf-8")
-    assert run(["settlements", str(path), "--now", NOW]).exit_code == 0
+    result = run(["settlements", str(path), "--now", NOW])
+    assert result.exit_code == 1 and "INPUT_EMPTY" in result.stdout
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
@@ -546,3 +547,45 @@ def test_a_payout_row_without_aggregate_id() -> None:
     del row.values["aggregate_id"]
     view = outbox_payouts([row], source="o", reading=OutboxReading())
     assert len(view.payouts) == 1 and view.streams == {}
+
+
+def test_the_readers_still_read_standard_input_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLI reads streams itself (to detect the profile); the readers keep doing it too.
+    import io as io_module
+    import sys
+
+    from streampay_incident.io.payouts import read_payouts
+    from streampay_incident.io.rows import iter_rows
+
+    csv_text = (
+        "payout_id,settlement_id,destination,asset,amount,status,created_at\n"
+        f'"p1",s1,{D1},native,5,confirmed,2026-11-27T01:00:00Z\n'
+    )
+    json_text = (
+        json.dumps(
+            {
+                "payout_id": "p1",
+                "settlement_id": "s1",
+                "destination": D1,
+                "asset": "native",
+                "amount": "5",
+                "status": "confirmed",
+                "created_at": "2026-11-27T01:00:00Z",
+            }
+        )
+        + "\n"
+    )
+    for text, reader in (
+        (csv_text, read_payouts),
+        (json_text, read_payouts),
+        (csv_text, iter_rows),
+    ):
+        stdin = io_module.TextIOWrapper(io_module.BytesIO(text.encode()), encoding="utf-8")
+        monkeypatch.setattr(sys, "stdin", stdin)
+        assert len(list(reader("-"))) == 1
+    # A row the fast CSV reader is unsure of goes to the reference reader, which names it.
+    short = csv_text + "p2,s2\n"
+    stdin = io_module.TextIOWrapper(io_module.BytesIO(short.encode()), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    with pytest.raises(InputError, match="expected 7 columns"):
+        read_payouts("-")

@@ -262,7 +262,7 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
         read_transactions(tmp_path)
     binary = tmp_path / "bin.json"
     binary.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="not UTF-8 text"):
         read_transactions(binary)
 
 

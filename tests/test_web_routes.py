@@ -122,7 +122,7 @@ def test_checks_lists_every_code_and_the_plugins(client):
     doc = response.json()
     assert [c["code"] for c in doc["codes"]] == [c.code for c in all_codes()]
     first = doc["codes"][0]
-    assert set(first) == {"code", "severity", "title", "runbook"}
+    assert set(first) == {"code", "severity", "escalates_to", "escalation", "title", "runbook"}
     assert first["runbook"].startswith("docs/runbooks/")
     names = {p["name"] for p in doc["plugins"]}
     assert "streampay_incident.checks.payouts" in names
@@ -436,7 +436,7 @@ def test_repeat_window_is_applied(client, destination):
     assert "PAYOUT_SUSPECTED_REPEAT" not in codes_of(post(client, "/triage/payouts", rows).json())
     wide = post(client, "/triage/payouts?repeat_window=1h", rows).json()
     assert "PAYOUT_SUSPECTED_REPEAT" in codes_of(wide)
-    assert wide["inputs"]["repeat_window"] == "3600s"
+    assert wide["inputs"]["repeat_window"] == "1h"
 
 
 def test_body_over_the_limit_is_413(client):

@@ -51,12 +51,18 @@ def anchor_for(code: str) -> str:
 
 @attrs.frozen
 class FindingCode:
-    """One declared finding code."""
+    """One declared finding code.
+
+    ``severity`` is the default; a code whose check raises it in some cases
+    names the higher severity in ``escalates_to`` and says when in ``escalation``.
+    """
 
     code: str
     severity: Severity
     title: str
     runbook_file: str
+    escalates_to: Severity | None = None
+    escalation: str = ""
 
     @property
     def anchor(self) -> str:
@@ -81,7 +87,12 @@ _TABLE: tuple[FindingCode, ...] = (
     # Payout rules (double payout).
     FindingCode("PAYOUT_DUPLICATE_TX_RECORD", _W, "Several payout rows share one tx hash", _DOUBLE),
     FindingCode(
-        "PAYOUT_DUPLICATE_SETTLEMENT", _W, "One settlement paid by several transfers", _DOUBLE
+        "PAYOUT_DUPLICATE_SETTLEMENT",
+        _W,
+        "One settlement paid by several transfers",
+        _DOUBLE,
+        escalates_to=_C,
+        escalation="two or more of the transfers are confirmed",
     ),
     FindingCode("PAYOUT_DUPLICATE_MEMO", _C, "One memo paid for several settlements", _DOUBLE),
     FindingCode(
@@ -135,13 +146,28 @@ _TABLE: tuple[FindingCode, ...] = (
     FindingCode("CHAIN_HORIZON_UNHEALTHY", _C, "Horizon reports itself unhealthy", _CHAIN),
     FindingCode("CHAIN_RPC_UNHEALTHY", _C, "Stellar RPC reports itself unhealthy", _CHAIN),
     FindingCode("CHAIN_NETWORK_MISMATCH", _C, "Endpoint is on another network", _CHAIN),
-    FindingCode("CHAIN_LEDGER_STALE", _W, "Latest closed ledger is old", _CHAIN),
-    FindingCode("CHAIN_HORIZON_INGEST_LAG", _W, "Horizon ingestion lags stellar-core", _CHAIN),
+    FindingCode(
+        "CHAIN_LEDGER_STALE",
+        _W,
+        "Latest closed ledger is old",
+        _CHAIN,
+        escalates_to=_C,
+        escalation="the ledger is older than 30s (warning from 15s; ChainPolicy)",
+    ),
+    FindingCode(
+        "CHAIN_HORIZON_INGEST_LAG",
+        _W,
+        "Horizon ingestion lags stellar-core",
+        _CHAIN,
+        escalates_to=_C,
+        escalation="ingestion lags by more than 20 ledgers (warning from 5; ChainPolicy)",
+    ),
     FindingCode("CHAIN_PROTOCOL_MISMATCH", _W, "stellar-core behind the network protocol", _CHAIN),
     FindingCode("CHAIN_ENDPOINTS_DIVERGED", _W, "Endpoint far behind the others", _CHAIN),
     FindingCode("CHAIN_FEE_SURGE", _W, "Surge pricing: fees far above the base fee", _CHAIN),
     # The tool itself.
     FindingCode("PLUGIN_ERROR", _W, "A check plugin raised an error", _INDEX),
+    FindingCode("INPUT_EMPTY", _W, "An input holds no records", _INDEX),
 )
 
 CODES: dict[str, FindingCode] = {c.code: c for c in _TABLE}

@@ -62,7 +62,7 @@ def as_int(value: Any, *, signed: bool = True) -> int | None:
     if isinstance(value, str):
         text = value.strip()
         digits = text[1:] if signed and text.startswith("-") else text
-        if digits.isdigit():
+        if digits.isdigit() and len(digits) <= 40:  # int() of 4,301+ digits raises
             return int(text)
     return None
 

@@ -131,7 +131,11 @@ def code_table(pm: pluggy.PluginManager, *, strict: bool = True) -> Mapping[str,
     if cached is not None and cached[0] == plugins:
         return cached[1]
     table = dict(codes.CODES)
+    # Each implementation is called on its own (one that raises fails alone), so the call is
+    # traced here as pluggy would trace a hook call.
+    pm.trace.root.get("hook")(hookspecs.REGISTER_CODES)
     for impl in getattr(pm.hook, hookspecs.REGISTER_CODES).get_hookimpls():
+        pm.trace.root.get("hook")(f"  {plugin_name(pm, impl.plugin)}")
         staged = dict(table)
         try:
             for code in impl.function() or ():
@@ -290,11 +294,21 @@ def _raised_by(pm: pluggy.PluginManager, impls: Sequence[Any], exc: BaseExceptio
     return found
 
 
-def checks_document(pm: pluggy.PluginManager) -> dict[str, Any]:
-    """Every finding code (code, severity, title, runbook) and every loaded plugin."""
+def checks_document(pm: pluggy.PluginManager, *, docs_url: str | None = None) -> dict[str, Any]:
+    """Every finding code (code, severity and what escalates it, title, runbook) and every
+    loaded plugin; runbook links point into the docs site at ``docs_url`` when given."""
+    from .runbooks import docs_link
+
     return {
         "codes": [
-            {"code": c.code, "severity": c.severity.value, "title": c.title, "runbook": c.runbook}
+            {
+                "code": c.code,
+                "severity": c.severity.value,
+                "escalates_to": c.escalates_to.value if c.escalates_to else None,
+                "escalation": c.escalation or None,
+                "title": c.title,
+                "runbook": docs_link(c.runbook, docs_url),
+            }
             for c in code_table(pm, strict=False).values()
         ],
         "plugins": loaded_plugins(pm),

@@ -12,10 +12,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from .__about__ import __version__
 from .codes import Severity
 from .model import Finding, Report
-from .timefmt import format_rfc3339
+from .runbooks import docs_link
+from .timefmt import format_duration, format_rfc3339
 
 SCHEMA = "streampay-incident.report/v1"
 TOOL = {"name": "streampay-incident", "version": __version__}
@@ -77,11 +80,15 @@ def _evidence_line(finding: Finding) -> str:
     return "; ".join(parts)
 
 
-def render_text(report: Report, *, color: bool = False, width: int = 100) -> str:
+def render_text(
+    report: Report, *, color: bool = False, width: int = 100, runbook_hint: bool = True
+) -> str:
     """Findings grouped by severity, worst first, each with its runbook link.
 
-    Lines are never hard-wrapped (soft wrap), so hashes and addresses stay
-    whole for copy-paste and grep.
+    With ``runbook_hint`` each link is followed by the ``streampay-incident
+    runbook CODE`` command that prints the same section where the tool is
+    installed. Lines are never hard-wrapped (soft wrap), so hashes and addresses
+    stay whole for copy-paste and grep.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -114,7 +121,8 @@ def render_text(report: Report, *, color: bool = False, width: int = 100) -> str
             extra = _evidence_line(f)
             if extra:
                 console.print(f"    {escape(extra)}")
-            console.print(f"    runbook: {f.runbook}")
+            hint = f" (streampay-incident runbook {f.code})" if runbook_hint else ""
+            console.print(f"    runbook: {escape(f.runbook)}{hint}")
     if report.settlements is not None:
         console.print()
         console.print("[bold]Settlements[/]")
@@ -162,18 +170,36 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(report: Report, fmt: str, *, color: bool = False) -> str:
+def with_docs_url(report: Report, docs_url: str | None) -> Report:
+    """The report with every finding's runbook link on the docs site at ``docs_url``."""
+    if not docs_url:
+        return report
+    findings = tuple(
+        attrs.evolve(f, runbook=docs_link(f.runbook, docs_url)) for f in report.findings
+    )
+    return attrs.evolve(report, findings=findings)
+
+
+def render(report: Report, fmt: str, *, color: bool = False, docs_url: str | None = None) -> str:
+    """The report as ``fmt``; runbook links absolute on the docs site when ``docs_url`` is set."""
+    report = with_docs_url(report, docs_url)
     if fmt == "json":
         return render_json(report)
     if fmt == "markdown":
         return render_markdown(report)
-    return render_text(report, color=color)
+    return render_text(report, color=color, runbook_hint=not docs_url)
+
+
+def _ledger_age(endpoint: Mapping[str, Any]) -> str | None:
+    """The endpoint's ledger age as a duration (``1m05s``), None when unknown."""
+    seconds = endpoint["ledger_age_seconds"]
+    return None if seconds is None else format_duration(round(seconds))
 
 
 def endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
     lines = ["", "Endpoints"]
     for e in endpoints:
-        age = "-" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}s"
+        age = _ledger_age(e) or "-"
         lag = "-" if e["ingest_lag"] is None else str(e["ingest_lag"])
         ledger = "-" if e["latest_ledger"] is None else str(e["latest_ledger"])
         lines.append(
@@ -186,7 +212,7 @@ def endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
 def endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         "",
-        "| endpoint | kind | status | latest ledger | ledger age (s) | ingest lag | probe (s) |",
+        "| endpoint | kind | status | latest ledger | ledger age | ingest lag | probe (s) |",
         "|---|---|---|---|---|---|---|",
     ]
     for e in endpoints:
@@ -195,7 +221,7 @@ def endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
             e["kind"],
             e["status"],
             "" if e["latest_ledger"] is None else str(e["latest_ledger"]),
-            "" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}",
+            _ledger_age(e) or "",
             "" if e["ingest_lag"] is None else str(e["ingest_lag"]),
             f"{e['duration_seconds']:.2f}",
         ]

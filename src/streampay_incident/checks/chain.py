@@ -23,6 +23,7 @@ import attrs
 from ..codes import Severity
 from ..hookspecs import hookimpl
 from ..model import Finding, Status, make_finding
+from ..timefmt import format_duration
 
 if TYPE_CHECKING:
     from ..observations import ChainObservations, EndpointObservation
@@ -223,8 +224,8 @@ def _stale(obs: EndpointObservation, now: datetime, policy: ChainPolicy) -> Find
     return make_finding(
         "CHAIN_LEDGER_STALE",
         obs.url,
-        f"latest closed ledger {obs.latest_ledger} closed {age:.0f}s ago "
-        f"(over the {threshold:g}s {severity.value} threshold)",
+        f"latest closed ledger {obs.latest_ledger} closed {format_duration(round(age))} ago "
+        f"(over the {format_duration(threshold)} {severity.value} threshold)",
         {
             "latest_ledger": obs.latest_ledger,
             "closed_at": closed_at.isoformat().replace("+00:00", "Z"),

@@ -48,6 +48,7 @@ from ..amounts import format_stroops
 from ..codes import Severity
 from ..hookspecs import PayoutCheck, hookimpl
 from ..model import NO_MEMO, Finding, Memo, Payout, PayoutPolicy, make_finding
+from ..timefmt import format_duration
 
 TRANSFER_STATUSES = frozenset({"submitted", "confirmed"})
 
@@ -321,7 +322,7 @@ def _suspected_repeats(transfer_rows: Sequence[Payout], repeat_window: timedelta
                         f"{len(chain)} transfers of {format_stroops(amount)} "
                         f"{asset.partition(':')[0]} to the same "
                         f"destination for {_count(settlements, 'settlement')}, each within "
-                        f"{_duration(repeat_window)} of the previous"
+                        f"{format_duration(repeat_window)} of the previous"
                     ),
                     evidence={
                         **_evidence(chain_rows, chain),
@@ -494,14 +495,6 @@ def _distinct(rows: Iterable[Payout], field: str) -> set[Any]:
 def _count(items: Iterable[Any] | int, noun: str) -> str:
     n = items if isinstance(items, int) else len(list(items))
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _duration(window: timedelta) -> str:
-    seconds = int(window.total_seconds())
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{window.total_seconds():g}s"
 
 
 def _iso(moment: datetime) -> str:

@@ -101,7 +101,7 @@ with a max time (still open: no closed ledger past it) -> ``wait``; the rest
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -120,6 +120,7 @@ from ..model import (
     SettlementVerdict,
     make_finding,
 )
+from ..timefmt import format_duration
 from .overlays import (
     EnvelopeNetworkCheck,
     PayoutIndex,
@@ -222,18 +223,6 @@ def _retry_safety(
     if now <= max_time:
         return False, "tx_may_still_land"
     return False, "no_ledger_after_max_time"
-
-
-def _duration(delta: timedelta) -> str:
-    """``2h05m``, ``4m30s``, ``12s`` (callers only pass positive ages)."""
-    seconds = int(delta.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 def _retry_text(safe: bool, reason: str) -> str:
@@ -480,9 +469,8 @@ def _summary(
         return f"failed after {s.attempts} of {s.max_attempts} attempts; {retry}"
     if code == "SETTLEMENT_LEASE_EXPIRED":
         assert s.lease_until is not None
-        return (
-            f"worker lease expired {_duration(now - s.lease_until)} ago while processing; {retry}"
-        )
+        expired = format_duration(now - s.lease_until)
+        return f"worker lease expired {expired} ago while processing; {retry}"
     if code == "SETTLEMENT_STUCK_UNSUBMITTED":
         rests_on = ""
         if rule.reason == "never_submitted":
@@ -493,13 +481,13 @@ def _summary(
             )
             rests_on = f"; no tx hash in the outbox; {checked}"
         return (
-            f"no transaction {_duration(now - s.created_at)} after creation "
-            f"(threshold {_duration(policy.unsubmitted_after)}){rests_on}; {retry}"
+            f"no transaction {format_duration(now - s.created_at)} after creation "
+            f"(threshold {format_duration(policy.unsubmitted_after)}){rests_on}; {retry}"
         )
     # SETTLEMENT_STUCK_UNCONFIRMED
     return (
-        f"tx {tx_hash} not found on chain {_duration(now - s.last_change)} after the last "
-        f"update (threshold {_duration(policy.unconfirmed_after)}); {retry}"
+        f"tx {tx_hash} not found on chain {format_duration(now - s.last_change)} after the last "
+        f"update (threshold {format_duration(policy.unconfirmed_after)}); {retry}"
     )
 
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import click
 
 from .. import envvars
-from ..errors import InputError, InputProblem, SecretSeedError
+from ..errors import InputError, InputProblem, SecretSeedError, shown
 from ..io.rows import contains_seed
 from ..logevents import log_event
 from ..model import Report
@@ -27,9 +27,11 @@ from ..usecases import grade_chain
 from .common import (
     RFC3339,
     Network,
+    docs_url,
     exit_code_for,
     handle_input_errors,
     output_options,
+    refuse_secrets,
     utc_now,
 )
 
@@ -67,16 +69,20 @@ def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -
         except ValueError:
             valid = False
         if not valid:
-            raise click.UsageError(f"{option}: {url!r} is not an http(s) URL")
+            raise click.UsageError(f"{option}: {shown(url)} is not an http(s) URL")
         if url not in urls:
             urls.append(url)
     return tuple(urls)
 
 
 def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
-    """Print the report (led by its diagnosis, with an endpoint table for people) and exit."""
+    """Print the report (led by its diagnosis, with an endpoint table for people) and exit.
+
+    A report holding a secret seed is refused (exit 2) instead.
+    """
+    refuse_secrets(report)
     color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    text = render_diagnosis(report, fmt) + render(report, fmt, color=color)
+    text = render_diagnosis(report, fmt) + render(report, fmt, color=color, docs_url=docs_url())
     text += render_endpoint_table(report, fmt)
     click.echo(text, nl=False)
     log_event("report", command="chain", status=report.overall, findings=len(report.findings))
@@ -118,8 +124,8 @@ def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
 )
 @click.option(
     "--snapshot",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Grade a recording made with --record instead of probing (needs --now).",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    help="Grade a recording made with --record instead of probing (needs --now; - for stdin).",
 )
 @click.option(
     "--now", type=RFC3339(), help="Grade as of this RFC 3339 time (required with --snapshot)."

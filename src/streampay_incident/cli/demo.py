@@ -19,9 +19,22 @@ from typing import Any
 import attrs
 import click
 
+from .common import EXIT_INPUT
+
 DEMO_NOW = "2026-11-27T03:00:00Z"
 DEMO_LEDGER_CLOSE = "2026-11-27T02:59:56Z"
-DATA_FILES = ("payouts.csv", "settlements.jsonl", "transactions.json", "chain-outage.json")
+# What `--write-data` writes: the inputs, then where they come from (README.md).
+DATA_FILES = (
+    "payouts.csv",
+    "settlements.jsonl",
+    "transactions.json",
+    "chain-outage.json",
+    "chain-payments.json",
+    "envelopes.txt",
+    "README.md",
+)
+# The escrow account whose recorded payments are chain-payments.json (see its README).
+DEMO_ESCROW = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
 
 # What each retry verdict tells the engineer to do.
 RETRY_ADVICE: dict[str, str] = {
@@ -60,9 +73,16 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Stuck settlement",
         "SettlementJobStuck fired. Which settlements are stuck, and which may be retried?",
         (
-            "settlements", "{data}/settlements.jsonl", "--transactions", "{data}/transactions.json",
-            "--network", "testnet", "--now", DEMO_NOW,
-            "--latest-ledger-close-time", DEMO_LEDGER_CLOSE,
+            "settlements",
+            "{data}/settlements.jsonl",
+            "--transactions",
+            "{data}/transactions.json",
+            "--network",
+            "testnet",
+            "--now",
+            DEMO_NOW,
+            "--latest-ledger-close-time",
+            DEMO_LEDGER_CLOSE,
         ),
         "docs/runbooks/stuck-settlement.md",
     ),
@@ -78,8 +98,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Stellar or Horizon outage",
         "Settlements stopped confirming. Is the network or our Horizon/RPC the problem?",
         (
-            "chain", "--snapshot", "{data}/chain-outage.json", "--now", DEMO_NOW,
-            "--network", "testnet",
+            "chain",
+            "--snapshot",
+            "{data}/chain-outage.json",
+            "--now",
+            DEMO_NOW,
+            "--network",
+            "testnet",
         ),
         "docs/runbooks/chain-outage.md",
     ),
@@ -143,12 +168,28 @@ def run_scenario(scenario: Scenario, data: Path) -> int:
         return code
     _, raw = _run([*args, "--format", "json"], capture=True)
     click.echo("")
-    click.secho(f"What to do (runbook {scenario.runbook}; no money moves without a second "
-                "engineer checking destination, amount, asset and retry_safe):", bold=True)
+    click.secho(
+        f"What to do (runbook {scenario.runbook}; no money moves without a second "
+        "engineer checking destination, amount, asset and retry_safe):",
+        bold=True,
+    )
     for line in _advice(scenario, json.loads(raw)):
         click.echo(line)
     click.echo("")
     return code
+
+
+def _write_data(data: Path, target: Path, *, force: bool) -> None:
+    """Copy every demo file to ``target``; exit 2 before writing anything that would overwrite."""
+    existing = [target / name for name in DATA_FILES if (target / name).exists()]
+    if existing and not force:
+        for path in existing:
+            click.echo(f"error: {path} exists; pass --force to overwrite it", err=True)
+        raise SystemExit(EXIT_INPUT)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in DATA_FILES:
+        shutil.copy(data / name, target / name)
+        click.echo(str(target / name))
 
 
 @click.command("demo")
@@ -162,17 +203,21 @@ def run_scenario(scenario: Scenario, data: Path) -> int:
 @click.option(
     "--write-data",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Copy the bundled demo files to this directory (for tabletop exercises) and exit.",
+    help=(
+        "Copy the bundled demo files and their provenance README to this directory "
+        "(for tabletop exercises) and exit."
+    ),
 )
-def demo(scenario: str, write_data: Path | None) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --write-data: overwrite files of the same names already in the directory.",
+)
+def demo(scenario: str, write_data: Path | None, force: bool) -> None:
     """Replay bundled incidents through the real commands, with the runbook step to follow."""
     with demo_data_dir() as data:
         if write_data is not None:
-            write_data.mkdir(parents=True, exist_ok=True)
-            for name in DATA_FILES:
-                if (data / name).exists():
-                    shutil.copy(data / name, write_data / name)
-                    click.echo(str(write_data / name))
+            _write_data(data, write_data, force=force)
             return
         chosen = [s for s in SCENARIOS if scenario in ("all", s.name)]
         for sc in chosen:

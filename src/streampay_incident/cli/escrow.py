@@ -25,6 +25,7 @@ import attrs
 import click
 
 from .. import registry, usecases
+from ..errors import shown
 from ..io.chain_payments import read_chain_payments
 from ..io.rows import contains_seed
 from ..model import EscrowObservation, Finding, Payout
@@ -45,8 +46,11 @@ ESCROW_OPTION_NAMES = (
     "since",
     "until",
     "cursor_file",
+    "timeout",
     "chain_timeout",
 )
+# Seconds all Horizon/RPC requests of one run may wait for together (--timeout).
+DEFAULT_TIMEOUT = 60.0
 
 
 def escrow_options(func: F) -> F:
@@ -56,9 +60,17 @@ def escrow_options(func: F) -> F:
             "--chain-timeout",
             "chain_timeout",
             type=click.FloatRange(min=0.1),
-            default=10.0,
-            show_default=True,
-            help="Deadline in seconds for each Horizon/RPC request while paging.",
+            deprecated="use --timeout, which bounds the whole run",
+            help="Old name of --timeout.",
+        ),
+        click.option(
+            "--timeout",
+            "timeout",
+            type=click.FloatRange(min=0.1),
+            help=(
+                "Seconds the whole run may wait on Horizon/RPC, all pages and retries "
+                f"together (not local processing). Default: {DEFAULT_TIMEOUT:g}."
+            ),
         ),
         click.option(
             "--cursor-file",
@@ -96,7 +108,7 @@ class EscrowRequest:
     since: datetime | None = None
     until: datetime | None = None
     cursor_file: str | None = None
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT
 
     @property
     def source(self) -> str:
@@ -142,7 +154,9 @@ class EscrowRequest:
             since=since,
             until=until,
             cursor_file=options.get("cursor_file"),
-            timeout=float(options.get("chain_timeout") or 10.0),
+            timeout=float(
+                options.get("timeout") or options.get("chain_timeout") or DEFAULT_TIMEOUT
+            ),
         )
 
 
@@ -154,7 +168,9 @@ def _check_escrow(escrow: str) -> None:
             "address. This tool never needs a secret."
         )
     if not (strkey.is_account(escrow) or strkey.is_contract(escrow)):
-        raise click.UsageError(f"--escrow {escrow!r} is not a valid G... account or C... contract")
+        raise click.UsageError(
+            f"--escrow {shown(escrow)} is not a valid G... account or C... contract"
+        )
 
 
 @contextlib.contextmanager

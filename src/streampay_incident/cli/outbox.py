@@ -10,7 +10,6 @@ live and read-only (:mod:`streampay_incident.io.outbox_db`).
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -22,9 +21,17 @@ import click
 from ..errors import InputError
 from ..io.outbox_db import DEFAULT_TABLE, DSN_ENV, DSN_NOTE, STATUSES, OutboxQuery
 from ..io.outbox_payouts import OutboxPayouts
-from ..io.payouts import payouts_from_rows
+from ..io.payouts import payouts_from_text
 from ..io.pg_timestamps import parse_source_timezone
-from ..io.rows import Row, iter_rows, iter_text_rows, sniff_format
+from ..io.rows import (
+    Row,
+    input_name,
+    is_stream,
+    iter_rows,
+    iter_text_rows,
+    read_text,
+    sniff_format,
+)
 from ..io.settlements import settlements_from_rows
 from ..io.streampay import (
     PROFILES,
@@ -237,23 +244,31 @@ def _looks_like_outbox_json(head: str) -> bool:
     return sniff_format(head) != "csv" and ('"event_key"' in head or '"payload"' in head)
 
 
+def _text_rows(text: str, name: str) -> Iterator[Row]:
+    """The rows of an input read whole (a stream); COPY-corrupted JSON is refused first."""
+    if _looks_like_outbox_json(text[:4096]):
+        _checked_json_lines(io.StringIO(text), name)
+    return iter_text_rows(text, source=name, fmt=sniff_format(text[:64], name))
+
+
 def file_rows(file: str) -> tuple[Iterator[Row], str]:
-    """The rows of ``file`` (``-``: stdin) and its name; COPY-corrupted JSON is refused first."""
-    if file == "-":
-        text = sys.stdin.read()
-        if _looks_like_outbox_json(text[:4096]):
-            _checked_json_lines(io.StringIO(text), "<stdin>")
-        return iter_text_rows(text, source="<stdin>"), "<stdin>"
+    """The rows of ``file`` and its name; COPY-corrupted JSON is refused first.
+
+    A stream (``-``, a FIFO such as ``<(psql ...)``) is read once, whole.
+    """
+    name = input_name(file)
+    if is_stream(file):
+        return _text_rows(read_text(file, source=name), name), name
     path = Path(file)
     try:
         with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
             head = handle.read(4096)
             if not path.name.lower().endswith(".csv") and _looks_like_outbox_json(head):
                 handle.seek(0)
-                _checked_json_lines(handle, file)
+                _checked_json_lines(handle, name)
     except OSError:
         pass  # iter_rows names the problem (missing, unreadable) the way every reader does
-    return iter_rows(path), file
+    return iter_rows(path), name
 
 
 def _profiled(rows: Iterator[Row], profile: str) -> tuple[str, Iterator[Row]]:
@@ -321,18 +336,20 @@ def read_payout_input(
 
     if source.db is None:
         assert source.file is not None
-        if (
-            source.file != "-"
-            and source.profile != "streampay"
-            and (source.profile == "generic" or _generic_file(source.file))
+        name = input_name(source.file)
+        if is_stream(source.file):  # read once: detect the profile on the text
+            text = read_text(source.file, source=name)
+            profile, rows = _profiled(_text_rows(text, name), source.profile)
+            if profile == "generic":
+                records = payouts_from_text(text, source=name)
+                return records, {"payouts": name, "records": len(records)}, None
+        elif source.profile == "generic" or (
+            source.profile == "auto" and _generic_file(source.file)
         ):
             records = load_generic(Path(source.file))
-            return records, {"payouts": source.file, "records": len(records)}, None
-        file_iter, name = file_rows(source.file)
-        profile, rows = _profiled(file_iter, source.profile)
-        if profile == "generic":  # stdin: the rows are already being read
-            records = payouts_from_rows(rows, source=name)
             return records, {"payouts": name, "records": len(records)}, None
+        else:
+            rows, name = file_rows(source.file)
         inputs: dict[str, Any] = {}
     else:
         rows, name, inputs = _database_rows(source)

@@ -21,10 +21,12 @@ from typing import Any
 import click
 
 from .. import registry, usecases
+from ..errors import shown
 from ..io.payouts import read_payouts
+from ..io.rows import input_name, is_stream
 from ..logevents import log_event
 from ..model import Payout, PayoutPolicy, Report
-from ..timefmt import parse_duration
+from ..timefmt import format_duration, parse_duration
 from .common import emit, handle_input_errors, output_options, utc_now
 from .escrow import EscrowRequest, escrow_observation, escrow_options
 from .outbox import PAYOUT_OUTBOX_OPTIONS, OutboxSource, outbox_payout_options, read_payout_input
@@ -44,11 +46,16 @@ class Duration(click.ParamType):
         try:
             return parse_duration(str(value))
         except ValueError as exc:
-            self.fail(f"{value!r}: {exc}", param, ctx)
+            self.fail(f"{shown(value)}: {exc}", param, ctx)
 
 
 def estimated_lines(path: Path, *, sample_bytes: int = 1 << 16) -> int:
-    """Roughly how many lines ``path`` holds, from the line length of its first bytes."""
+    """Roughly how many lines ``path`` holds, from the line length of its first bytes.
+
+    0 for a stream (``-``, a FIFO): it can be read only once, by the reader.
+    """
+    if is_stream(path):
+        return 0
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
@@ -109,7 +116,7 @@ def collector_paused() -> Iterator[None]:
 def load_payouts(path: Path) -> list[Payout]:
     """Read and validate the export, with a progress bar for long files."""
     with progress_bar(path, label=f"reading {path.name}") as progress:
-        return read_payouts(path, source=str(path), progress=progress)
+        return read_payouts(path, source=input_name(path), progress=progress)
 
 
 @click.command("payouts")
@@ -146,6 +153,10 @@ def payouts(
     """
     outbox_opts = {name: escrow_opts.pop(name) for name in PAYOUT_OUTBOX_OPTIONS}
     escrow_request = EscrowRequest.from_options(escrow_opts)  # usage errors before any work
+    if str(file) == "-" and escrow_opts.get("chain_payments") == "-":
+        raise click.UsageError(
+            "standard input can be read once: give FILE or --chain-payments as -"
+        )
     source = OutboxSource.from_options(file, outbox_opts, escrow_opts.get("chain_timeout") or 5.0)
     policy = PayoutPolicy(repeat_window=repeat_window)
     with collector_paused():
@@ -161,7 +172,7 @@ def triage_file(
     records, inputs, outbox = read_payout_input(source, load_payouts)
     pm = registry.get_plugin_manager(registry.plugin_settings_from_env(os.environ))
     escrow = escrow_observation(escrow_request) if escrow_request is not None else None
-    inputs["repeat_window"] = f"{int(policy.repeat_window.total_seconds())}s"
+    inputs["repeat_window"] = format_duration(policy.repeat_window)
     report = usecases.triage_payouts(
         records, policy=policy, now=utc_now(), pm=pm, inputs=inputs, escrow=escrow
     )

@@ -70,7 +70,13 @@ def build_sidecar_app(config: Any, environ: Any = None) -> Any:
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port to listen on.",
+)
 @click.option(
     "--insecure-no-auth",
     is_flag=True,
@@ -81,6 +87,7 @@ def build_sidecar_app(config: Any, environ: Any = None) -> Any:
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
     show_default=True,
+    help="Least severe server log line written to stderr.",
 )
 @click.option(
     "--request-timeout",

@@ -144,6 +144,8 @@ def settlements(
     rpc_urls = endpoint_urls(rpc, None, option="--rpc")
     if (horizon_urls or rpc_urls) and network is None:
         raise click.UsageError("--horizon/--rpc need --network (another network, other hashes)")
+    if file == "-" and transactions_file == "-":
+        raise click.UsageError("standard input can be read once: give FILE or --transactions as -")
     source = OutboxSource.from_options(file, outbox_opts, timeout)
     read = read_settlement_input(source, network_passphrase=network)
     records = read.settlements

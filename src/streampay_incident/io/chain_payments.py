@@ -22,7 +22,6 @@ for JSON Lines and the record's index for a JSON document.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +39,8 @@ from .payment_records import (
     chain_payment_from_rpc_event,
     chain_payments_from_horizon,
 )
-from .rows import JsonNumber, contains_seed, seed_problem
+from .rows import JsonNumber, contains_seed, input_name, read_text, seed_problem
+from .strict_json import JsonProblem, loads
 
 
 @attrs.frozen
@@ -177,7 +177,7 @@ class _Collector:
 
 def _loads(text: str) -> Any:
     # Amounts are strings in Horizon; a float anywhere stays exact text, never a float.
-    return json.loads(text, parse_float=JsonNumber)
+    return loads(text, parse_float=JsonNumber)
 
 
 def _json_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -197,18 +197,18 @@ def parse_chain_payments(
     collector = _Collector(source, network_passphrase)
     try:
         doc = _loads(text)
-    except json.JSONDecodeError as doc_error:
+    except JsonProblem as doc_error:
         lines = list(_json_lines(text))
         if not lines:
             raise InputError(InputProblem(source, None, None, "empty input")) from None
         try:
             _loads(lines[0][1])
-        except ValueError:
+        except JsonProblem:
             # Not JSON Lines either: report where the one document breaks.
             if contains_seed(text):
                 raise SecretSeedError(seed_problem(source, None, None)) from None
             raise InputError(
-                InputProblem(source, doc_error.lineno, None, f"not valid JSON ({doc_error.msg})")
+                InputProblem(source, doc_error.lineno, doc_error.key, doc_error.message)
             ) from None
         for number, line in lines:
             if contains_seed(line):
@@ -216,8 +216,8 @@ def parse_chain_payments(
                 continue
             try:
                 obj = _loads(line)
-            except ValueError as exc:
-                collector.problem(number, None, f"not valid JSON ({exc})")
+            except JsonProblem as exc:
+                collector.problem(number, exc.key, exc.message)
                 continue
             collector.record(obj, number)
         if any("secret seed" in p.message for p in collector.problems):
@@ -236,15 +236,10 @@ def parse_chain_payments(
 def read_chain_payments(
     path: Path | str, *, network_passphrase: str | None = None
 ) -> ChainPaymentBatch:
-    """Read ``--chain-payments FILE``; see :func:`parse_chain_payments`."""
-    path = Path(path)
-    name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(InputProblem(name, None, None, "file not found")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(InputProblem(name, None, None, f"cannot read file ({exc})")) from None
+    """Read ``--chain-payments FILE`` (or ``-``, a FIFO: read once); see
+    :func:`parse_chain_payments`."""
+    name = input_name(path)
+    text = read_text(path, source=name)
     return parse_chain_payments(text, source=name, network_passphrase=network_passphrase)
 
 

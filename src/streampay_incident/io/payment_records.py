@@ -16,11 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from ..amounts import AmountError, parse_stroops
+from ..errors import shown
 from ..model import NATIVE, NO_MEMO, PAYMENT_KINDS, Asset, ChainPayment, Memo, PaymentKind
 from ..observations import as_int
 from ..stellar.hashes import TX_HASH
 from ..stellar.strkey import StrKeyError, address_problem, muxed_address
-from ..timefmt import from_unix, parse_rfc3339
+from ..timefmt import from_unix, in_range, parse_rfc3339
 from .payout_fields import parse_asset
 
 _HASH = TX_HASH
@@ -78,7 +79,7 @@ def _time(value: Any, field: str) -> datetime:
     seconds = as_int(value, signed=False)
     if seconds is not None:
         try:
-            return from_unix(seconds)
+            return in_range(from_unix(seconds))
         except ValueError as exc:
             raise RecordProblem(field, str(exc)) from None
     if not isinstance(value, str):
@@ -119,7 +120,8 @@ def _sep11_asset(text: str) -> Asset:
     try:
         return parse_asset(text)
     except ValueError:
-        raise RecordProblem("topic", f"asset topic {text!r} is not native or CODE:ISSUER") from None
+        message = f"asset topic {shown(text)} is not native or CODE:ISSUER"
+        raise RecordProblem("topic", message) from None
 
 
 def _memo(tx: Mapping[str, Any]) -> Memo:
@@ -132,7 +134,7 @@ def _memo(tx: Mapping[str, Any]) -> Memo:
             if isinstance(raw, str):
                 return Memo("text", base64.b64decode(raw, validate=True))
             return Memo("text", (value or "").encode("utf-8"))
-        if kind == "id" and isinstance(value, str) and value.isdigit():
+        if kind == "id" and isinstance(value, str) and value.isdigit() and len(value) <= 20:
             return Memo("id", int(value))
         if kind in ("hash", "return") and isinstance(value, str):
             return Memo(kind, base64.b64decode(value, validate=True))
@@ -140,7 +142,7 @@ def _memo(tx: Mapping[str, Any]) -> Memo:
         raise RecordProblem("transaction.memo", f"not a valid {kind} memo") from None
     if kind in ("none", None):
         return NO_MEMO
-    raise RecordProblem("transaction.memo_type", f"unexpected memo {kind!r}")
+    raise RecordProblem("transaction.memo_type", f"unexpected memo {shown(kind)}")
 
 
 def _muxed(base: str, muxed_id: int) -> str:
@@ -194,7 +196,7 @@ def chain_payments_from_horizon(record: Mapping[str, Any]) -> list[ChainPayment]
     ledger: int | None = None
     if tx.get("ledger") is not None:
         ledger = _int(tx.get("ledger"), "transaction.ledger")
-    elif op_id is not None and op_id.isdigit():
+    elif op_id is not None and op_id.isdigit() and len(op_id) <= 20:
         ledger = int(op_id) >> 32  # a Horizon operation id is a TOID: ledger << 32 | ...
     common: dict[str, Any] = {
         "tx_hash": tx_hash,
@@ -279,6 +281,8 @@ def _balance_changes(
             memo = common["memo"]
             if muxed_id is not None and destination.startswith("G"):
                 if id_type == "uint64" and str(muxed_id).isdigit():
+                    if len(str(muxed_id)) > 20 or int(str(muxed_id)) > 2**64 - 1:
+                        raise RecordProblem("destination_muxed_id", "not a uint64")
                     destination = _muxed(destination, int(str(muxed_id)))
                 elif id_type == "string":
                     memo = Memo("text", str(muxed_id).encode("utf-8"))

@@ -11,14 +11,13 @@ import io
 import itertools
 import operator
 import re
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..model import Payout
 from .payout_fields import CHUNK_ROWS, FIELDS, Progress
 from .payout_parser import _PayoutParser
-from .rows import Row, csv_field_limit
+from .rows import Row, contains_seed, csv_field_limit
 
 
 class _NotPlainCsv(Exception):
@@ -37,9 +36,9 @@ def _may_hold_seed(text: str) -> bool:
 
     A hint counts when no base32 character touches it on either side, as
     SEED_PATTERN's look-arounds say; a hint that is part of a longer base32
-    run (a muxed address) does not. Non-overlapping hints cannot hide a seed:
-    a real one never starts inside a run of base32 characters. Text made of
-    cells joined by commas and newlines answers exactly as cell by cell would.
+    run counts when :func:`~.rows.contains_seed` finds a seed glued into the
+    run (``"X" + seed``; a muxed address is no seed). Text made of cells
+    joined by commas and newlines answers exactly as cell by cell would.
     """
     size = len(text)
     for hit in _SEED_HINT.finditer(text):
@@ -47,6 +46,13 @@ def _may_hold_seed(text: str) -> bool:
         if (start == 0 or text[start - 1] not in _BASE32) and (
             end == size or text[end] not in _BASE32
         ):
+            return True
+        # Part of a longer base32 run: a muxed address, or a seed glued to text ("X" + seed).
+        while start > 0 and text[start - 1] in _BASE32:
+            start -= 1
+        while end < size and text[end] in _BASE32:
+            end += 1
+        if contains_seed(text[start:end]):
             return True
     return False
 
@@ -121,13 +127,16 @@ def _csv_module_chunks(
         yield lines, records
 
 
-def _read_plain_csv(path: Path, source: str, progress: Progress | None) -> list[Payout]:
+def _read_plain_csv(
+    open_text: Callable[[], io.TextIOBase], source: str, progress: Progress | None
+) -> list[Payout]:
     """CSV straight into columns; raises :class:`_NotPlainCsv` for anything unusual.
 
     Follows ``rows._iter_csv``: header names stripped (and a BOM dropped),
     blank lines skipped, empty cells absent, lines are file lines.
+    ``open_text`` opens the text (with ``newline=""``).
     """
-    with path.open("r", encoding="utf-8", newline="") as handle:
+    with open_text() as handle:
         try:
             header_line = handle.readline()
             if not header_line:

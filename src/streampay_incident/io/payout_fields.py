@@ -21,10 +21,11 @@ from typing import Any
 import attrs
 
 from ..amounts import MAX_INT64, AmountError, parse_stroops
+from ..errors import shown
 from ..model import NATIVE, NO_MEMO, Asset, Memo, MemoType, Payout, PayoutStatus
 from ..stellar.hashes import TX_HASH
 from ..stellar.strkey import account_problem
-from ..timefmt import parse_rfc3339
+from ..timefmt import in_range, parse_rfc3339
 
 REQUIRED_FIELDS = (
     "payout_id",
@@ -90,9 +91,8 @@ class FieldError(ValueError):
 
 
 def _short(value: Any) -> str:
-    """A value for an error message, clipped so a huge cell cannot flood the terminal."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    """A value for an error message, cut to 80 characters (:func:`~..errors.shown`)."""
+    return shown(value)
 
 
 def _json_kind(value: Any) -> str:
@@ -147,10 +147,14 @@ def _unsigned(value: Any, *, limit: int, what: str) -> int:
     if type(value) is str:
         if not _DIGITS.match(value):
             raise FieldError(f"expected an integer {what} (decimal digits only)")
+        if len(value.lstrip("0")) > len(str(limit)):  # int() of 4,301+ digits raises
+            raise FieldError(f"{what} is larger than {limit}")
         integer: int | None = int(value)
     elif isinstance(value, (str, int)) and not isinstance(value, bool):
         integer = _integer(value)
         if integer is None:
+            if _DIGITS.match(str(value)):  # only digits: refused for its size
+                raise FieldError(f"{what} is larger than {limit}")
             raise FieldError(f"expected an integer {what}")
     else:
         raise FieldError(f"expected an integer {what}, found {_json_kind(value)}")
@@ -201,7 +205,10 @@ def parse_time(text: str) -> datetime:
         except ValueError as exc:  # e.g. month 13: the shape was right, the date is not
             raise ValueError(f"not a valid date/time ({exc})") from None
         # fromisoformat gives the UTC singleton for Z and +00:00; convert any other offset.
-        return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+        try:
+            return in_range(moment if moment.tzinfo is UTC else moment.astimezone(UTC))
+        except OverflowError:  # before year 1 or after 9999 in UTC: the reference says so
+            pass
     return parse_rfc3339(text)
 
 

@@ -25,6 +25,7 @@ go through the row reader.
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -48,7 +49,7 @@ from .payout_fields import (
     parse_time,
 )
 from .payout_parser import _PayoutParser
-from .rows import Row, iter_rows, sniff_format
+from .rows import Row, input_name, is_stream, iter_rows, iter_text_rows, read_text, sniff_format
 
 
 def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
@@ -98,9 +99,12 @@ def read_payouts(
     about (a secret seed, a malformed line, a wrong column count), goes
     through :func:`~streampay_incident.io.rows.iter_rows`, whose rules and
     messages are the reference. ``progress`` is called with the line reached.
+    A stream (``-``, a FIFO, ``<(...)``) is read once into memory, never reopened.
     """
+    name = source or input_name(path)
+    if is_stream(path):
+        return payouts_from_text(read_text(path, source=name), source=name, progress=progress)
     path = Path(path)
-    name = source or str(path)
     try:
         with path.open("r", encoding="utf-8", newline="") as handle:
             head = handle.read(64)
@@ -110,10 +114,23 @@ def read_payouts(
         raise InputError(InputProblem(name, None, None, f"cannot read file ({exc})")) from None
     if sniff_format(head, path.name) == "csv":
         try:
-            return _read_plain_csv(path, name, progress)
+            return _read_plain_csv(
+                lambda: path.open("r", encoding="utf-8", newline=""), name, progress
+            )
         except _NotPlainCsv:
             pass
     return payouts_from_rows(iter_rows(path, source=name), source=name, progress=progress)
+
+
+def payouts_from_text(text: str, *, source: str, progress: Progress | None = None) -> list[Payout]:
+    """:func:`read_payouts` for an export already read whole (a stream read once)."""
+    if sniff_format(text[:64], source) == "csv":
+        try:
+            return _read_plain_csv(lambda: io.StringIO(text, newline=""), source, progress)
+        except _NotPlainCsv:
+            pass
+    rows = iter_text_rows(text, source=source, fmt=sniff_format(text[:64], source))
+    return payouts_from_rows(rows, source=source, progress=progress)
 
 
 __all__ = [

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from ..errors import InputError, InputProblem
+from ..errors import InputError, InputProblem, shown
 from ..model import Settlement, SettlementStatus
 from ..stellar.envelope import EnvelopeError, EnvelopeIdentity, envelope_identity
 from ..stellar.hashes import TX_HASH
@@ -39,6 +39,8 @@ STATUSES: tuple[str, ...] = ("pending", "processing", "succeeded", "failed", "de
 REQUIRED: tuple[str, ...] = ("settlement_id", "status", "created_at")
 _TX_HASH = TX_HASH
 _INTEGER = re.compile(r"[0-9]+\Z")
+# attempts and max_attempts are PostgreSQL integers in the outbox.
+MAX_COUNT = 2**31 - 1
 
 
 class _Problems:
@@ -71,7 +73,7 @@ def _time(values: dict[str, Any], field: str, problems: _Problems) -> datetime |
     try:
         return parse_rfc3339(text)
     except ValueError as exc:
-        problems.add(field, f"{text!r}: {exc}")
+        problems.add(field, f"{shown(text)}: {exc}")
         return None
 
 
@@ -80,7 +82,10 @@ def _count(values: dict[str, Any], field: str, default: int, problems: _Problems
     if text is None:
         return default
     if not _INTEGER.match(text):
-        problems.add(field, f"{text!r}: expected a non-negative whole number")
+        problems.add(field, f"{shown(text)}: expected a non-negative whole number")
+        return default
+    if len(text.lstrip("0")) > len(str(MAX_COUNT)) or int(text) > MAX_COUNT:
+        problems.add(field, f"larger than {MAX_COUNT}")
         return default
     return int(text)
 
@@ -95,7 +100,7 @@ def _max_time(values: dict[str, Any], problems: _Problems) -> tuple[bool, dateti
     try:
         moment = parse_unix_or_rfc3339(text)
     except (ValueError, OverflowError, OSError) as exc:
-        problems.add("tx_max_time", f"{text!r}: expected RFC 3339 or unix seconds ({exc})")
+        problems.add("tx_max_time", f"{shown(text)}: expected RFC 3339 or unix seconds ({exc})")
         return True, None
     # The epoch is how Horizon prints a 0 bound: no bound either.
     return True, None if moment.timestamp() == 0 else moment
@@ -115,7 +120,7 @@ def settlement_from_row(
     status_text = _text(values, "status", problems)
     status = status_text.lower() if status_text else None
     if status is not None and status not in STATUSES:
-        problems.add("status", f"{status_text!r}: expected one of {', '.join(STATUSES)}")
+        problems.add("status", f"{shown(status_text)}: expected one of {', '.join(STATUSES)}")
     created_at = _time(values, "created_at", problems)
     updated_at = _time(values, "updated_at", problems)
     lease_until = _time(values, "lease_until", problems)
@@ -132,7 +137,7 @@ def settlement_from_row(
         if _TX_HASH.match(tx_hash):
             tx_hash = tx_hash.lower()
         else:
-            problems.add("tx_hash", f"{tx_hash!r}: expected 64 hex characters")
+            problems.add("tx_hash", f"{shown(tx_hash)}: expected 64 hex characters")
             tx_hash = None
     max_time_given, tx_max_time = _max_time(values, problems)
 
@@ -167,8 +172,8 @@ def settlement_from_row(
                 f"{network_passphrase!r}: wrong --network, or not the envelope submitted",
             )
         if max_time_given and tx_max_time != identity.max_time:
-            shown = "none" if identity.max_time is None else format_rfc3339(identity.max_time)
-            problems.add("tx_max_time", f"disagrees with the envelope's max time ({shown})")
+            bound = "none" if identity.max_time is None else format_rfc3339(identity.max_time)
+            problems.add("tx_max_time", f"disagrees with the envelope's max time ({bound})")
         tx_max_time = identity.max_time
         tx_hash = tx_hash or identity.hash
 

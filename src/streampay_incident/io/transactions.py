@@ -20,18 +20,18 @@ are shared with the live probes. Nothing here decodes XDR.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, InputProblem, SecretSeedError
+from ..errors import InputError, InputProblem, SecretSeedError, shown
 from ..model import ChainTransaction, ChainTxStatus
 from ..observations import as_int
 from ..stellar.hashes import TX_HASH
 from ..timefmt import from_unix, parse_rfc3339
-from .rows import contains_seed, seed_problem
+from .rows import contains_seed, input_name, read_text, seed_problem
+from .strict_json import JsonProblem, loads
 
 _TX_HASH = TX_HASH
 _RPC_STATUS: dict[str, ChainTxStatus] = {
@@ -59,7 +59,7 @@ def _integer(value: Any, source: str, line: int | None, field: str) -> int | Non
         raise _problem(source, line, field, "expected a whole number")
     number = as_int(value, signed=False)
     if number is None:
-        raise _problem(source, line, field, f"expected a whole number, found {value!r}")
+        raise _problem(source, line, field, f"expected a whole number, found {shown(value)}")
     return number
 
 
@@ -137,7 +137,7 @@ def chain_transaction_from_rpc(
     status = _RPC_STATUS.get(status_text.upper()) if isinstance(status_text, str) else None
     if status is None:
         raise _problem(
-            source, line, "status", f"{status_text!r}: expected SUCCESS, FAILED or NOT_FOUND"
+            source, line, "status", f"{shown(status_text)}: expected SUCCESS, FAILED or NOT_FOUND"
         )
     requested = None if requested_hash is None else _hash(requested_hash, source, line, "hash")
     if result.get("txHash") is not None:
@@ -266,10 +266,10 @@ def _parse_text(text: str, source: str) -> list[tuple[int | None, Any]]:
     if not stripped:
         return []
     try:
-        doc = json.loads(stripped)
-    except json.JSONDecodeError as exc:
-        if not (stripped.startswith("{") and exc.msg == "Extra data"):
-            raise _problem(source, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
+        doc = loads(stripped)
+    except JsonProblem as exc:
+        if not (stripped.startswith("{") and exc.syntax == "Extra data"):
+            raise _problem(source, exc.lineno, exc.key, exc.message) from None
     else:
         # One object on one line is a one-line JSON Lines file: name its line.
         single_line = isinstance(doc, dict) and "\n" not in stripped.strip()
@@ -280,9 +280,9 @@ def _parse_text(text: str, source: str) -> list[tuple[int | None, Any]]:
         if not part.strip():
             continue
         try:
-            documents.append((number, json.loads(part)))
-        except json.JSONDecodeError as exc:
-            problems.append(InputProblem(source, number, None, f"not valid JSON ({exc.msg})"))
+            documents.append((number, loads(part)))
+        except JsonProblem as exc:
+            problems.append(InputProblem(source, number, exc.key, exc.message))
     if problems:
         raise InputError(problems)
     return documents
@@ -305,12 +305,7 @@ def transactions_from_json(doc_or_lines: Any, *, source: str) -> list[ChainTrans
 
 
 def read_transactions(path: Path | str) -> list[ChainTransaction]:
-    """Read a ``--transactions`` file; see :func:`transactions_from_json`."""
-    name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _problem(name, None, None, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _problem(name, None, None, f"cannot read file ({exc})") from None
-    return transactions_from_json(text, source=name)
+    """Read a ``--transactions`` file (or ``-``, a FIFO: read once); see
+    :func:`transactions_from_json`."""
+    name = input_name(path)
+    return transactions_from_json(read_text(path, source=name), source=name)

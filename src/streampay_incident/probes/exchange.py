@@ -9,13 +9,14 @@ live and in a replay. No socket, no clock, no httpx.
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 import attrs
 
+from ..io import strict_json
 from ..observations import CallObservation
 from ..timefmt import format_rfc3339, parse_rfc3339
 
@@ -80,10 +81,11 @@ class Exchange:
         return self.status is not None
 
     def json_body(self) -> Any:
-        """The body as JSON; ``ValueError`` when there is none or it is not JSON."""
+        """The body as strict JSON; ``ValueError`` when there is none or it is not
+        (:func:`~streampay_incident.io.strict_json.loads`: no duplicate keys, no NaN)."""
         if self.body is None:
             raise ValueError("no body")
-        return json.loads(self.body)
+        return strict_json.loads(self.body)
 
     def rate_limit_headers(self) -> dict[str, str]:
         """``Retry-After`` and every ``X-RateLimit-*`` header, as served."""
@@ -123,7 +125,7 @@ class Exchange:
             method=str(doc["method"]),
             url=str(doc["url"]),
             observed_at=parse_rfc3339(str(doc["observed_at"])),
-            elapsed_seconds=float(doc.get("elapsed_seconds") or 0.0),
+            elapsed_seconds=as_seconds(doc.get("elapsed_seconds") or 0.0, "elapsed_seconds"),
             request_body=_opt_str(doc.get("request_body")),
             status=None if status is None else int(status),
             headers={str(k).lower(): str(v) for k, v in (doc.get("headers") or {}).items()},
@@ -132,6 +134,22 @@ class Exchange:
             error_detail=_opt_str(doc.get("error_detail")),
             attempt=int(doc.get("attempt") or 1),
         )
+
+
+def as_seconds(value: Any, field: str) -> float:
+    """A recorded duration (a JSON number, or its text) in seconds: finite and not negative.
+
+    ``ValueError`` naming ``field`` otherwise: ``NaN`` or ``Infinity`` must never reach a report.
+    """
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{field}: expected a number of seconds") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{field}: expected a finite, non-negative number of seconds")
+    return seconds
 
 
 def _opt_str(value: Any) -> str | None:

@@ -10,6 +10,7 @@ endpoint cut it short, why (:class:`~streampay_incident.observations.PagingStop`
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Literal
 import attrs
 
 from ..errors import InputError, InputProblem
+from ..io import strict_json
 from ..io.chain_payments import (
     RecordProblem,
     chain_payment_from_rpc_event,
@@ -145,7 +147,7 @@ class CursorFile:
         name = str(path)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
-            header = json.loads(lines[0]) if lines else None
+            header = strict_json.loads(lines[0]) if lines else None
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise InputError(InputProblem(name, 1, None, f"not a cursor file ({exc})")) from None
         if not isinstance(header, dict) or header.get("kind") != CURSOR_FILE_KIND:
@@ -161,11 +163,14 @@ class CursorFile:
                 )
             )
         stored_since = header.get("since")
-        state.since = parse_rfc3339(stored_since) if isinstance(stored_since, str) else None
+        try:
+            state.since = parse_rfc3339(stored_since) if isinstance(stored_since, str) else None
+        except ValueError as exc:
+            raise InputError(InputProblem(name, 1, "since", str(exc))) from None
         pending: list[dict[str, Any]] = []
         for line in lines[1:]:
             try:
-                entry = json.loads(line)
+                entry = strict_json.loads(line)
             except ValueError:
                 break  # a line cut short by an interrupted write: nothing after it counts
             if isinstance(entry, dict) and "record" in entry:
@@ -226,32 +231,49 @@ class _Run:
     covered_since: datetime | None = None  # where the endpoint's data starts, when after since
     latest_at: datetime | None = None  # the endpoint's latest ledger close time
     notes: list[str] = attrs.field(factory=list)
+    waited: float = 0.0  # seconds spent waiting on the endpoint so far (of ``timeout``)
+
+    def _deadline(self) -> Deadline:
+        """What is left of the run's network budget (``timeout``), for the next request."""
+        return Deadline(max(0.0, self.timeout - self.waited))
+
+    def _spent(self, started: float) -> None:
+        # Only time spent waiting on the endpoint counts against --timeout, not parsing.
+        self.waited += time.monotonic() - started
 
     async def get(self, path_or_url: str, call: str) -> Exchange:
         url = path_or_url if "://" in path_or_url else join_url(self.endpoint, path_or_url)
-        return await fetch(
-            self.client,
-            "GET",
-            url,
-            endpoint=self.endpoint,
-            call=call,
-            deadline=Deadline(self.timeout),
-            retry=READ_RETRY,
-        )
+        started = time.monotonic()
+        try:
+            return await fetch(
+                self.client,
+                "GET",
+                url,
+                endpoint=self.endpoint,
+                call=call,
+                deadline=self._deadline(),
+                retry=READ_RETRY,
+            )
+        finally:
+            self._spent(started)
 
     async def rpc(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
         """The ``result`` of one JSON-RPC call; raises :class:`_Stop` with the finding otherwise."""
         self.calls += 1
-        exchange = await fetch(
-            self.client,
-            "POST",
-            self.endpoint,
-            endpoint=self.endpoint,
-            call=f"escrow.{method}",  # not the chain probe's parsed calls: the raw result
-            deadline=Deadline(self.timeout),
-            request_body=rpc_request_body(method, self.calls, params),
-            retry=READ_RETRY,
-        )
+        started = time.monotonic()
+        try:
+            exchange = await fetch(
+                self.client,
+                "POST",
+                self.endpoint,
+                endpoint=self.endpoint,
+                call=f"escrow.{method}",  # not the chain probe's parsed calls: the raw result
+                deadline=self._deadline(),
+                request_body=rpc_request_body(method, self.calls, params),
+                retry=READ_RETRY,
+            )
+        finally:
+            self._spent(started)
         observation, result, _error = rpc_reply(exchange)
         if observation.outcome in ("unreachable", "rate_limited", "http_error"):
             raise _Stop(_endpoint_stop(self.endpoint, exchange, method))

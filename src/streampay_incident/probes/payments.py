@@ -21,8 +21,9 @@ RPC's retention window starts after ``--since``, the coverage window says so
 ``getNetwork`` supplies the passphrase used to check that a transfer event
 comes from the real Stellar Asset Contract of the asset it names.
 
-Every request runs under a deadline (``timeout`` seconds, retries only inside
-it); an endpoint that hangs, refuses, rate-limits or lies ends the paging with
+All requests of a run share one network budget (``timeout`` seconds of waiting
+on the endpoint, retries included; time spent parsing does not count); an
+endpoint that hangs, refuses, rate-limits or lies ends the paging with
 a ``CHAIN_*`` finding and a coverage window that ends where the data ends.
 
 Resumable: ``cursor_file`` is JSON Lines: a header (source, endpoint kind,

@@ -30,6 +30,7 @@ _BASE32 = frozenset(_ALPHABET)
 _AS_INT_DIGITS = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
 _LENGTH = {"G": 56, "M": 69, "C": 56}
 _VERSION_BYTE = {"G": 6 << 3, "M": 12 << 3, "C": 2 << 3}
+_SEED_VERSION_BYTE = 18 << 3
 _KIND = {"G": "account ID (G...)", "M": "muxed account (M...)", "C": "contract ID (C...)"}
 
 
@@ -57,6 +58,20 @@ def decode(address: str) -> bytes | None:
     if binascii.crc_hqx(raw[:-2], 0).to_bytes(2, "little") != raw[-2:]:
         return None
     return raw[1:-2]
+
+
+def is_secret_seed(text: str) -> bool:
+    """True when ``text`` is a well-formed secret seed StrKey: ``S`` + 55 base32, checksum valid.
+
+    For finding a seed hidden in a longer run of base32 characters, where the
+    shape alone cannot tell it from the rest of the run; never for accepting one.
+    """
+    if len(text) != 56 or text[:1] != "S" or not _BASE32.issuperset(text):
+        return False
+    raw = int(text.translate(_AS_INT_DIGITS), 32).to_bytes(35, "big")  # 280 bits, no padding
+    return raw[0] == _SEED_VERSION_BYTE and binascii.crc_hqx(raw[:-2], 0) == int.from_bytes(
+        raw[-2:], "little"
+    )
 
 
 def encode(kind: str, payload: bytes) -> str:

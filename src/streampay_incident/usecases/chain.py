@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -67,16 +67,23 @@ def chain_report(
 ) -> Report:
     """The standard report for a graded round: the diagnosis (Stellar or us) under
     ``diagnosis``, the per-endpoint grades under ``endpoints``."""
+    inputs: dict[str, Any] = {
+        "network": network_name(network_passphrase),
+        "horizon": list(horizon_urls),
+        "rpc": list(rpc_urls),
+        "timeout_seconds": timeout,
+    }
+    both = [url for url in horizon_urls if url in rpc_urls]
+    if both:
+        # One server may really be both (a proxy); more often one flag got the other's URL.
+        inputs["note"] = (
+            f"{', '.join(both)} given as both --horizon and --rpc: graded once as each kind"
+        )
     return Report(
         command="chain",
         findings=grade.findings,
         generated_at=now,
-        inputs={
-            "network": network_name(network_passphrase),
-            "horizon": list(horizon_urls),
-            "rpc": list(rpc_urls),
-            "timeout_seconds": timeout,
-        },
+        inputs=inputs,
         status=grade.status,
         extra={
             "diagnosis": chain_checks.diagnose_chain(grade).to_json(),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from ..checks.coverage import file_window, paging_finding, paging_window
+from ..checks.inputs import input_empty
 from ..hookspecs import ESCROW_CHECKS, PAYOUT_CHECKS
 from ..model import EscrowObservation, Finding, Payout, PayoutPolicy, Report
 from ..registry import run_checks
@@ -98,10 +99,13 @@ def triage_payouts(
 ) -> Report:
     """Every registered payout check (built-in rules and plugins) over ``payouts``.
 
-    ``inputs`` is what the shell says about where the records came from; with
-    ``escrow`` the reconciliation's findings and inputs are added after them.
+    ``inputs`` is what the shell says about where the records came from (``payouts``
+    names the input); with ``escrow`` the reconciliation's findings and inputs are
+    added after them. No records at all is an ``INPUT_EMPTY`` finding, never a pass.
     """
     findings: list[Finding] = list(run_checks(pm, PAYOUT_CHECKS, payouts, policy=policy))
+    if not payouts:
+        findings.append(input_empty(str(inputs.get("payouts", "payouts")), "payout"))
     report_inputs = dict(inputs)
     if escrow is not None:
         reconciled = reconcile_escrow(payouts, escrow, now=now, pm=pm)

@@ -18,6 +18,7 @@ import attrs
 import pluggy
 
 from ..checks.evidence import settlement_chain_facts
+from ..checks.inputs import input_empty
 from ..checks.settlements import index_transactions
 from ..hookspecs import FIND_SETTLEMENT
 from ..model import (
@@ -123,9 +124,13 @@ def triage_settlements(
         policy=policy or SettlementPolicy(),
         context=chain.context,
     )
+    findings = triage.findings
+    if not settlements:  # nothing triaged: never a pass
+        source = str(inputs.get("settlements", "settlements"))
+        findings = (*findings, input_empty(source, "settlement"))
     return Report(
         command="settlements",
-        findings=triage.findings,
+        findings=findings,
         generated_at=now,
         inputs=dict(inputs),
         settlements=triage.verdicts,

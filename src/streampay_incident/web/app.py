@@ -34,7 +34,7 @@ from ..model import Finding, PayoutPolicy, Report, Status, make_finding
 from ..registry import checks_document, get_plugin_manager, plugin_settings_from_env
 from ..report import render_markdown, report_to_json
 from ..stellar.networks import network_name, resolve_network
-from ..timefmt import format_rfc3339, parse_duration
+from ..timefmt import format_duration, format_rfc3339, parse_duration
 from . import query, triage
 from .config import WebConfig
 from .gate import (
@@ -174,7 +174,7 @@ class _Endpoints:
         body = await request.body()
         inputs = {
             "payouts": triage.SOURCE,
-            "repeat_window": f"{int(policy.repeat_window.total_seconds())}s",
+            "repeat_window": format_duration(policy.repeat_window),
         }
 
         def work() -> Report | tuple[triage.BodyFormat, InputError]:

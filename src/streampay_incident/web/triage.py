@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from ..errors import InputError, InputProblem, SecretSeedError
+from ..io import strict_json
 from ..io.rows import (
     JsonNumber,
     Row,
@@ -51,8 +52,8 @@ def body_format(content_type: str | None, text: str) -> BodyFormat:
     if stripped.startswith("{"):
         # One object is the {"payouts": [...]} form; several lines of objects are JSON Lines.
         try:
-            json.loads(stripped)
-        except ValueError:
+            strict_json.loads(stripped)
+        except strict_json.JsonProblem:
             return "jsonl"
     return "json"
 
@@ -104,11 +105,11 @@ def read_body(
 
 def _rows_from_object(text: str, kind: RecordKind) -> list[Row]:
     try:
-        doc = json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
-    except ValueError as exc:
+        doc = strict_json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
+    except strict_json.JsonProblem as exc:
         if contains_seed(text):
             raise InputError(seed_problem(SOURCE, None, None)) from None
-        raise InputError(InputProblem(SOURCE, None, None, f"not valid JSON ({exc})")) from None
+        raise InputError(InputProblem(SOURCE, exc.lineno, exc.key, exc.message)) from None
     if isinstance(doc, dict):
         # Keys beside the records array are never read, but a seed there is refused too.
         fields = [
