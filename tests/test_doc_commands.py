@@ -61,8 +61,19 @@ def command_key(command: RunbookCommand) -> str:
     return f"{command.path.relative_to(REPO).as_posix()}: {' '.join(words)}"
 
 
-def doc_commands() -> list[RunbookCommand]:
-    return [command for path in DOC_FILES for command in commands_in(path)]
+# Commands reading StreamPay's PostgreSQL, or an export psql made, run against a real
+# server in test_runbooks_postgres.py.
+POSTGRES_PLACEHOLDERS = {"READ_REPLICA_DSN", "OUTBOX_FILE"}
+
+
+def doc_commands(*, postgres: bool = False) -> list[RunbookCommand]:
+    """The docs' commands: those reading PostgreSQL when ``postgres``, else all the others."""
+    return [
+        command
+        for path in DOC_FILES
+        for command in commands_in(path)
+        if bool(command.placeholders() & POSTGRES_PLACEHOLDERS) == postgres
+    ]
 
 
 COMMANDS = doc_commands()

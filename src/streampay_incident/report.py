@@ -120,7 +120,13 @@ def report_to_json(report: Report) -> dict[str, Any]:
 
 
 def render_json(report: Report) -> str:
-    return json.dumps(report_to_json(report), indent=2, ensure_ascii=False) + "\n"
+    # Written piece by piece: json.dumps would first hold every piece of a report of
+    # a million settlements in one list (several KiB per settlement).
+    out = io.StringIO()
+    encoder = json.JSONEncoder(indent=2, ensure_ascii=False)
+    out.writelines(encoder.iterencode(report_to_json(report)))
+    out.write("\n")
+    return out.getvalue()
 
 
 def _evidence_line(finding: Finding) -> str:
@@ -136,6 +142,10 @@ def _evidence_line(finding: Finding) -> str:
     if ev.get("amount_exposed"):
         exposed = ", ".join(f"{amt} {asset}" for asset, amt in sorted(ev["amount_exposed"].items()))
         parts.append(f"about to leave: {exposed}")
+    # StreamPay's outbox: the idempotency key and the stream a settlement is known by.
+    parts += [f"{key}: {ev[key]}" for key in ("event_key", "aggregate_id") if ev.get(key)]
+    if ev.get("aggregate_ids"):
+        parts.append(f"streams: {', '.join(ev['aggregate_ids'])}")
     return "; ".join(parts)
 
 

@@ -29,6 +29,7 @@ from ..model import Payout, PayoutPolicy, Report
 from ..timefmt import format_duration, format_rfc3339, parse_duration
 from .common import RFC3339, emit, handle_input_errors, output_options, utc_now
 from .escrow import EscrowRequest, escrow_observation, escrow_options
+from .outbox import PAYOUT_OUTBOX_OPTIONS, OutboxSource, outbox_payout_options, read_payout_input
 
 # Show a progress bar (stderr, TTY only) for exports longer than this many lines.
 PROGRESS_MIN_LINES = 100_000
@@ -119,7 +120,7 @@ def load_payouts(path: Path) -> list[Payout]:
 
 
 @click.command("payouts")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option(
     "--repeat-window",
     type=Duration(),
@@ -133,10 +134,11 @@ def load_payouts(path: Path) -> list[Payout]:
     help="Stamp the report with this time (default: the clock); judge an old export as of then.",
 )
 @escrow_options
+@outbox_payout_options
 @output_options
 @handle_input_errors
 def payouts(
-    file: Path,
+    file: Path | None,
     repeat_window: timedelta,
     fmt: str,
     fail_on: str,
@@ -154,32 +156,39 @@ def payouts(
     With --escrow and a chain source (--chain-payments FILE, --horizon URL for a
     G... escrow account, --rpc URL for a C... contract or a G... account), also reconcile
     the rows with what actually left the escrow between --since and --until.
+
+    StreamPay's settlement_outbox (an export, detected by its columns, or --db)
+    is read as the streampay payouts view: each row whose payload names amount,
+    destination and asset is a payout attempt.
     """
+    outbox_opts = {name: escrow_opts.pop(name) for name in PAYOUT_OUTBOX_OPTIONS}
     escrow_request = EscrowRequest.from_options(escrow_opts)  # usage errors before any work
     if str(file) == "-" and escrow_opts.get("chain_payments") == "-":
         raise click.UsageError(
             "standard input can be read once: give FILE or --chain-payments as -"
         )
+    db_timeout = escrow_opts.get("timeout") or escrow_opts.get("chain_timeout") or 5.0
+    source = OutboxSource.from_options(file, outbox_opts, db_timeout)
     policy = PayoutPolicy(repeat_window=repeat_window)
     with collector_paused():
-        report = triage_file(file, policy, escrow_request, now=now)  # the records are freed here
+        report = triage_file(source, policy, escrow_request, now=now)  # the records are freed here
     log_event("report", command="payouts", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)
 
 
 def triage_file(
-    file: Path,
+    source: OutboxSource,
     policy: PayoutPolicy,
     escrow_request: EscrowRequest | None = None,
     *,
     now: datetime | None = None,
 ) -> Report:
-    """Read the export (and the escrow's chain source), triage it; the report, not the records.
+    """Read the export or the outbox (and the escrow's chain source), triage it; the report.
 
     ``now`` (``--now``) stamps the report and goes into its inputs; without it
     the clock does, and an export over 24 h older gets a note.
     """
-    records = load_payouts(file)
+    records, inputs, outbox = read_payout_input(source, load_payouts)
     budget_cap = escrow_request.timeout if escrow_request is not None else None  # --timeout
     pm = registry.get_plugin_manager(
         registry.plugin_settings_from_env(os.environ, timeout=budget_cap)
@@ -187,14 +196,10 @@ def triage_file(
     escrow = (
         escrow_observation(escrow_request, payouts=records) if escrow_request is not None else None
     )
-    inputs: dict[str, Any] = {
-        "payouts": input_name(file),
-        "records": len(records),
-        "repeat_window": format_duration(policy.repeat_window),
-    }
+    inputs["repeat_window"] = format_duration(policy.repeat_window)
     if now is not None:
         inputs["now"] = format_rfc3339(now)
-    return usecases.triage_payouts(
+    report = usecases.triage_payouts(
         records,
         policy=policy,
         now=now or utc_now(),
@@ -203,3 +208,4 @@ def triage_file(
         escrow=escrow,
         now_from_clock=now is None,
     )
+    return report if outbox is None else outbox.annotate_report(report)

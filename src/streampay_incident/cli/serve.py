@@ -50,16 +50,22 @@ def configure_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
-def build_sidecar_app(config: Any) -> Any:
+def build_sidecar_app(config: Any, environ: Any = None) -> Any:
     """The app of :func:`create_app` under ``/internal/incident``, and a ``404`` elsewhere.
 
     The bare mount point answers the same ``404`` as any unauthenticated path
-    (no redirect revealing the mount), and so does every path outside it.
+    (no redirect revealing the mount), and so does every path outside it. With
+    ``STREAMPAY_INCIDENT_DATABASE_URL`` set, ``GET /settlements/{id}`` is
+    answered from that database's outbox (read-only): a non-Python host needs
+    no plugin for it.
     """
+    from ..io.outbox_db import outbox_lookup_from_env
     from ..web import create_app
     from ..web.mount import sidecar_router
 
-    return sidecar_router(create_app(config), MOUNT_PATH)
+    lookup = outbox_lookup_from_env(os.environ if environ is None else environ, config)
+    app = create_app(config, plugins=[lookup] if lookup is not None else [])
+    return sidecar_router(app, MOUNT_PATH)
 
 
 @click.command("serve")
@@ -110,7 +116,8 @@ def serve(
     Configuration comes from the environment: INTERNAL_SERVICE_HMAC_KEYS (JSON object of
     key id -> secret), INTERNAL_SERVICE_CLOCK_SKEW_SECONDS, STREAMPAY_INCIDENT_ALLOWED_SERVICES,
     STREAMPAY_INCIDENT_METRICS_TOKEN, STREAMPAY_INCIDENT_HEALTH_TTL,
-    STREAMPAY_INCIDENT_HORIZON_URLS, STREAMPAY_INCIDENT_RPC_URLS, STREAMPAY_INCIDENT_NETWORK.
+    STREAMPAY_INCIDENT_HORIZON_URLS, STREAMPAY_INCIDENT_RPC_URLS, STREAMPAY_INCIDENT_NETWORK,
+    STREAMPAY_INCIDENT_DATABASE_URL (GET /settlements/{id} from the outbox, read-only).
     GET /internal/incident/livez is the liveness probe; /health is chain health.
     uvicorn's access log is off; the tool's own events go to stderr.
     """
@@ -154,8 +161,14 @@ def serve(
         )
     config = attrs.evolve(config, request_timeout_seconds=request_timeout)
     configure_logging(log_level)
+    from ..errors import InputError
+
+    try:
+        app = build_sidecar_app(config)
+    except InputError as exc:  # a bad STREAMPAY_INCIDENT_DATABASE_URL (never echoed)
+        _fail(str(exc))
     uvicorn.run(
-        build_sidecar_app(config),
+        app,
         host=host,
         port=port,
         log_level=log_level,

@@ -8,7 +8,6 @@ case, print the report with a verdict per settlement.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -18,8 +17,6 @@ import click
 import pluggy
 
 from ..io.payouts import read_payouts
-from ..io.rows import input_name, iter_text_rows
-from ..io.settlements import read_settlements, settlements_from_rows
 from ..io.transactions import read_transactions
 from ..logevents import log_event
 from ..model import ChainTransaction, Settlement
@@ -35,19 +32,8 @@ from ..usecases import (
 from ..usecases.search import triage_with_search
 from .chain import endpoint_urls
 from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
+from .outbox import OutboxSource, outbox_options, read_settlement_input
 from .search import check_escrow, run_search, search_from_file, search_options
-
-
-def load_settlements(path: str, network_passphrase: str | None) -> list[Settlement]:
-    """The export at ``path`` (``-`` for stdin)."""
-    if path == "-":
-        text = sys.stdin.read()
-        return settlements_from_rows(
-            iter_text_rows(text, source="<stdin>"),
-            source="<stdin>",
-            network_passphrase=network_passphrase,
-        )
-    return read_settlements(path, network_passphrase=network_passphrase)
 
 
 def gather_chain(
@@ -108,7 +94,7 @@ def gather_chain(
 
 
 @click.command("settlements")
-@click.argument("file", metavar="FILE")
+@click.argument("file", metavar="FILE", required=False)
 @click.option(
     "--transactions",
     "transactions_file",
@@ -163,10 +149,11 @@ def gather_chain(
     "paid is never retry-safe (SETTLEMENT_ALREADY_PAID).",
 )
 @search_options
+@outbox_options
 @output_options
 @handle_input_errors
 def settlements(
-    file: str,
+    file: str | None,
     transactions_file: str | None,
     network: str | None,
     now: datetime | None,
@@ -181,11 +168,14 @@ def settlements(
     search: bool = True,
     escrow: str | None = None,
     search_payments: str | None = None,
+    **outbox_opts: Any,
 ) -> None:
     """Triage settlement_outbox rows: stuck, failed, settled, and whether a retry is safe.
 
-    FILE is a JSON Lines, CSV or JSON export (``-`` for stdin). Exit 2 on bad
-    input, 1 when the report is at or above --fail-on, else 0.
+    FILE is a JSON Lines, CSV or JSON export (``-`` for stdin): the generic
+    format or StreamPay's settlement_outbox columns (detected). --db reads the
+    table live in a READ ONLY transaction instead. Exit 2 on bad input, 1 when
+    the report is at or above --fail-on, else 0.
     """
     moment = now or utc_now()
     horizon_urls = endpoint_urls(horizon, None, option="--horizon")
@@ -200,7 +190,9 @@ def settlements(
         raise click.UsageError("--chain-snapshot replays a recorded round: drop --horizon, --rpc")
     if chain_snapshot is not None and network is None:
         raise click.UsageError("--chain-snapshot needs --network (the network it must show)")
-    records = load_settlements(file, network)
+    source = OutboxSource.from_options(file, outbox_opts, timeout)
+    read = read_settlement_input(source, network_passphrase=network)
+    records = read.settlements
     # Every file is read (bad input: exit 2) before any network call.
     payouts = None if payouts_file is None else read_payouts(payouts_file)
     pm = get_plugin_manager(plugin_settings_from_env(os.environ, timeout=timeout))
@@ -219,7 +211,7 @@ def settlements(
     )
     if network is not None:
         check_settlement_network(records, chain, network_passphrase=network)
-    inputs: dict[str, Any] = {"settlements": input_name(file), "records": len(records)}
+    inputs: dict[str, Any] = dict(read.inputs)
     inputs.update(chain_inputs)
     if payouts is not None:
         inputs["payouts"] = payouts_file
@@ -267,5 +259,6 @@ def settlements(
             payouts=payouts,
             now_from_clock=now is None,
         )
+    report = read.annotate_report(report)
     log_event("report", command="settlements", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)

@@ -103,14 +103,7 @@ def read_payouts(
     """
     name = source or input_name(path)
     if is_stream(path):
-        text = read_text(path, source=name)
-        if sniff_format(text[:64], str(path)) == "csv":
-            try:
-                return _read_plain_csv(lambda: io.StringIO(text, newline=""), name, progress)
-            except _NotPlainCsv:
-                pass
-        rows = iter_text_rows(text, source=name, fmt=sniff_format(text[:64], str(path)))
-        return payouts_from_rows(rows, source=name, progress=progress)
+        return payouts_from_text(read_text(path, source=name), source=name, progress=progress)
     path = Path(path)
     try:
         with path.open("r", encoding="utf-8", newline="") as handle:
@@ -127,6 +120,17 @@ def read_payouts(
         except _NotPlainCsv:
             pass
     return payouts_from_rows(iter_rows(path, source=name), source=name, progress=progress)
+
+
+def payouts_from_text(text: str, *, source: str, progress: Progress | None = None) -> list[Payout]:
+    """:func:`read_payouts` for an export already read whole (a stream read once)."""
+    if sniff_format(text[:64], source) == "csv":
+        try:
+            return _read_plain_csv(lambda: io.StringIO(text, newline=""), source, progress)
+        except _NotPlainCsv:
+            pass
+    rows = iter_text_rows(text, source=source, fmt=sniff_format(text[:64], source))
+    return payouts_from_rows(rows, source=source, progress=progress)
 
 
 __all__ = [
