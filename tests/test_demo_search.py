@@ -31,3 +31,32 @@ def test_the_scenario_data_reads_the_same_as_json() -> None:
     assert doc["search"]["settlements"]["stl-3100"]["outcome"] == "found"
     assert doc["search"]["settlements"]["stl-3101"]["complete"] is True
     assert "search_ambiguous" in demo_mod.RETRY_ADVICE
+
+
+def test_the_search_takes_what_was_paid_from_the_payouts_by_event_key(tmp_path) -> None:
+    """A row that does not say what it paid (no destination, asset, amount) is searched with
+    its payout row, matched by the settlement's event key (StreamPay's outbox view)."""
+    with demo_mod.demo_data_dir() as data:
+        rows = [json.loads(line) for line in (data / "unhashed-settlements.jsonl").open()]
+        events = (data / "search-events.json").read_text()
+    bare = dict(rows[0])
+    paid = {k: bare.pop(k) for k in ("destination", "asset", "amount")}
+    bare["event_key"] = "settlement:stream-3100:53009900"
+    (tmp_path / "s.jsonl").write_text(json.dumps(bare) + "\n")
+    (tmp_path / "events.json").write_text(events)
+    (tmp_path / "payouts.csv").write_text(
+        "payout_id,settlement_id,destination,asset,amount,status,created_at\n"
+        f"p-3100,{bare['event_key']},{paid['destination']},{paid['asset']},{paid['amount']},"
+        f"pending,{bare['created_at']}\n"
+    )
+    base = ["settlements", str(tmp_path / "s.jsonl"), "--search-payments"]
+    base += [str(tmp_path / "events.json"), "--network", "testnet", "--now", "2026-11-27T03:00:00Z"]
+    alone = json.loads(CliRunner().invoke(main, [*base, "--format", "json"]).output)
+    assert alone["search"]["summary"]["found"] == 0  # nothing to search with
+    result = CliRunner().invoke(
+        main, [*base, "--payouts", str(tmp_path / "payouts.csv"), "--format", "json"]
+    )
+    doc = json.loads(result.output)
+    assert doc["search"]["settlements"]["stl-3100"]["outcome"] == "found"
+    (verdict,) = doc["settlements"]
+    assert verdict["retry_reason"] == "tx_landed" and verdict["retry_safe"] is False

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from ..io.rows import contains_seed
-from ..model import Settlement
+from ..model import Payout, Settlement
 from ..stellar import strkey
 from ..usecases.search import Fetch, SubmissionSearch, search_submissions
 from ..usecases.settlements import SettlementChain
@@ -71,8 +71,10 @@ def run_search(
     rpc_urls: Sequence[str],
     timeout: float,
     escrow: str | None,
+    payouts: Sequence[Payout] = (),
 ) -> SubmissionSearch:
-    """Search the chain (RPC first, Horizon as the fallback) within ``timeout``."""
+    """Search the chain (RPC first, Horizon as the fallback) within ``timeout``; what a
+    settlement paid, when its row does not say, comes from its ``payouts`` rows."""
     from ..probes.search import search_transfers_sync
 
     def fetch(pairs: list[Any]) -> Any:
@@ -80,7 +82,7 @@ def run_search(
             pairs, rpc_urls=rpc_urls, horizon_urls=horizon_urls, timeout=timeout
         )
 
-    return search_submissions(settlements, chain, fetch=fetch, payer=escrow)
+    return search_submissions(settlements, chain, fetch=fetch, payouts=payouts, payer=escrow)
 
 
 def file_fetch(path: str, network_passphrase: str | None) -> Fetch:
@@ -130,8 +132,13 @@ def search_from_file(
     path: str,
     network_passphrase: str | None,
     escrow: str | None,
+    payouts: Sequence[Payout] = (),
 ) -> SubmissionSearch:
     """The submission search over a recorded file (``--search-payments``)."""
     return search_submissions(
-        settlements, chain, fetch=file_fetch(path, network_passphrase), payer=escrow
+        settlements,
+        chain,
+        fetch=file_fetch(path, network_passphrase),
+        payouts=payouts,
+        payer=escrow,
     )

@@ -231,12 +231,18 @@ def settlements(
     found = None
     if search and search_payments:
         found = search_from_file(
-            records, chain, path=search_payments, network_passphrase=network, escrow=payer
+            records,
+            chain,
+            path=search_payments,
+            network_passphrase=network,
+            escrow=payer,
+            payouts=payouts or (),
         )
     elif search and (horizon_urls or rpc_urls):
         found = run_search(
             records, chain, horizon_urls=horizon_urls, rpc_urls=rpc_urls,
             timeout=max(0.0, timeout - (time.monotonic() - started)), escrow=payer,
+            payouts=payouts or (),
         )  # fmt: skip
     if found is not None:
         report = triage_with_search(

@@ -98,7 +98,9 @@ def search_submissions(
     for s in settlements:
         if not rules.needs_search(s, index):
             continue
-        target = rules.search_target(s, payouts=by_settlement.get(s.settlement_id, ()), payer=payer)
+        # A payout names its settlement by id, or (StreamPay's outbox view) by event key.
+        rows = by_settlement.get(s.settlement_id) or by_settlement.get(s.event_key or "", [])
+        target = rules.search_target(s, payouts=rows, payer=payer)
         if target is None:
             skipped += 1
         else:
