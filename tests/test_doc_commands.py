@@ -50,6 +50,8 @@ DEMO_LEDGER_CLOSE = "2026-11-27T02:59:56Z"
 # The real endpoints README.md names; the tests never reach them.
 PUBLIC_HORIZON = "https://horizon.stellar.org"
 PUBLIC_RPC = "https://mainnet.sorobanrpc.com"
+TESTNET_HORIZON = "https://horizon-testnet.stellar.org"
+TESTNET_RPC = "https://soroban-testnet.stellar.org"
 
 
 def command_key(command: RunbookCommand) -> str:
@@ -94,18 +96,25 @@ _SETTLE_LIVE = (
 )
 _CHAIN_LIVE = "chain --horizon <HORIZON_URL> --rpc <RPC_URL> --network <NETWORK>"
 _ESCROW_WINDOW = "--escrow <ESCROW_ACCOUNT> --since <SINCE> --until <UNTIL>"
-_SETTLE_OFFLINE = (
-    "settlements <SETTLEMENTS_FILE> --transactions <TRANSACTIONS_FILE> --network <NETWORK> "
-    "--now <NOW>"
+_SETTLE_EVIDENCE = (
+    "settlements <SETTLEMENTS_FILE> --transactions <TRANSACTIONS_FILE> --chain-snapshot "
+    "<SNAPSHOT_FILE> --payouts <PAYOUTS_FILE> --network <NETWORK> --now <NOW>"
 )
 _TABLETOP_SETTLE = (
     "settlements <DEMO_DIR>/settlements.jsonl --transactions <DEMO_DIR>/transactions.json "
-    "--network testnet --now 2026-11-27T03:00:00Z --latest-ledger-close-time 2026-11-27T02:59:56Z"
+    "--network testnet --now 2026-11-27T03:00:00Z --latest-ledger-close-time 2026-11-27T02:59:56Z "
+    "--payouts <DEMO_DIR>/payouts.csv"
 )
 
 _SETTLED_BUT_DEAD = "SETTLEMENT_CONFIRMED_NOT_RECORDED stl-1002"
 _PAYOUTS_FAIL = "FAIL streampay-incident payouts: 5 finding(s)"
-_LIVE_SETTLEMENTS = "FAIL streampay-incident settlements: 8 finding(s)"
+# Only a live lookup can say so when no --transactions file is given.
+_LIVE_SETTLEMENTS = (
+    "tx 32f7e5c3afd281fcaa99c0e990adf62f33e3bb341b1641a5c8b0b4a4dc55c487 succeeded on chain but "
+    "the settlement is recorded as dead"
+)
+# --payouts: stl-1011 has no tx hash, but payout p-071 already paid it.
+_ALREADY_PAID = "SETTLEMENT_ALREADY_PAID stl-1011"
 _JSON_FAIL = '"status": "fail",'
 _CHAIN_PASS = "PASS streampay-incident chain: 0 finding(s)"
 _OUTAGE = "FAIL streampay-incident chain: 4 finding(s)"
@@ -121,8 +130,10 @@ EXPECTED: dict[str, Expect] = {
     _R + "demo --write-data drill/": Expect(0, "drill/chain-payments.json"),
     _R + "settlements settlements.jsonl --transactions transactions.json --network testnet "
     "--latest-ledger-close-time 2026-11-27T02:59:56Z": Expect(1, _SETTLED_BUT_DEAD),
-    _R + "settlements settlements.jsonl --network public --horizon https://horizon.stellar.org "
-    "--rpc https://mainnet.sorobanrpc.com --timeout 5": Expect(1, _LIVE_SETTLEMENTS),
+    _R + "settlements settlements.jsonl --network testnet --horizon "
+    "https://horizon-testnet.stellar.org --rpc https://soroban-testnet.stellar.org --timeout 5": (
+        Expect(1, _LIVE_SETTLEMENTS)
+    ),
     _R + "payouts payouts.csv --repeat-window 10m": Expect(1, "PAYOUT_DUPLICATE_MEMO id:4242"),
     _R + f"payouts payouts.csv --escrow {_DEMO_ESCROW} --horizon https://horizon.stellar.org "
     "--since 2020-01-17T00:00:00Z --until 2020-01-18T00:00:00Z": Expect(1, "chain_payments: 1"),
@@ -130,6 +141,12 @@ EXPECTED: dict[str, Expect] = {
     "--rpc https://mainnet.sorobanrpc.com": Expect(
         1,
         "ESCROW_UNRECORDED_OUTFLOW a5c9247b77eb04c0d857934a2e988c408167976c8acbdf3d8acf64c44deb3b",
+    ),
+    # The RPC keeps days, not 2020: it says so instead of calling anything missing.
+    _R + f"payouts payouts.csv --escrow {_DEMO_ESCROW} --rpc https://mainnet.sorobanrpc.com "
+    "--since 2020-01-17T00:00:00Z --until 2020-01-18T00:00:00Z": Expect(
+        1,
+        f"ESCROW_COVERAGE_INCOMPLETE {_DEMO_ESCROW}",
     ),
     _R
     + f"payouts payouts.csv --escrow {_DEMO_ESCROW} --chain-payments chain-payments.json": Expect(
@@ -227,19 +244,24 @@ EXPECTED: dict[str, Expect] = {
         Expect(0, _PLUGIN_LISTED)
     ),
     # docs/runbooks/stuck-settlement.md
-    f"{_RB}stuck-settlement.md: streampay-incident {_CHAIN_LIVE}": Expect(0, _CHAIN_PASS),
+    f"{_RB}stuck-settlement.md: streampay-incident {_CHAIN_LIVE} --record <RECORD_FILE>": Expect(
+        0, _CHAIN_PASS
+    ),
     f"{_RB}stuck-settlement.md: streampay-incident {_SETTLE_LIVE} --format json": Expect(
         1, _JSON_FAIL
+    ),
+    f"{_RB}stuck-settlement.md: streampay-incident {_SETTLE_LIVE} --payouts <PAYOUTS_FILE>": (
+        Expect(1, _ALREADY_PAID)
     ),
     f"{_RB}stuck-settlement.md: streampay-incident payouts <PAYOUTS_FILE> --fail-on critical": (
         Expect(1, _PAYOUTS_FAIL)
     ),
-    f"{_RB}stuck-settlement.md: streampay-incident {_SETTLE_LIVE}": Expect(1, _LIVE_SETTLEMENTS),
-    f"{_RB}stuck-settlement.md: streampay-incident {_SETTLE_OFFLINE} "
-    "--latest-ledger-close-time <LEDGER_CLOSE_TIME>": Expect(1, _SETTLED_BUT_DEAD),
-    f"{_RB}stuck-settlement.md: streampay-incident {_SETTLE_OFFLINE} "
-    "--latest-ledger-close-time <LEDGER_CLOSE_TIME> --format json": Expect(
-        1, '"retry_reason": "tx_expired",'
+    # The snapshot (the demo's outage round) grades the chain fail: no retry into an outage.
+    f"{_RB}stuck-settlement.md: streampay-incident {_SETTLE_EVIDENCE}": Expect(
+        1, "SETTLEMENT_CHAIN_BLOCKED stl-1003"
+    ),
+    f"{_RB}stuck-settlement.md: streampay-incident {_SETTLE_EVIDENCE} --format json": Expect(
+        1, '"chain_diagnosis": "network_down",'
     ),
     f"{_RB}stuck-settlement.md: streampay-incident tx inspect <TX_XDR> --network <NETWORK> "
     "--format json": Expect(0, _ENVELOPE),
@@ -250,7 +272,7 @@ EXPECTED: dict[str, Expect] = {
     f"{_RB}tabletop.md: streampay-incident demo --scenario stuck-settlement": Expect(
         0, _STILL_LANDS
     ),
-    f"{_RB}tabletop.md: streampay-incident {_TABLETOP_SETTLE}": Expect(1, _SETTLED_BUT_DEAD),
+    f"{_RB}tabletop.md: streampay-incident {_TABLETOP_SETTLE}": Expect(1, _ALREADY_PAID),
     f"{_RB}tabletop.md: streampay-incident demo --scenario double-payout": Expect(
         0, "PAYOUT_IDEMPOTENCY_CONFLICT idem-2004"
     ),
@@ -405,10 +427,15 @@ def _fill(value: str, values: dict[str, str], command: RunbookCommand) -> str:
         return values[name]
 
     filled = _PLACEHOLDER.sub(one, value)
-    # README.md names the public endpoints: the stand-ins answer in their place.
-    return filled.replace(PUBLIC_HORIZON, values["HORIZON_URL"]).replace(
-        PUBLIC_RPC, values["RPC_URL"]
-    )
+    # README.md names SDF's endpoints: the stand-ins (on the command's network) answer instead.
+    for real, stand_in in (
+        (TESTNET_HORIZON, values["HORIZON_URL"]),
+        (TESTNET_RPC, values["RPC_URL"]),
+        (PUBLIC_HORIZON, values["HORIZON_URL"]),
+        (PUBLIC_RPC, values["RPC_URL"]),
+    ):
+        filled = filled.replace(real, stand_in)
+    return filled
 
 
 def _write_data_target(command: RunbookCommand, tmp: Path) -> dict[str, str]:
@@ -480,3 +507,13 @@ def test_doc_command_runs_as_written(
         print(f"\n=== {shown}")
     assert exit_code == expected.exit_code, shown
     assert any(expected.line in line for line in output.splitlines()), shown
+    if "--record" in args:
+        _assert_replays(Path(args[args.index("--record") + 1]), exit_code, shown)
+
+
+def _assert_replays(recording: Path, exit_code: int | None, shown: str) -> None:
+    """A ``--record`` file was written and ``chain --snapshot`` grades it as the live run did."""
+    assert recording.is_file(), f"{shown}\n--- no recording at {recording}"
+    replay = CliRunner().invoke(main, ["chain", "--snapshot", str(recording)])
+    assert replay.exit_code == exit_code, f"{shown}\n--- replay ---\n{replay.output}"
+    assert _CHAIN_PASS in replay.output, f"{shown}\n--- replay ---\n{replay.output}"

@@ -198,7 +198,7 @@ def test_horizon_is_the_fallback_when_the_rpc_does_not_cover(tmp_path: Any) -> N
     csv = payouts_csv(tmp_path, rows)
     with RefusingEndpoint() as refused, LoopbackServer(routes) as horizon:
         args = ["payouts", csv, "--escrow", ESCROW, "--rpc", refused.url, "--horizon",
-                horizon.url, "--chain-timeout", "2", "--format", "json"]  # fmt: skip
+                horizon.url, "--timeout", "2", "--format", "json"]  # fmt: skip
         doc = json.loads(CliRunner().invoke(main, args, env=ENV).output)
         asked = [r.path for r in horizon.requests]
     assert doc["inputs"]["chain_source"] == horizon.url
@@ -231,7 +231,7 @@ def test_fallback_note_when_horizon_has_nothing_to_add(tmp_path: Any) -> None:
     routes["GET /accounts/*/payments"] = fixture_reply("horizon/account_payments_pubnet_docs.json")
     with RefusingEndpoint() as refused, LoopbackServer(routes) as horizon:
         args = ["payouts", payouts_csv(tmp_path, []), "--escrow", ESCROW, "--rpc", refused.url,
-                "--horizon", horizon.url, "--chain-timeout", "2", "--format", "json"]  # fmt: skip
+                "--horizon", horizon.url, "--timeout", "2", "--format", "json"]  # fmt: skip
         doc = json.loads(CliRunner().invoke(main, args, env=ENV).output)
     note = doc["inputs"]["escrow_window_note"]
     assert note.startswith(f"RPC {refused.url} did not cover") and ";" not in note.split("): ")[1]

@@ -245,7 +245,7 @@ def test_refused_port_calls_no_confirmed_row_missing() -> None:
     rows = [usd_row(payout_id=f"p{i}", tx_hash=f"{i:064x}") for i in range(10)]
     with RefusingEndpoint() as endpoint:
         result = run(
-            "--escrow", ESCROW, "--horizon", endpoint.url, "--chain-timeout", "1", rows=rows
+            "--escrow", ESCROW, "--horizon", endpoint.url, "--timeout", "1", rows=rows
         )  # fmt: skip
     doc = json.loads(result.output)
     assert codes(result) == ["CHAIN_ENDPOINT_UNREACHABLE", "ESCROW_COVERAGE_INCOMPLETE"]
