@@ -84,3 +84,13 @@ def test_a_docs_url_that_is_not_an_http_url_is_a_usage_error() -> None:
     code, out, err = run("payouts", PAYOUTS, "--docs-url", "docs.example/incident")
     assert (code, out) == (2, "")
     assert "give the docs site's absolute http(s) URL" in err
+
+
+def test_settlement_advice_links_go_to_the_site_too() -> None:
+    """Every verdict's runbook line, the decision-tree fallback included, is a site link."""
+    settle = ["settlements", str(DEMO / "settlements.jsonl"), "--network", "testnet"]
+    settle += ["--transactions", str(DEMO / "transactions.json"), "--now", "2026-11-27T03:00:00Z"]
+    for fmt in ("text", "markdown"):
+        out = run(*settle, "--format", fmt, "--docs-url", BASE)[1]
+        assert f"{BASE}/runbooks/stuck-settlement/#decision-tree" in out
+        assert "docs/runbooks/" not in out

@@ -187,8 +187,10 @@ def streampay_incident_register_escrow_checks() -> Sequence[EscrowCheck]:
 def streampay_incident_find_settlement(settlement_id: str) -> Any:
     """Look up one settlement for ``GET /settlements/{settlement_id}``.
 
-    Implemented by the host that mounts the web app (the StreamPay backend),
-    never by the tool itself. Return ``None`` when unknown, a
+    Implemented by the host that mounts the web app (the StreamPay backend).
+    The tool's only own implementation is the sidecar's read-only outbox lookup,
+    registered when ``STREAMPAY_INCIDENT_DATABASE_URL`` is configured. Return
+    ``None`` when unknown, a
     :class:`~streampay_incident.model.Settlement`, or a
     ``(Settlement, ChainTransaction | None)`` pair when the host also knows
     what the chain says of its transaction.

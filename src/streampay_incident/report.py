@@ -150,7 +150,12 @@ def _evidence_line(finding: Finding) -> str:
 
 
 def render_text(
-    report: Report, *, color: bool = False, width: int = 100, runbook_hint: bool = True
+    report: Report,
+    *,
+    color: bool = False,
+    width: int = 100,
+    runbook_hint: bool = True,
+    docs_url: str | None = None,
 ) -> str:
     """Findings grouped by severity, worst first, each with its runbook link.
 
@@ -209,7 +214,9 @@ def render_text(
                 f"{v.retry_reason:<24} {v.action}"
             )
             console.print(f"    {escape(verdict_advice(v))}")
-            console.print(f"    runbook: {verdict_runbook(v, report.findings)}")
+            console.print(
+                f"    runbook: {docs_link(verdict_runbook(v, report.findings), docs_url)}"
+            )
     if not report.findings:
         console.print("No findings.")
     return buf.getvalue()
@@ -223,7 +230,7 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(report: Report) -> str:
+def render_markdown(report: Report, *, docs_url: str | None = None) -> str:
     """A Markdown summary for the incident channel or a postmortem."""
     lines = [
         f"## streampay-incident {report.command}: **{report.overall.upper()}**",
@@ -255,7 +262,7 @@ def render_markdown(report: Report) -> str:
         ]
         for v in report.settlements:
             safe = "yes" if v.retry_safe else "**no**"
-            runbook = verdict_runbook(v, report.findings)
+            runbook = docs_link(verdict_runbook(v, report.findings), docs_url)
             lines.append(
                 f"| `{_md_cell(v.settlement_id)}` | {v.state} | {safe} | {v.retry_reason} | "
                 f"{v.action} | {_md_cell(verdict_advice(v))} ([runbook]({runbook})) |"
@@ -279,8 +286,8 @@ def render(report: Report, fmt: str, *, color: bool = False, docs_url: str | Non
     if fmt == "json":
         return render_json(report)
     if fmt == "markdown":
-        return render_markdown(report)
-    return render_text(report, color=color, runbook_hint=not docs_url)
+        return render_markdown(report, docs_url=docs_url)
+    return render_text(report, color=color, runbook_hint=not docs_url, docs_url=docs_url)
 
 
 def _ledger_age(endpoint: Mapping[str, Any]) -> str | None:

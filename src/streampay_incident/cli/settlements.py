@@ -27,7 +27,6 @@ from ..usecases import (
     SettlementChain,
     check_settlement_network,
     settlement_chain,
-    triage_settlements,
 )
 from ..usecases.search import triage_with_search
 from .chain import endpoint_urls
@@ -244,27 +243,16 @@ def settlements(
             timeout=max(0.0, timeout - (time.monotonic() - started)), escrow=payer,
             payouts=payouts or (),
         )  # fmt: skip
-    if found is not None:
-        report = triage_with_search(
-            records,
-            chain=chain,
-            search=found,
-            now=moment,
-            pm=pm,
-            inputs=inputs,
-            payouts=payouts,
-            now_from_clock=now is None,
-        )
-    else:
-        report = triage_settlements(
-            records,
-            chain=chain,
-            now=moment,
-            pm=pm,
-            inputs=inputs,
-            payouts=payouts,
-            now_from_clock=now is None,
-        )
+    report = triage_with_search(
+        records,
+        chain=chain,
+        search=found,
+        now=moment,
+        pm=pm,
+        inputs=inputs,
+        payouts=payouts,
+        now_from_clock=now is None,
+    )
     report = read.annotate_report(report)
     log_event("report", command="settlements", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)

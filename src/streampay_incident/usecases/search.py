@@ -140,7 +140,7 @@ def triage_with_search(
     settlements: Sequence[Settlement],
     *,
     chain: SettlementChain,
-    search: SubmissionSearch,
+    search: SubmissionSearch | None,
     now: datetime,
     pm: pluggy.PluginManager,
     inputs: Mapping[str, Any],
@@ -150,7 +150,19 @@ def triage_with_search(
 ) -> Report:
     """:func:`~streampay_incident.usecases.triage_settlements` with what the search found:
     a found transfer is the settlement's landed transaction (rule 1), an ambiguous one
-    takes retry safety away, and every searched settlement's findings carry the search."""
+    takes retry safety away, and every searched settlement's findings carry the search.
+    ``search`` None (no search was run): the plain triage."""
+    if search is None:
+        return triage_settlements(
+            settlements,
+            chain=chain,
+            now=now,
+            pm=pm,
+            inputs=inputs,
+            policy=policy,
+            payouts=payouts,
+            now_from_clock=now_from_clock,
+        )
     found = rules.found_transactions(search.results)
     searched_chain = attrs.evolve(chain, transactions=(*chain.transactions, *found))
     report = triage_settlements(
