@@ -154,7 +154,7 @@ def test_every_hookspec_is_documented_and_tested() -> None:
 def test_import_stays_light() -> None:
     code = (
         "import sys, streampay_incident; "
-        "heavy = [m for m in ('stellar_sdk', 'httpx', 'starlette', 'rich', 'duckdb') "
+        "heavy = [m for m in ('stellar_sdk', 'httpx', 'starlette', 'rich', 'duckdb', 'pyspark') "
         "if m in sys.modules]; print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -20,7 +20,8 @@ from typing import Any
 
 import click
 
-from .. import registry
+from .. import engines, registry
+from ..engines import DEFAULT_SPARK_MASTER, ENGINES
 from ..io.payouts import read_payouts
 from ..logevents import log_event
 from ..model import Finding, Payout, PayoutPolicy, Report
@@ -106,10 +107,10 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_payouts(path: Path) -> list[Payout]:
+def load_payouts(path: Path, *, source: str | None = None) -> list[Payout]:
     """Read and validate the export, with a progress bar for long files."""
     with progress_bar(path, label=f"reading {path.name}") as progress:
-        return read_payouts(path, source=str(path), progress=progress)
+        return read_payouts(path, source=source or str(path), progress=progress)
 
 
 def payout_findings(records: list[Payout], policy: PayoutPolicy) -> list[Finding]:
@@ -127,11 +128,28 @@ def payout_findings(records: list[Payout], policy: PayoutPolicy) -> list[Finding
     show_default=True,
     help="Chain same destination/asset/amount transfers at most this far apart (90s, 10m, 1h).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="auto",
+    show_default=True,
+    help="auto: DuckDB for a file unless --escrow or a plugin needs the records; "
+    "python: the reference; spark: PySpark (--spark-master).",
+)
+@click.option(
+    "--spark-master", default=DEFAULT_SPARK_MASTER, show_default=True, help="For --engine spark."
+)
 @escrow_options
 @output_options
 @handle_input_errors
 def payouts(
-    file: Path, repeat_window: timedelta, fmt: str, fail_on: str, **escrow_opts: Any
+    file: Path,
+    repeat_window: timedelta,
+    engine: str,
+    spark_master: str,
+    fmt: str,
+    fail_on: str,
+    **escrow_opts: Any,
 ) -> None:
     """Find double payouts in a payout export (CSV, JSON Lines or a JSON array).
 
@@ -147,20 +165,31 @@ def payouts(
     """
     escrow_request = EscrowRequest.from_options(escrow_opts)  # usage errors before any work
     policy = PayoutPolicy(repeat_window=repeat_window)
-    with collector_paused():
-        report = triage_payouts(file, policy, escrow_request)  # the records are freed here
+    with collector_paused():  # the records (python engine) are freed inside
+        report = engines.triage_payouts(
+            file, policy, escrow_request, engine=engine, spark_master=spark_master,
+            python=triage_payouts, now=utc_now,
+        )  # fmt: skip
     log_event("report", command="payouts", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)
 
 
 def triage_payouts(
-    file: Path, policy: PayoutPolicy, escrow_request: EscrowRequest | None = None
+    file: Path,
+    policy: PayoutPolicy,
+    escrow_request: EscrowRequest | None = None,
+    *,
+    source: str | None = None,
 ) -> Report:
-    """Read the export and run every payout check over it; the report (not the records)."""
-    records = load_payouts(file)
+    """Read the export and run every payout check over it; the report (not the records).
+
+    ``source`` names the input in messages and the report when ``file`` is a
+    copy of it (a spooled pipe).
+    """
+    records = load_payouts(file, source=source)
     findings = payout_findings(records, policy)
     inputs: dict[str, Any] = {
-        "payouts": str(file),
+        "payouts": source or str(file),
         "records": len(records),
         "repeat_window": f"{int(policy.repeat_window.total_seconds())}s",
     }

@@ -1,0 +1,136 @@
+"""Findings from the rows the rule SQL returns: the same codes, subjects, summaries and
+evidence as :mod:`streampay_incident.checks.payouts` (which stays the reference).
+
+Pure: rows in (one per finding, and the amount at risk per finding and asset),
+findings out, in the reference's order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..amounts import format_stroops
+from ..checks.payouts import _count, _duration, _finding_order, _iso
+from ..codes import Severity
+from ..model import Finding, make_finding
+from .sql import RULE_CODES
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STATUSES = ("confirmed", "failed", "pending", "submitted")  # sorted, as the reference's dict
+
+
+def moment(us: int) -> datetime:
+    """An epoch-microsecond count as an aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def findings_from_rows(
+    rows: Iterable[Mapping[str, Any]],
+    at_risk: Iterable[Mapping[str, Any]],
+    *,
+    repeat_window: timedelta,
+) -> list[Finding]:
+    """The findings the rule rows describe, sorted as the reference sorts them."""
+    risk: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
+    for row in at_risk:
+        risk[(int(row["rule"]), str(row["group_key"]))][str(row["asset"])] = int(row["stroops"])
+    findings = [
+        _finding(row, risk.get((int(row["rule"]), str(row["group_key"])), {}), repeat_window)
+        for row in rows
+    ]
+    findings.sort(key=_finding_order)
+    return findings
+
+
+def _evidence(row: Mapping[str, Any], at_risk: Mapping[str, int]) -> dict[str, Any]:
+    return {
+        "payout_ids": list(row["payout_ids"]),
+        "amount_at_risk": {
+            asset: format_stroops(total) for asset, total in sorted(at_risk.items()) if total
+        },
+        "transfers": int(row["transfers"]),
+        "settlement_ids": list(row["settlement_ids"]),
+        "tx_hashes": list(row["tx_hashes"]),
+        "destinations": list(row["destinations"]),
+        "statuses": {status: int(row[f"n_{status}"]) for status in _STATUSES if row[f"n_{status}"]},
+    }
+
+
+def _finding(row: Mapping[str, Any], at_risk: Mapping[str, int], window: timedelta) -> Finding:
+    code = RULE_CODES[int(row["rule"]) - 1]
+    key = str(row["group_key"])
+    evidence = _evidence(row, at_risk)
+    settlements = _count(len(row["settlement_ids"]), "settlement")
+    transfers = int(row["transfers"])
+    if code == "PAYOUT_DUPLICATE_TX_RECORD":
+        summary = f"{row['row_count']} payout rows record the same transaction for {settlements}"
+        return make_finding(code, subject=key, summary=summary, evidence=evidence)
+    if code == "PAYOUT_DUPLICATE_SETTLEMENT":
+        confirmed = int(row["confirmed_transfers"])
+        return make_finding(
+            code,
+            subject=key,
+            summary=(
+                f"settlement {key} was paid by {transfers} distinct transfers "
+                f"({confirmed} confirmed)"
+            ),
+            evidence={**evidence, "confirmed_transfers": confirmed},
+            severity=Severity.CRITICAL if confirmed >= 2 else Severity.WARNING,
+        )
+    if code == "PAYOUT_DUPLICATE_MEMO":
+        subject = f"{row['memo_type']}:{row['memo_value']}"
+        return make_finding(
+            code,
+            subject=subject,
+            summary=f"memo {subject} is on {transfers} confirmed transfers for {settlements}",
+            evidence={**evidence, "memo_type": row["memo_type"], "memo": row["memo_value"]},
+        )
+    if code == "PAYOUT_IDEMPOTENCY_CONFLICT":
+        differs = [
+            name
+            for name in ("settlement_id", "destination", "asset", "amount")
+            if row[f"differs_{name.removesuffix('_id')}"]
+        ]
+        return make_finding(
+            code,
+            subject=key,
+            summary=(
+                f"idempotency key {key} is on {row['row_count']} rows that differ in "
+                f"{', '.join(differs)}"
+            ),
+            evidence={
+                **evidence,
+                "differs_in": differs,
+                "assets": list(row["assets"]),
+                "amounts": sorted(format_stroops(int(a)) for a in row["amounts"]),
+            },
+        )
+    return _repeat(row, evidence, settlements, window)
+
+
+def _repeat(
+    row: Mapping[str, Any], evidence: dict[str, Any], settlements: str, window: timedelta
+) -> Finding:
+    asset = str(row["asset"])
+    amount = format_stroops(int(row["amount_stroops"]))
+    largest_gap = timedelta(microseconds=int(row["largest_gap_us"]))
+    return make_finding(
+        "PAYOUT_SUSPECTED_REPEAT",
+        subject=str(row["destination"]),
+        summary=(
+            f"{row['transfers']} transfers of {amount} {asset.partition(':')[0]} to the same "
+            f"destination for {settlements}, each within {_duration(window)} of the previous"
+        ),
+        evidence={
+            **evidence,
+            "asset": asset,
+            "amount": amount,
+            "first_created_at": _iso(moment(int(row["first_us"]))),
+            "last_created_at": _iso(moment(int(row["last_us"]))),
+            "largest_gap_seconds": largest_gap.total_seconds(),
+            "repeat_window_seconds": window.total_seconds(),
+        },
+    )
