@@ -92,13 +92,14 @@ def run_duckdb(
             typed = sql.typed_payouts_sql(sql.DUCKDB, "raw_payouts", extra, keep)
             con.register("raw_payouts", relation)
             _with_progress(con, f"CREATE TEMP TABLE judged AS {typed}", progress)
-            if not con.execute("SELECT count(*) FROM judged").fetchone()[0]:  # type: ignore[index]
+            if not con.execute("SELECT count(*) FROM judged").fetchall()[0][0]:
                 raise Fallback("no record: the reference judges an empty input")
-            records = con.execute("SELECT count(*) FROM judged").fetchone()[0]  # type: ignore[index]
+            records = con.execute("SELECT count(*) FROM judged").fetchall()[0][0]
             _judge(con, source, fmt)
             window_us = int(policy.repeat_window.total_seconds() * 1_000_000)
-            rows = _dicts(con.execute(sql.findings_sql(sql.DUCKDB, window_us)))
-            at_risk = _dicts(con.execute(sql.at_risk_sql(sql.DUCKDB, window_us)))
+            con.execute(f"CREATE TEMP TABLE members AS {sql.members_sql(sql.DUCKDB, window_us)}")
+            rows = _dicts(con.execute(sql.findings_sql(sql.DUCKDB)))
+            at_risk = _dicts(con.execute(sql.at_risk_sql()))
         except duckdb.Error as exc:
             raise Fallback(f"DuckDB could not read it as the reference does: {exc}") from None
         finally:
@@ -202,7 +203,7 @@ def _json_relation(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Any:
         f"(json_type({f}) NOT IN ({', '.join(repr(t) for t in _JSON_TEXT_TYPES)}, 'NULL'))"
         for f in FIELDS
     )
-    if con.execute(f"SELECT count(*) FROM json_cells WHERE {odd}").fetchone()[0]:  # type: ignore[index]
+    if con.execute(f"SELECT count(*) FROM json_cells WHERE {odd}").fetchall()[0][0]:
         raise Fallback("a JSON value that is not text or an integer needs the reference")
     select = [f"nullif({f} ->> '$', '') AS {f}" for f in FIELDS]
     return con.sql(f"SELECT {', '.join(select)} FROM json_cells")
@@ -296,7 +297,7 @@ def _wrong_values(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
     wrong: dict[str, set[str]] = {}
     bad, duplicated = con.execute(
         "SELECT count(*) FILTER (WHERE bad), count(*) - count(DISTINCT payout_id) FROM judged"
-    ).fetchone()  # type: ignore[misc]
+    ).fetchall()[0]
     if bad:
         wrong["sql"] = set()
     if duplicated:

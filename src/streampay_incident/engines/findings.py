@@ -45,16 +45,21 @@ def findings_from_rows(
     return findings
 
 
+def _values(row: Mapping[str, Any], name: str) -> list[Any]:
+    """A list column (an engine may give NULL for a group with no value)."""
+    return list(row[name] or ())
+
+
 def _evidence(row: Mapping[str, Any], at_risk: Mapping[str, int]) -> dict[str, Any]:
     return {
-        "payout_ids": list(row["payout_ids"]),
+        "payout_ids": _values(row, "payout_ids"),
         "amount_at_risk": {
             asset: format_stroops(total) for asset, total in sorted(at_risk.items()) if total
         },
         "transfers": int(row["transfers"]),
-        "settlement_ids": list(row["settlement_ids"]),
-        "tx_hashes": list(row["tx_hashes"]),
-        "destinations": list(row["destinations"]),
+        "settlement_ids": _values(row, "settlement_ids"),
+        "tx_hashes": _values(row, "tx_hashes"),
+        "destinations": _values(row, "destinations"),
         "statuses": {status: int(row[f"n_{status}"]) for status in _STATUSES if row[f"n_{status}"]},
     }
 
@@ -63,7 +68,7 @@ def _finding(row: Mapping[str, Any], at_risk: Mapping[str, int], window: timedel
     code = RULE_CODES[int(row["rule"]) - 1]
     key = str(row["group_key"])
     evidence = _evidence(row, at_risk)
-    settlements = _count(len(row["settlement_ids"]), "settlement")
+    settlements = _count(len(_values(row, "settlement_ids")), "settlement")
     transfers = int(row["transfers"])
     if code == "PAYOUT_DUPLICATE_TX_RECORD":
         summary = f"{row['row_count']} payout rows record the same transaction for {settlements}"
@@ -104,8 +109,8 @@ def _finding(row: Mapping[str, Any], at_risk: Mapping[str, int], window: timedel
             evidence={
                 **evidence,
                 "differs_in": differs,
-                "assets": list(row["assets"]),
-                "amounts": sorted(format_stroops(int(a)) for a in row["amounts"]),
+                "assets": _values(row, "assets"),
+                "amounts": sorted(format_stroops(int(a)) for a in _values(row, "amounts")),
             },
         )
     return _repeat(row, evidence, settlements, window)

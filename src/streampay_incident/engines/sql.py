@@ -330,19 +330,29 @@ r5_chains AS (
     HAVING count(DISTINCT c.transfer_key) >= 2 AND count(DISTINCT p.settlement_id) >= 2
 ),
 members AS (
-    SELECT 1 AS rule, p.tx_hash AS group_key, p.* FROM payouts p JOIN r1 ON p.tx_hash = r1.group_key
+    SELECT 1 AS rule, p.tx_hash AS group_key, p.*,
+        CAST(NULL AS BOOLEAN) AS differs_settlement, CAST(NULL AS BOOLEAN) AS differs_destination,
+        CAST(NULL AS BOOLEAN) AS differs_asset, CAST(NULL AS BOOLEAN) AS differs_amount,
+        CAST(NULL AS BIGINT) AS first_us, CAST(NULL AS BIGINT) AS last_us,
+        CAST(NULL AS BIGINT) AS largest_gap_us
+    FROM payouts p JOIN r1 ON p.tx_hash = r1.group_key
     UNION ALL
-    SELECT 2, p.settlement_id, p.* FROM payouts p JOIN r2 ON p.settlement_id = r2.group_key
+    SELECT 2, p.settlement_id, p.*, {_NO_EXTRAS}
+    FROM payouts p JOIN r2 ON p.settlement_id = r2.group_key
     WHERE p.is_transfer
     UNION ALL
-    SELECT 3, p.memo_type || ':' || p.memo_value, p.* FROM payouts p
-    JOIN r3 ON p.memo_type = r3.memo_type AND p.memo_value = r3.memo_value
+    SELECT 3, p.memo_type || ':' || p.memo_value, p.*, {_NO_EXTRAS}
+    FROM payouts p JOIN r3 ON p.memo_type = r3.memo_type AND p.memo_value = r3.memo_value
     WHERE p.status = 'confirmed'
     UNION ALL
-    SELECT 4, p.idempotency_key, p.* FROM payouts p JOIN r4 ON p.idempotency_key = r4.group_key
+    SELECT 4, p.idempotency_key, p.*,
+        r4.differs_settlement, r4.differs_destination, r4.differs_asset, r4.differs_amount,
+        NULL, NULL, NULL
+    FROM payouts p JOIN r4 ON p.idempotency_key = r4.group_key
     UNION ALL
     SELECT 5, c.destination || '|' || c.asset || '|' || CAST(c.amount_stroops AS {d.text})
-        || '|' || CAST(c.chain_no AS {d.text}), p.*
+        || '|' || CAST(c.chain_no AS {d.text}), p.*,
+        NULL, NULL, NULL, NULL, c.first_us, c.last_us, c.largest_gap_us
     FROM r5_chained t
     JOIN r5_chains c ON t.destination = c.destination AND t.asset = c.asset
         AND t.amount_stroops = c.amount_stroops AND t.chain_no = c.chain_no
@@ -351,17 +361,29 @@ members AS (
 )"""
 
 
+# Rules 1-3 carry none of rule 4's and rule 5's own evidence.
+_NO_EXTRAS = ", ".join(["NULL"] * 7)
 _MEMBER_COLUMNS = (
     "payout_id, settlement_id, destination, asset, amount_stroops, status, created_us, "
     "tx_hash, memo_type, memo_value, idempotency_key, is_transfer, transfer_key"
 )
 
 
-def findings_sql(d: Dialect, window_us: int) -> str:
-    """One row per finding: its rule, key and evidence, aggregated in the engine."""
-    members = _members_sql(d, window_us).replace("p.*", _prefixed(_MEMBER_COLUMNS, "p"))
+def members_sql(d: Dialect, window_us: int) -> str:
+    """SELECT every finding's rows from ``payouts``: ``rule`` (1-5, as RULE_CODES),
+    ``group_key`` (the finding's key within its rule), the row, and the rule's own
+    evidence (rule 4: which fields differ; rule 5: the chain's times and largest gap).
+
+    Engines keep this small relation (``members``) for :func:`findings_sql`
+    and :func:`at_risk_sql`.
+    """
+    ctes = _members_sql(d, window_us).replace("p.*", _prefixed(_MEMBER_COLUMNS, "p"))
+    return f"WITH {ctes}\nSELECT * FROM members"
+
+
+def findings_sql(d: Dialect) -> str:
+    """One row per finding of ``members``: its rule, key and evidence, aggregated."""
     return f"""
-WITH {members}
 SELECT m.rule, m.group_key,
     count(*) AS row_count,
     {d.sorted_list("m.payout_id")} AS payout_ids,
@@ -380,31 +402,26 @@ SELECT m.rule, m.group_key,
     min(m.memo_type) AS memo_type, min(m.memo_value) AS memo_value,
     min(m.destination) AS destination, min(m.asset) AS asset,
     min(m.amount_stroops) AS amount_stroops,
-    max(CASE WHEN r4.differs_settlement THEN 1 ELSE 0 END) AS differs_settlement,
-    max(CASE WHEN r4.differs_destination THEN 1 ELSE 0 END) AS differs_destination,
-    max(CASE WHEN r4.differs_asset THEN 1 ELSE 0 END) AS differs_asset,
-    max(CASE WHEN r4.differs_amount THEN 1 ELSE 0 END) AS differs_amount,
-    min(c.first_us) AS first_us, min(c.last_us) AS last_us,
-    min(c.largest_gap_us) AS largest_gap_us
+    max(CASE WHEN m.differs_settlement THEN 1 ELSE 0 END) AS differs_settlement,
+    max(CASE WHEN m.differs_destination THEN 1 ELSE 0 END) AS differs_destination,
+    max(CASE WHEN m.differs_asset THEN 1 ELSE 0 END) AS differs_asset,
+    max(CASE WHEN m.differs_amount THEN 1 ELSE 0 END) AS differs_amount,
+    min(m.first_us) AS first_us, min(m.last_us) AS last_us,
+    min(m.largest_gap_us) AS largest_gap_us
 FROM members m
-LEFT JOIN r4 ON m.rule = 4 AND m.group_key = r4.group_key
-LEFT JOIN r5_chains c ON m.rule = 5 AND m.group_key = c.destination || '|' || c.asset || '|'
-    || CAST(c.amount_stroops AS {d.text}) || '|' || CAST(c.chain_no AS {d.text})
 GROUP BY m.rule, m.group_key
 """
 
 
-def at_risk_sql(d: Dialect, window_us: int) -> str:
-    """Per finding and asset: the sum of every transfer beyond the group's first.
+def at_risk_sql() -> str:
+    """Per finding of ``members`` and asset: the sum of every transfer beyond the first.
 
     A transfer counts once, at the asset and amount of its earliest row
     (``created_at``, then payout_id); the first transfer is the earliest
     (its first row's ``created_at``, then transfer key).
     """
-    members = _members_sql(d, window_us).replace("p.*", _prefixed(_MEMBER_COLUMNS, "p"))
-    return f"""
-WITH {members},
-transfer_rows AS (
+    return """
+WITH transfer_rows AS (
     SELECT rule, group_key, transfer_key, asset, amount_stroops, created_us,
         row_number() OVER (PARTITION BY rule, group_key, transfer_key
                            ORDER BY created_us, payout_id) AS row_in_transfer
