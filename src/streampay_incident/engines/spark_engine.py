@@ -15,7 +15,6 @@ PySpark (the ``spark`` extra) and a Java runtime are needed only here.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
