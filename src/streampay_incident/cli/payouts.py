@@ -120,7 +120,7 @@ def payout_findings(records: list[Payout], policy: PayoutPolicy) -> list[Finding
 
 
 @click.command("payouts")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))  # a folder of parts: --engine spark
 @click.option(
     "--repeat-window",
     type=Duration(),

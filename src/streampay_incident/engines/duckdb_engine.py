@@ -50,6 +50,7 @@ _PARQUET_TEXT_TYPES = (
 )  # fmt: skip
 
 ProgressCallback = Callable[[float], None]
+PROGRESS_POLL_SECONDS = 0.2
 
 
 class Fallback(Exception):
@@ -381,7 +382,9 @@ def _parquet_problems(
         parser.finish()
     except InputError as error:
         return error
-    return InputError(InputProblem(source, None, None, "the export holds a bad value"))
+    return InputError(  # pragma: no cover - the reference names every value refused above
+        InputProblem(source, None, None, "the export holds a bad value")
+    )
 
 
 # -- progress and results -------------------------------------------------------------------
@@ -397,11 +400,8 @@ def _with_progress(
     done = threading.Event()
 
     def watch() -> None:
-        while not done.wait(0.2):
-            with contextlib.suppress(Exception):
-                percent = con.query_progress()
-                if percent >= 0:
-                    progress(percent)
+        while not done.wait(PROGRESS_POLL_SECONDS):
+            report_progress(con, progress)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -413,6 +413,14 @@ def _with_progress(
     progress(100.0)
 
 
+def report_progress(con: Any, progress: ProgressCallback) -> None:
+    """Pass on DuckDB's progress of the running query (-1 when it cannot tell: skipped)."""
+    with contextlib.suppress(Exception):  # the query may end between the check and the call
+        percent = con.query_progress()
+        if percent >= 0:
+            progress(percent)
+
+
 def _dicts(cursor: Any) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -420,13 +428,9 @@ def _dicts(cursor: Any) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def spooled(path: Path, temp_dir: str | None = None) -> Iterator[Path]:
-    """``path`` itself when it is a regular file; else (a pipe, a FIFO, a character device)
+    """``path`` itself when it is a regular file or a folder; else (a pipe, a FIFO, a device)
     its bytes read once into a temporary file, which is removed afterwards."""
-    try:
-        regular = path.is_file()
-    except OSError:
-        regular = False
-    if regular or not path.exists():
+    if path.is_file() or path.is_dir() or not path.exists():
         yield path
         return
     with (

@@ -46,7 +46,12 @@ MAX_LEDGER_TEXT = str(2**32 - 1)
 
 @attrs.frozen
 class Dialect:
-    """The few spellings the engines do not share."""
+    """The few spellings the engines do not share (``duckdb`` or ``spark``).
+
+    PostgreSQL (for push-down) needs the same five: ``~`` with ``^...$``,
+    ``octet_length``, ``to_timestamp``/``to_char`` with ``HH24:MI:SS``,
+    ``array_agg(x ORDER BY x COLLATE "C")`` and ``TEXT``.
+    """
 
     name: str
 
@@ -54,24 +59,16 @@ class Dialect:
         """``expr`` matches ``pattern`` as a whole (Python's ``re.match(... \\Z)``)."""
         if self.name == "duckdb":
             return f"regexp_full_match({expr}, '{pattern}')"
-        if self.name == "spark":
-            # Java's $ also matches before a final newline; \z does not.
-            return f"({expr} RLIKE '^(?:{pattern})\\\\z')"
-        return f"({expr} ~ '^(?:{pattern})$')"  # postgresql: $ is the very end
+        # Java's $ also matches before a final newline; \z does not.
+        return f"({expr} RLIKE '^(?:{pattern})\\\\z')"
 
     def contains_match(self, expr: str, pattern: str) -> str:
         if self.name == "duckdb":
             return f"regexp_matches({expr}, '{pattern}')"
-        if self.name == "spark":
-            return f"({expr} RLIKE '{pattern}')"
-        return f"({expr} ~ '{pattern}')"
+        return f"({expr} RLIKE '{pattern}')"
 
     def utf8_bytes(self, expr: str) -> str:
-        if self.name == "duckdb":
-            return f"strlen({expr})"
-        if self.name == "spark":
-            return f"octet_length({expr})"
-        return f"octet_length({expr})"
+        return f"strlen({expr})" if self.name == "duckdb" else f"octet_length({expr})"
 
     def local_epoch_seconds(self, text19: str) -> str:
         """Seconds since the epoch of ``YYYY-MM-DDTHH:MM:SS`` read as UTC; NULL if no such time.
@@ -85,16 +82,10 @@ class Dialect:
                 f"CASE WHEN strftime({parsed}, '%Y-%m-%dT%H:%M:%S') = {text19} "
                 f"THEN CAST(epoch({parsed}) AS BIGINT) END"
             )
-        if self.name == "spark":
-            parsed = f"try_to_timestamp({text19}, \"yyyy-MM-dd'T'HH:mm:ss\")"
-            return (
-                f"CASE WHEN date_format({parsed}, \"yyyy-MM-dd'T'HH:mm:ss\") = {text19} "
-                f"THEN unix_seconds({parsed}) END"
-            )
-        parsed = f"to_timestamp({text19}, 'YYYY-MM-DD\"T\"HH24:MI:SS') AT TIME ZONE 'UTC'"
+        parsed = f"try_to_timestamp({text19}, \"yyyy-MM-dd'T'HH:mm:ss\")"
         return (
-            f"CASE WHEN to_char({parsed}, 'YYYY-MM-DD\"T\"HH24:MI:SS') = {text19} "
-            f"THEN CAST(extract(epoch FROM {parsed}) AS BIGINT) END"
+            f"CASE WHEN date_format({parsed}, \"yyyy-MM-dd'T'HH:mm:ss\") = {text19} "
+            f"THEN unix_seconds({parsed}) END"
         )
 
     def sorted_list(self, expr: str, *, distinct: bool = False) -> str:
@@ -102,10 +93,7 @@ class Dialect:
         if self.name == "duckdb":
             inner = f"DISTINCT {expr}" if distinct else expr
             return f"list_sort(list({inner}) FILTER (WHERE {expr} IS NOT NULL))"
-        if self.name == "spark":
-            return f"sort_array({'collect_set' if distinct else 'collect_list'}({expr}))"
-        inner = f"DISTINCT {expr}" if distinct else expr
-        return f'array_remove(array_agg({inner} ORDER BY {expr} COLLATE "C"), NULL)'
+        return f"sort_array({'collect_set' if distinct else 'collect_list'}({expr}))"
 
     @property
     def decimal38(self) -> str:
@@ -113,12 +101,11 @@ class Dialect:
 
     @property
     def text(self) -> str:
-        return {"duckdb": "VARCHAR", "spark": "STRING"}.get(self.name, "TEXT")
+        return "VARCHAR" if self.name == "duckdb" else "STRING"
 
 
 DUCKDB = Dialect("duckdb")
 SPARK = Dialect("spark")
-POSTGRESQL = Dialect("postgresql")
 
 
 # -- the typed relation ---------------------------------------------------------------------
