@@ -73,15 +73,11 @@ class Dialect:
     def local_epoch_seconds(self, text19: str) -> str:
         """Seconds since the epoch of ``YYYY-MM-DDTHH:MM:SS`` read as UTC; NULL if no such time.
 
-        Strict: the text must print back unchanged (no Feb 30, no hour 24, no
-        leap second), as Python's ``datetime.fromisoformat`` requires.
+        Strict, as Python's ``datetime.fromisoformat``: no Feb 30, no hour 24, no
+        leap second (Spark's parser is lenient, so its answer must print back unchanged).
         """
-        if self.name == "duckdb":
-            parsed = f"try_strptime({text19}, '%Y-%m-%dT%H:%M:%S')"
-            return (
-                f"CASE WHEN strftime({parsed}, '%Y-%m-%dT%H:%M:%S') = {text19} "
-                f"THEN CAST(epoch({parsed}) AS BIGINT) END"
-            )
+        if self.name == "duckdb":  # try_strptime is strict already (tests hold it to that)
+            return f"CAST(epoch(try_strptime({text19}, '%Y-%m-%dT%H:%M:%S')) AS BIGINT)"
         parsed = f"try_to_timestamp({text19}, \"yyyy-MM-dd'T'HH:mm:ss\")"
         return (
             f"CASE WHEN date_format({parsed}, \"yyyy-MM-dd'T'HH:mm:ss\") = {text19} "
@@ -257,32 +253,56 @@ r1 AS (
     SELECT tx_hash AS group_key FROM payouts WHERE tx_hash IS NOT NULL
     GROUP BY tx_hash HAVING count(*) >= 2
 ),
-r2 AS (
-    SELECT settlement_id AS group_key FROM payouts WHERE is_transfer
-    GROUP BY settlement_id HAVING count(DISTINCT transfer_key) >= 2
+r2_keys AS (
+    SELECT settlement_id FROM payouts WHERE is_transfer
+    GROUP BY settlement_id HAVING count(*) >= 2
 ),
-r3 AS (
+r2 AS (
+    SELECT p.settlement_id AS group_key FROM payouts p
+    JOIN r2_keys k ON p.settlement_id = k.settlement_id
+    WHERE p.is_transfer
+    GROUP BY p.settlement_id HAVING count(DISTINCT p.transfer_key) >= 2
+),
+r3_keys AS (
     SELECT memo_type, memo_value FROM payouts
     WHERE status = 'confirmed' AND memo_type <> 'none' AND memo_value IS NOT NULL
       AND memo_value <> ''
-    GROUP BY memo_type, memo_value
-    HAVING count(DISTINCT settlement_id) >= 2 AND count(DISTINCT transfer_key) >= 2
+    GROUP BY memo_type, memo_value HAVING count(*) >= 2
+),
+r3 AS (
+    SELECT p.memo_type, p.memo_value FROM payouts p
+    JOIN r3_keys k ON p.memo_type = k.memo_type AND p.memo_value = k.memo_value
+    WHERE p.status = 'confirmed'
+    GROUP BY p.memo_type, p.memo_value
+    HAVING count(DISTINCT p.settlement_id) >= 2 AND count(DISTINCT p.transfer_key) >= 2
+),
+r4_keys AS (
+    SELECT idempotency_key FROM payouts WHERE idempotency_key IS NOT NULL
+    GROUP BY idempotency_key HAVING count(*) >= 2
+),
+r4_compared AS (
+    SELECT p.idempotency_key AS group_key,
+        count(DISTINCT p.settlement_id) > 1 AS differs_settlement,
+        count(DISTINCT p.destination) > 1 AS differs_destination,
+        count(DISTINCT p.asset) > 1 AS differs_asset,
+        count(DISTINCT p.amount_stroops) > 1 AS differs_amount
+    FROM payouts p JOIN r4_keys k ON p.idempotency_key = k.idempotency_key
+    GROUP BY p.idempotency_key
 ),
 r4 AS (
-    SELECT idempotency_key AS group_key,
-        count(DISTINCT settlement_id) > 1 AS differs_settlement,
-        count(DISTINCT destination) > 1 AS differs_destination,
-        count(DISTINCT asset) > 1 AS differs_asset,
-        count(DISTINCT amount_stroops) > 1 AS differs_amount
-    FROM payouts WHERE idempotency_key IS NOT NULL
-    GROUP BY idempotency_key
-    HAVING count(*) >= 2 AND (count(DISTINCT settlement_id) > 1
-        OR count(DISTINCT destination) > 1 OR count(DISTINCT asset) > 1
-        OR count(DISTINCT amount_stroops) > 1)
+    SELECT * FROM r4_compared
+    WHERE differs_settlement OR differs_destination OR differs_asset OR differs_amount
+),
+r5_keys AS (
+    SELECT destination, asset, amount_stroops FROM payouts WHERE is_transfer
+    GROUP BY destination, asset, amount_stroops HAVING count(*) >= 2
 ),
 r5_groups AS (
-    SELECT destination, asset, amount_stroops FROM payouts WHERE is_transfer
-    GROUP BY destination, asset, amount_stroops HAVING count(DISTINCT transfer_key) >= 2
+    SELECT p.destination, p.asset, p.amount_stroops FROM payouts p
+    JOIN r5_keys k ON p.destination = k.destination AND p.asset = k.asset
+        AND p.amount_stroops = k.amount_stroops
+    WHERE p.is_transfer
+    GROUP BY p.destination, p.asset, p.amount_stroops HAVING count(DISTINCT p.transfer_key) >= 2
 ),
 r5_rows AS (
     SELECT p.* FROM payouts p
