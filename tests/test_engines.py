@@ -193,6 +193,28 @@ def test_json_shapes_same_answer(tmp_path: Path, records: str, fmt: str) -> None
     assert SEED not in same_answer(path).output
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_json_with_a_byte_order_mark_as_the_reference_says(tmp_path: Path, fmt: str) -> None:
+    record = {"payout_id": "p1", "settlement_id": "s1", "destination": DESTINATIONS[0],
+              "asset": "native", "amount": "25", "status": "confirmed",
+              "created_at": "2026-11-27T01:00:00Z"}  # fmt: skip
+    text = json.dumps(record) + "\n" if fmt == "jsonl" else json.dumps([record])
+    path = tmp_path / f"payouts.{fmt}"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert same_answer(path).exit_code == 2
+
+
+def test_crlf_blank_lines_and_quoted_cells_same_answer(tmp_path: Path) -> None:
+    path = tmp_path / "payouts.csv"
+    quoted = GOOD2.replace("inv-1", '"inv,1"')
+    path.write_bytes((HEADER + GOOD + "\n" + quoted).replace("\n", "\r\n").encode())
+    assert same_answer(path).exit_code == 0
+    path.write_text(HEADER + GOOD + '"p2","s\n2"' + GOOD2[5:], encoding="utf-8")
+    memo = json.loads(same_answer(path).stdout)["findings"][0]  # both rows carry memo inv-1
+    assert memo["code"] == "PAYOUT_DUPLICATE_MEMO"
+    assert memo["evidence"]["settlement_ids"] == ["s\n2", "s1"]  # code-point order
+
+
 def test_parquet_findings_and_problems_name_line_and_field(tmp_path: Path) -> None:
     rows = [
         {
