@@ -155,17 +155,7 @@ def _csv_relation(con: duckdb.DuckDBPyConnection, path: Path) -> Any:
         "delim = ',', quote = '\"', escape = '\"', auto_detect = false, "
         "strict_mode = true, null_padding = false, all_varchar = true)"
     )
-    position = {name: f"c{i}" for i, name in enumerate(header)}
-    select = [
-        f"nullif({position[f]}, '') AS {f}" if f in position else f"NULL::VARCHAR AS {f}"
-        for f in FIELDS
-    ]
-    select += [
-        f"nullif({column}, '') AS extra_{column}"
-        for name, column in position.items()
-        if name not in FIELDS
-    ]
-    return con.sql(f"SELECT {', '.join(select)} FROM csv_cells")
+    return con.sql(sql.csv_cells_sql(sql.DUCKDB, header, "csv_cells"))
 
 
 def _csv_header(path: Path) -> list[str]:

@@ -128,17 +128,7 @@ def _csv_cells(spark: SparkSession, location: str) -> DataFrame:
         raise Fallback("Spark read another number of columns than the header names")
     frame = frame.toDF(*[f"c{i}" for i in range(len(header))])
     frame.createOrReplaceTempView("csv_cells")
-    position = {name: f"c{i}" for i, name in enumerate(header)}
-    select = [
-        f"nullif({position[f]}, '') AS {f}" if f in position else f"CAST(NULL AS STRING) AS {f}"
-        for f in FIELDS
-    ]
-    select += [
-        f"nullif({column}, '') AS extra_{column}"
-        for name, column in position.items()
-        if name not in FIELDS
-    ]
-    return spark.sql(f"SELECT {', '.join(select)} FROM csv_cells")
+    return spark.sql(sql.csv_cells_sql(sql.SPARK, header, "csv_cells"))
 
 
 def _csv_header(location: str) -> list[str]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import attrs
 
 from ..amounts import MAX_INT64
+from ..io.payouts import FIELDS
 
 RULE_CODES = (
     "PAYOUT_DUPLICATE_TX_RECORD",
@@ -105,6 +106,25 @@ SPARK = Dialect("spark")
 
 
 # -- the typed relation ---------------------------------------------------------------------
+
+
+def csv_cells_sql(d: Dialect, header: list[str], table: str) -> str:
+    """SELECT the text columns the typed relation reads from ``table``, whose columns
+    are ``c0``, ``c1``... in ``header`` order: FIELDS by name (NULL when the export
+    has no such column, or the cell is empty), then every other column as
+    ``extra_c<i>`` (only searched for secret seeds)."""
+    position = {name: f"c{i}" for i, name in enumerate(header)}
+    select = [
+        f"nullif({position[f]}, '') AS {f}" if f in position else f"CAST(NULL AS {d.text}) AS {f}"
+        for f in FIELDS
+    ]
+    select += [
+        f"nullif({column}, '') AS extra_{column}"
+        for name, column in position.items()
+        if name not in FIELDS
+    ]
+    return f"SELECT {', '.join(select)} FROM {table}"
+
 
 _PLAIN_TIME = (
     "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
