@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from payouts_vs_duckdb import OUT, TOOL, run_measured, write_payouts  # noqa: E402
+from payouts_vs_duckdb import CODES, OUT, TOOL, run_measured, write_payouts  # noqa: E402
 
 
 def _findings(report: str) -> list[dict[str, object]]:
@@ -80,7 +80,11 @@ def bench(size: int, runs: int, window: int, python_max: int) -> dict[str, objec
     result["duckdb_over_bare"] = round(
         statistics.median(times["duckdb"]) / statistics.median(times["bare"]), 2
     )
-    result["findings"] = len(_findings(outputs["duckdb"]))
+    found = _findings(outputs["duckdb"])
+    result["findings"] = len(found)
+    # The bare SQL counts the same rule groups (without evidence): the counts must agree.
+    counts = {code: sum(1 for f in found if f["code"] == code) for code in CODES}
+    result["same_counts_as_bare"] = counts == json.loads(outputs["bare"])
     if "python" in outputs:
         result["python_over_duckdb"] = round(
             statistics.median(times["python"]) / statistics.median(times["duckdb"]), 2

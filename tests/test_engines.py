@@ -24,7 +24,7 @@ from engines_support import DESTINATIONS, HASHES, write_export
 from streampay_incident import engines
 from streampay_incident.cli import main
 from streampay_incident.engines import duckdb_engine, sql
-from streampay_incident.engines.duckdb_engine import Fallback, run_duckdb
+from streampay_incident.engines.duckdb_engine import run_duckdb
 from streampay_incident.errors import InputError
 from streampay_incident.hookspecs import hookimpl
 from streampay_incident.model import PayoutPolicy
@@ -340,10 +340,19 @@ def test_progress_bar_only_for_big_files_on_a_terminal(
         progress(50.0)
 
 
-def test_a_dangling_query_result_becomes_a_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engine_failures_are_not_the_input_s_fault(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sql, "at_risk_sql", lambda: "SELECT no_such_column FROM members")
-    with pytest.raises(Fallback, match="DuckDB could not read it"):
+    with pytest.raises(engines.EngineUnavailable, match="DuckDB failed .BinderException"):
         run_duckdb(DEMO, source="demo", policy=PayoutPolicy())
+    monkeypatch.undo()
+
+    def out_of_memory(cursor: Any) -> Any:
+        raise duckdb.OutOfMemoryException("could not allocate block")
+
+    monkeypatch.setattr(duckdb_engine, "_dicts", out_of_memory)
+    result = invoke(DEMO, "duckdb", env={duckdb_engine.MEMORY_LIMIT_ENV: "300MB"})
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "ran out of memory within its limit (300MB)" in result.stderr
 
 
 class ExtraCheck:

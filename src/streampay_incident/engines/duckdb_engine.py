@@ -80,7 +80,9 @@ def run_duckdb(
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="streampay-duckdb-", dir=temp_dir) as spill:
-        con = duckdb.connect(config={"allow_unsigned_extensions": False})
+        # A database file in the spill folder: tables larger than the memory limit live
+        # on disk instead of failing to allocate (an in-memory database cannot evict them).
+        con = duckdb.connect(str(Path(spill) / "payouts.duckdb"))
         try:
             con.execute(f"SET memory_limit = '{_memory_limit(memory_limit)}'")
             con.execute(f"SET temp_directory = '{_quoted(spill)}'")
@@ -92,20 +94,34 @@ def run_duckdb(
             keep = ("_row",) if "_row" in relation.columns else ()
             typed = sql.typed_payouts_sql(sql.DUCKDB, "raw_payouts", extra, keep)
             con.register("raw_payouts", relation)
-            _with_progress(con, f"CREATE TEMP TABLE judged AS {typed}", progress)
+            _with_progress(con, f"CREATE TABLE judged AS {typed}", progress)
             if not con.execute("SELECT count(*) FROM judged").fetchall()[0][0]:
                 raise Fallback("no record: the reference judges an empty input")
             records = con.execute("SELECT count(*) FROM judged").fetchall()[0][0]
             _judge(con, source, fmt)
             window_us = int(policy.repeat_window.total_seconds() * 1_000_000)
-            con.execute(f"CREATE TEMP TABLE members AS {sql.members_sql(sql.DUCKDB, window_us)}")
+            for name, query in sql.rule_steps(sql.DUCKDB, window_us):
+                con.execute(f"CREATE TABLE {name} AS {query}")  # one step at a time: bounded
             rows = _dicts(con.execute(sql.findings_sql(sql.DUCKDB)))
             at_risk = _dicts(con.execute(sql.at_risk_sql()))
-        except duckdb.Error as exc:
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
             raise Fallback(f"DuckDB could not read it as the reference does: {exc}") from None
+        except duckdb.OutOfMemoryException:
+            raise _unavailable(
+                f"DuckDB ran out of memory within its limit ({_memory_limit(memory_limit)}): "
+                f"set {MEMORY_LIMIT_ENV} higher"
+            ) from None
+        except duckdb.Error as exc:  # a resource or an internal error: not the input's fault
+            raise _unavailable(f"DuckDB failed ({type(exc).__name__}: {exc})") from None
         finally:
             con.close()
     return findings_from_rows(rows, at_risk, repeat_window=policy.repeat_window), int(records)
+
+
+def _unavailable(reason: str) -> InputError:
+    from . import EngineUnavailable
+
+    return EngineUnavailable(f"--engine duckdb: {reason}; --engine python reads this export too")
 
 
 def _memory_limit(value: str | None) -> str:
@@ -131,7 +147,8 @@ def input_format(path: Path) -> str:
         raise Fallback("no record: the reference judges an empty input")
     if head.startswith(b"PAR1") or path.name.lower().endswith(".parquet"):
         return "parquet"
-    return sniff_format(head.decode("utf-8", "replace"), path.name)
+    # The reference sniffs the first 64 characters: so must this, to read it the same way.
+    return sniff_format(head.decode("utf-8", "replace")[:64], path.name)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -271,14 +288,14 @@ def _judge(con: duckdb.DuckDBPyConnection, source: str, fmt: str) -> None:
     if not odd_times and not odd_memos:  # the usual export: nothing for Python to fill in
         con.execute(f"CREATE TEMP VIEW payouts AS SELECT {columns} FROM judged")
         return
-    con.execute("CREATE TEMP TABLE odd_times (text VARCHAR, us BIGINT)")
+    con.execute("CREATE TABLE odd_times (text VARCHAR, us BIGINT)")
     if odd_times:
         con.executemany("INSERT INTO odd_times VALUES (?, ?)", list(odd_times.items()))
-    con.execute("CREATE TEMP TABLE odd_memos (text VARCHAR, hex VARCHAR)")
+    con.execute("CREATE TABLE odd_memos (text VARCHAR, hex VARCHAR)")
     if odd_memos:
         con.executemany("INSERT INTO odd_memos VALUES (?, ?)", list(odd_memos.items()))
     con.execute(
-        "CREATE TEMP TABLE payouts AS SELECT j.payout_id, j.settlement_id, j.destination, "
+        "CREATE TABLE payouts AS SELECT j.payout_id, j.settlement_id, j.destination, "
         "j.asset, j.amount_stroops, j.status, coalesce(j.created_us, t.us) AS created_us, "
         "j.tx_hash, j.memo_type, coalesce(j.memo_value, m.hex) AS memo_value, "
         "j.idempotency_key, j.is_transfer, j.transfer_key "
@@ -357,7 +374,7 @@ def _parquet_problems(
     con: duckdb.DuckDBPyConnection, source: str, wrong: dict[str, set[str]]
 ) -> InputError:
     """The reference's problems for the offending Parquet rows (the first PROBLEM_ROWS)."""
-    con.execute("CREATE TEMP TABLE refused (value VARCHAR)")
+    con.execute("CREATE TABLE refused (value VARCHAR)")
     values = set().union(*wrong.values())
     con.executemany("INSERT INTO refused VALUES (?)", [(v,) for v in values])
     cells = ", ".join(FIELDS)

@@ -262,45 +262,68 @@ FROM flagged
 # -- the rules ------------------------------------------------------------------------------
 
 
-def _members_sql(d: Dialect, window_us: int) -> str:
-    """CTEs ending in ``members``: (rule, group_key, the finding's rows) for every finding.
+def rule_steps(d: Dialect, window_us: int) -> list[tuple[str, str]]:
+    """The rules as named steps, each a SELECT over ``payouts`` and the steps before it,
+    the last one ``members``: (rule, group_key, the finding's rows) for every finding.
 
-    Rule numbers follow RULE_CODES; ``group_key`` is the finding's key
-    within its rule. Rule 5 adds the chain's times and largest gap.
+    Rule numbers follow RULE_CODES; ``group_key`` is the finding's key within its
+    rule. An engine runs them as one query of CTEs (:func:`members_sql`) or one
+    table at a time, which keeps each step within DuckDB's memory limit.
     """
-    return f"""
-r1 AS (
+    columns = _prefixed(_MEMBER_COLUMNS, "p")
+    steps = [
+        (
+            "r1",
+            """
     SELECT tx_hash AS group_key FROM payouts WHERE tx_hash IS NOT NULL
     GROUP BY tx_hash HAVING count(*) >= 2
-),
-r2_keys AS (
+""",
+        ),
+        (
+            "r2_keys",
+            """
     SELECT settlement_id FROM payouts WHERE is_transfer
     GROUP BY settlement_id HAVING count(*) >= 2
-),
-r2 AS (
+""",
+        ),
+        (
+            "r2",
+            """
     SELECT p.settlement_id AS group_key FROM payouts p
     JOIN r2_keys k ON p.settlement_id = k.settlement_id
     WHERE p.is_transfer
     GROUP BY p.settlement_id HAVING count(DISTINCT p.transfer_key) >= 2
-),
-r3_keys AS (
+""",
+        ),
+        (
+            "r3_keys",
+            """
     SELECT memo_type, memo_value FROM payouts
     WHERE status = 'confirmed' AND memo_type <> 'none' AND memo_value IS NOT NULL
       AND memo_value <> ''
     GROUP BY memo_type, memo_value HAVING count(*) >= 2
-),
-r3 AS (
+""",
+        ),
+        (
+            "r3",
+            """
     SELECT p.memo_type, p.memo_value FROM payouts p
     JOIN r3_keys k ON p.memo_type = k.memo_type AND p.memo_value = k.memo_value
     WHERE p.status = 'confirmed'
     GROUP BY p.memo_type, p.memo_value
     HAVING count(DISTINCT p.settlement_id) >= 2 AND count(DISTINCT p.transfer_key) >= 2
-),
-r4_keys AS (
+""",
+        ),
+        (
+            "r4_keys",
+            """
     SELECT idempotency_key FROM payouts WHERE idempotency_key IS NOT NULL
     GROUP BY idempotency_key HAVING count(*) >= 2
-),
-r4_compared AS (
+""",
+        ),
+        (
+            "r4_compared",
+            """
     SELECT p.idempotency_key AS group_key,
         count(DISTINCT p.settlement_id) > 1 AS differs_settlement,
         count(DISTINCT p.destination) > 1 AS differs_destination,
@@ -308,45 +331,69 @@ r4_compared AS (
         count(DISTINCT p.amount_stroops) > 1 AS differs_amount
     FROM payouts p JOIN r4_keys k ON p.idempotency_key = k.idempotency_key
     GROUP BY p.idempotency_key
-),
-r4 AS (
+""",
+        ),
+        (
+            "r4",
+            """
     SELECT * FROM r4_compared
     WHERE differs_settlement OR differs_destination OR differs_asset OR differs_amount
-),
-r5_keys AS (
+""",
+        ),
+        (
+            "r5_keys",
+            """
     SELECT destination, asset, amount_stroops FROM payouts WHERE is_transfer
     GROUP BY destination, asset, amount_stroops HAVING count(*) >= 2
-),
-r5_groups AS (
+""",
+        ),
+        (
+            "r5_groups",
+            """
     SELECT p.destination, p.asset, p.amount_stroops FROM payouts p
     JOIN r5_keys k ON p.destination = k.destination AND p.asset = k.asset
         AND p.amount_stroops = k.amount_stroops
     WHERE p.is_transfer
     GROUP BY p.destination, p.asset, p.amount_stroops HAVING count(DISTINCT p.transfer_key) >= 2
-),
-r5_rows AS (
-    SELECT p.* FROM payouts p
+""",
+        ),
+        (
+            "r5_rows",
+            f"""
+    SELECT {columns} FROM payouts p
     JOIN r5_groups g ON p.destination = g.destination AND p.asset = g.asset
         AND p.amount_stroops = g.amount_stroops
     WHERE p.is_transfer
-),
-r5_transfers AS (
+""",
+        ),
+        (
+            "r5_transfers",
+            """
     SELECT destination, asset, amount_stroops, transfer_key, min(created_us) AS ts
     FROM r5_rows GROUP BY destination, asset, amount_stroops, transfer_key
-),
-r5_gaps AS (
+""",
+        ),
+        (
+            "r5_gaps",
+            """
     SELECT *, ts - lag(ts) OVER (PARTITION BY destination, asset, amount_stroops
                                  ORDER BY ts, transfer_key) AS gap
     FROM r5_transfers
-),
-r5_chained AS (
+""",
+        ),
+        (
+            "r5_chained",
+            f"""
     SELECT *,
         sum(CASE WHEN gap IS NULL OR gap > {window_us} THEN 1 ELSE 0 END) OVER (
             PARTITION BY destination, asset, amount_stroops ORDER BY ts, transfer_key
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS chain_no
     FROM r5_gaps
-),
-r5_chains AS (
+""",
+        ),
+        (
+            "r5_chains",
+            f"""
     SELECT c.destination, c.asset, c.amount_stroops, c.chain_no,
         min(c.ts) AS first_us, max(c.ts) AS last_us,
         max(CASE WHEN c.gap IS NOT NULL AND c.gap <= {window_us} THEN c.gap END) AS largest_gap_us
@@ -355,37 +402,43 @@ r5_chains AS (
         AND p.amount_stroops = c.amount_stroops AND p.transfer_key = c.transfer_key
     GROUP BY c.destination, c.asset, c.amount_stroops, c.chain_no
     HAVING count(DISTINCT c.transfer_key) >= 2 AND count(DISTINCT p.settlement_id) >= 2
-),
-members AS (
-    SELECT 1 AS rule, p.tx_hash AS group_key, p.*,
+""",
+        ),
+        (
+            "members",
+            f"""
+    SELECT 1 AS rule, p.tx_hash AS group_key, {columns},
         CAST(NULL AS BOOLEAN) AS differs_settlement, CAST(NULL AS BOOLEAN) AS differs_destination,
         CAST(NULL AS BOOLEAN) AS differs_asset, CAST(NULL AS BOOLEAN) AS differs_amount,
         CAST(NULL AS BIGINT) AS first_us, CAST(NULL AS BIGINT) AS last_us,
         CAST(NULL AS BIGINT) AS largest_gap_us
     FROM payouts p JOIN r1 ON p.tx_hash = r1.group_key
     UNION ALL
-    SELECT 2, p.settlement_id, p.*, {_NO_EXTRAS}
+    SELECT 2, p.settlement_id, {columns}, {_NO_EXTRAS}
     FROM payouts p JOIN r2 ON p.settlement_id = r2.group_key
     WHERE p.is_transfer
     UNION ALL
-    SELECT 3, p.memo_type || ':' || p.memo_value, p.*, {_NO_EXTRAS}
+    SELECT 3, p.memo_type || ':' || p.memo_value, {columns}, {_NO_EXTRAS}
     FROM payouts p JOIN r3 ON p.memo_type = r3.memo_type AND p.memo_value = r3.memo_value
     WHERE p.status = 'confirmed'
     UNION ALL
-    SELECT 4, p.idempotency_key, p.*,
+    SELECT 4, p.idempotency_key, {columns},
         r4.differs_settlement, r4.differs_destination, r4.differs_asset, r4.differs_amount,
         NULL, NULL, NULL
     FROM payouts p JOIN r4 ON p.idempotency_key = r4.group_key
     UNION ALL
     SELECT 5, c.destination || '|' || c.asset || '|' || CAST(c.amount_stroops AS {d.text})
-        || '|' || CAST(c.chain_no AS {d.text}), p.*,
+        || '|' || CAST(c.chain_no AS {d.text}), {columns},
         NULL, NULL, NULL, NULL, c.first_us, c.last_us, c.largest_gap_us
     FROM r5_chained t
     JOIN r5_chains c ON t.destination = c.destination AND t.asset = c.asset
         AND t.amount_stroops = c.amount_stroops AND t.chain_no = c.chain_no
     JOIN r5_rows p ON p.destination = t.destination AND p.asset = t.asset
         AND p.amount_stroops = t.amount_stroops AND p.transfer_key = t.transfer_key
-)"""
+""",
+        ),
+    ]
+    return steps
 
 
 # Rules 1-3 carry none of rule 4's and rule 5's own evidence.
@@ -397,14 +450,12 @@ _MEMBER_COLUMNS = (
 
 
 def members_sql(d: Dialect, window_us: int) -> str:
-    """SELECT every finding's rows from ``payouts``: ``rule`` (1-5, as RULE_CODES),
-    ``group_key`` (the finding's key within its rule), the row, and the rule's own
-    evidence (rule 4: which fields differ; rule 5: the chain's times and largest gap).
-
-    Engines keep this small relation (``members``) for :func:`findings_sql`
-    and :func:`at_risk_sql`.
+    """SELECT every finding's rows from ``payouts`` in one query (see :func:`rule_steps`),
+    with the rule's own evidence (rule 4: which fields differ; rule 5: the chain's
+    times and largest gap). Engines keep this small relation as ``members`` for
+    :func:`findings_sql` and :func:`at_risk_sql`.
     """
-    ctes = _members_sql(d, window_us).replace("p.*", _prefixed(_MEMBER_COLUMNS, "p"))
+    ctes = ",\n".join(f"{name} AS (\n{query}\n)" for name, query in rule_steps(d, window_us))
     return f"WITH {ctes}\nSELECT * FROM members"
 
 
