@@ -305,6 +305,9 @@ def test_progress_and_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 2 and "not a memory limit" in result.stderr
     assert invoke(DEMO, "duckdb", env={duckdb_engine.MEMORY_LIMIT_ENV: "300MB"}).exit_code == 1
     assert run_duckdb(DEMO, source="d", policy=PayoutPolicy(), threads=1)[1] == records
+    assert duckdb_engine._bytes("1.5GB") == 3 * 2**29 and duckdb_engine._bytes("512MiB") == 2**29
+    on_disk = run_duckdb(DEMO, source="d", policy=PayoutPolicy(), on_disk=True)
+    assert [f.to_json() for f in on_disk[0]] == [f.to_json() for f in found]
 
 
 class FakeConnection:
@@ -350,7 +353,14 @@ def test_engine_failures_are_not_the_input_s_fault(monkeypatch: pytest.MonkeyPat
         raise duckdb.OutOfMemoryException("could not allocate block")
 
     monkeypatch.setattr(duckdb_engine, "_dicts", out_of_memory)
+    connects: list[str] = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(
+        duckdb, "connect", lambda database: connects.append(database) or real_connect(database)
+    )
     result = invoke(DEMO, "duckdb", env={duckdb_engine.MEMORY_LIMIT_ENV: "300MB"})
+    # Out of memory in memory: once more with the tables in a file, then exit 2.
+    assert connects[0] == ":memory:" and connects[1].endswith("payouts.duckdb")
     assert result.exit_code == 2 and result.stdout == ""
     assert "ran out of memory within its limit (300MB)" in result.stderr
 

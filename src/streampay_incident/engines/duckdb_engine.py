@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_MEMORY_LIMIT = "256MB"
 MEMORY_LIMIT_ENV = "STREAMPAY_INCIDENT_DUCKDB_MEMORY_LIMIT"
+# An input larger than this many memory limits keeps DuckDB's tables in a file.
+ON_DISK_AFTER_LIMITS = 1
 # Parquet rows handed to the reference's record checker when some are bad.
 PROBLEM_ROWS = 1000
 _JSON_TEXT_TYPES = ("VARCHAR", "UBIGINT", "BIGINT")
@@ -66,12 +68,15 @@ def run_duckdb(
     temp_dir: str | None = None,
     threads: int | None = None,
     progress: ProgressCallback | None = None,
+    on_disk: bool | None = None,
 ) -> tuple[list[Finding], int]:
     """The findings of the five payout rules over the export at ``path``, and its record count.
 
     Raises :class:`Fallback` when the reference reader must judge the input,
     :class:`InputError` for a bad Parquet file. ``memory_limit`` and
-    ``temp_dir`` bound DuckDB's memory and say where it spills.
+    ``temp_dir`` bound DuckDB's memory and say where it spills. ``on_disk``:
+    keep the tables in a database file (None: when the input is large, or
+    once an in-memory run ran out of memory).
     """
     try:
         fmt = input_format(path)
@@ -79,12 +84,16 @@ def run_duckdb(
         raise Fallback(f"cannot open the file ({exc}): the reference says so") from None
     import duckdb
 
+    limit = _memory_limit(memory_limit)
     with tempfile.TemporaryDirectory(prefix="streampay-duckdb-", dir=temp_dir) as spill:
-        # A database file in the spill folder: tables larger than the memory limit live
-        # on disk instead of failing to allocate (an in-memory database cannot evict them).
-        con = duckdb.connect(str(Path(spill) / "payouts.duckdb"))
+        # Tables of an in-memory database cannot leave memory; past a few times the
+        # limit, keep them in a database file in the spill folder (slower, but bounded).
+        retry = on_disk is None
+        if on_disk is None:
+            on_disk = path.stat().st_size > ON_DISK_AFTER_LIMITS * _bytes(limit)
+        con = duckdb.connect(str(Path(spill) / "payouts.duckdb") if on_disk else ":memory:")
         try:
-            con.execute(f"SET memory_limit = '{_memory_limit(memory_limit)}'")
+            con.execute(f"SET memory_limit = '{limit}'")
             con.execute(f"SET temp_directory = '{_quoted(spill)}'")
             con.execute("SET preserve_insertion_order = false")
             if threads:
@@ -107,8 +116,14 @@ def run_duckdb(
         except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
             raise Fallback(f"DuckDB could not read it as the reference does: {exc}") from None
         except duckdb.OutOfMemoryException:
+            if retry and not on_disk:
+                con.close()
+                return run_duckdb(
+                    path, source=source, policy=policy, memory_limit=memory_limit,
+                    temp_dir=temp_dir, threads=threads, progress=progress, on_disk=True,
+                )  # fmt: skip
             raise _unavailable(
-                f"DuckDB ran out of memory within its limit ({_memory_limit(memory_limit)}): "
+                f"DuckDB ran out of memory within its limit ({limit}): "
                 f"set {MEMORY_LIMIT_ENV} higher"
             ) from None
         except duckdb.Error as exc:  # a resource or an internal error: not the input's fault
@@ -116,6 +131,14 @@ def run_duckdb(
         finally:
             con.close()
     return findings_from_rows(rows, at_risk, repeat_window=policy.repeat_window), int(records)
+
+
+def _bytes(limit: str) -> int:
+    """``256MB``, ``1.5GB``, ``512MiB`` as bytes (roughly: only to compare sizes)."""
+    number = "".join(c for c in limit if c.isdigit() or c == ".") or "0"
+    unit = limit.upper().rstrip("B").rstrip("I")[-1:]
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(unit, 1)
+    return int(float(number) * scale)
 
 
 def _unavailable(reason: str) -> InputError:
