@@ -98,7 +98,7 @@ def run_duckdb(
             con.execute("SET preserve_insertion_order = false")
             if threads:
                 con.execute(f"SET threads = {int(threads)}")
-            relation = _raw_relation(con, path, fmt)
+            relation = _raw_relation(con, path, fmt, source)
             extra = tuple(c for c in relation.columns if c not in FIELDS and c != "_row")
             keep = ("_row",) if "_row" in relation.columns else ()
             typed = sql.typed_payouts_sql(sql.DUCKDB, "raw_payouts", extra, keep)
@@ -177,12 +177,12 @@ def input_format(path: Path) -> str:
 # -- reading --------------------------------------------------------------------------------
 
 
-def _raw_relation(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Any:
+def _raw_relation(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, source: str) -> Any:
     """A relation of text columns named by FIELDS (NULL where absent), plus any other column."""
     if fmt == "csv":
         return _csv_relation(con, path)
     if fmt == "parquet":
-        return _parquet_relation(con, path)
+        return _parquet_relation(con, path, source)
     return _json_relation(con, path, fmt)
 
 
@@ -243,7 +243,18 @@ def _json_relation(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Any:
     return con.sql(f"SELECT {', '.join(select)} FROM json_cells")
 
 
-def _parquet_relation(con: duckdb.DuckDBPyConnection, path: Path) -> Any:
+def parquet_type_problem(source: str, field: str, kind: str) -> InputProblem:
+    """A Parquet column whose type no payout field takes (a float amount above all)."""
+    return InputProblem(
+        source,
+        None,
+        field,
+        f"Parquet type {kind} is not accepted here "
+        "(text, an integer, a decimal amount or a UTC timestamp)",
+    )
+
+
+def _parquet_relation(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> Any:
     cells = con.sql("SELECT * FROM read_parquet(?, file_row_number = true)", params=[str(path)])
     types = dict(zip(cells.columns, map(str, cells.types), strict=True))
     problems = []
@@ -257,15 +268,7 @@ def _parquet_relation(con: duckdb.DuckDBPyConnection, path: Path) -> Any:
         elif field == "created_at" and kind == "TIMESTAMP WITH TIME ZONE":
             select.append(f"strftime(timezone('UTC', {field}), '%Y-%m-%dT%H:%M:%S.%fZ') AS {field}")
         else:
-            problems.append(
-                InputProblem(
-                    str(path),
-                    None,
-                    field,
-                    f"Parquet type {kind} is not accepted here "
-                    "(text, an integer, a decimal amount or a UTC timestamp)",
-                )
-            )
+            problems.append(parquet_type_problem(source, field, kind))
     if problems:
         raise InputError(problems)
     select += [

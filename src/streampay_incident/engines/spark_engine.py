@@ -25,7 +25,7 @@ from ..io.payouts import FIELDS, _memo_bytes, parse_asset, parse_time
 from ..model import Finding, PayoutPolicy
 from ..stellar.strkey import destination_problem
 from . import sql
-from .duckdb_engine import Fallback, _micros
+from .duckdb_engine import Fallback, _micros, parquet_type_problem
 from .findings import findings_from_rows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -159,15 +159,7 @@ def _parquet_cells(spark: SparkSession, location: str, source: str) -> DataFrame
         elif field == "created_at" and kind == "TimestampType":
             select.append(f"date_format(`{field}`, \"yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'\") AS {field}")
         else:
-            problems.append(
-                InputProblem(
-                    source,
-                    None,
-                    field,
-                    f"Parquet type {kind} is not accepted here "
-                    "(text, an integer, a decimal amount or a UTC timestamp)",
-                )
-            )
+            problems.append(parquet_type_problem(source, field, kind))
     if problems:
         raise InputError(problems)
     select += [
