@@ -2,7 +2,7 @@
 
 The bundled chain-outage scenario is a ``--record`` recording, as
 ``streampay-incident chain --record`` writes it, whose response bodies are
-the real ones in ``shared/fixtures/stellar`` (see its README for where each
+the real ones in ``tests/fixtures/stellar`` (see its README for where each
 comes from). The story, on testnet, graded at 2026-11-27T03:00:00Z (the demo's
 ``--now``):
 
@@ -30,7 +30,6 @@ script produces.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,11 +41,7 @@ from streampay_incident.probes.rpc import RPC_CALLS
 from streampay_incident.stellar.networks import TESTNET
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = (
-    Path(os.environ.get("STREAMPAY_INCIDENT_SHARED_DIR", REPO.parent / "shared"))
-    / "fixtures"
-    / "stellar"
-)
+FIXTURES = REPO / "tests" / "fixtures" / "stellar"
 OUTPUT = REPO / "src" / "streampay_incident" / "demo_data" / "chain-outage.json"
 
 HORIZON = "https://horizon.streampay.internal"

@@ -1,6 +1,6 @@
 """How many envelopes per second ``tx inspect`` and the settlement parser get through.
 
-Envelopes: every decodable envelope in ``shared/fixtures/stellar`` (the 26
+Envelopes: every decodable envelope in ``tests/fixtures/stellar`` (the 26
 hash triples, the 50-record pubnet fee-bump corpus, the RPC getTransaction(s)
 examples; the 2023 preview-protocol envelope is skipped: current XDR rejects
 it), repeated to ``--count`` envelopes. Every hash in the triples is checked
@@ -46,9 +46,7 @@ from streampay_incident.stellar.envelope import (
 from streampay_incident.stellar.networks import PUBLIC, TESTNET
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(
-    os.environ.get("STREAMPAY_INCIDENT_SHARED_DIR", REPO.parent / "shared")
-) / "fixtures" / "stellar"
+FIXTURES = REPO / "tests" / "fixtures" / "stellar"
 
 Envelope = tuple[str, str]  # (envelope_xdr, network passphrase)
 
@@ -157,8 +155,16 @@ def main() -> None:
     # The real command, one process per run, over the pubnet envelopes only (one --network).
     pubnet = [text for text, network in envelopes if network == PUBLIC]
     stdin = "".join(text + "\n" for text in pubnet).encode()
-    command = [sys.executable, "-c", "from streampay_incident.cli import main; main()",
-               "tx", "inspect", "-", "--network", "public"]
+    command = [
+        sys.executable,
+        "-c",
+        "from streampay_incident.cli import main; main()",
+        "tx",
+        "inspect",
+        "-",
+        "--network",
+        "public",
+    ]
 
     def cli() -> None:
         proc = subprocess.run(command, input=stdin, capture_output=True, check=True)

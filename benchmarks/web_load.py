@@ -1,7 +1,7 @@
 """Load benchmark of the incident endpoints: thousands of signed requests over loopback.
 
 Starts real loopback Horizon and RPC servers (the recorded bodies from
-``shared/fixtures/stellar``, with a fresh ledger close time), runs
+``tests/fixtures/stellar``, with a fresh ledger close time), runs
 ``streampay-incident serve`` in a subprocess against them, then drives it with
 many concurrent signed requests (``GET /health`` and ``POST /triage/payouts`` /
 ``/triage/settlements``) and prints p50/p99 latency per route, the error count

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("STREAMPAY_INCIDENT_SHARED_DIR", REPO.parent / "shared"))
-FIXTURES = SHARED / "fixtures" / "stellar"
-HMAC_VECTORS = SHARED / "interop" / "streampay-hmac-v1.json"
+# Recorded bodies live in the repository (provenance: tests/fixtures/README.md), so a
+# fresh clone runs every test with nothing beside it.
+FIXTURES_ROOT = REPO / "tests" / "fixtures"
+FIXTURES = FIXTURES_ROOT / "stellar"
+HMAC_VECTORS = FIXTURES_ROOT / "interop" / "streampay-hmac-v1.json"
 
 # The fixture plugin authors use (they add the same line to their conftest.py).
 pytest_plugins = ["streampay_incident.testing"]
@@ -29,18 +31,25 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
-if not FIXTURES.is_dir():  # pragma: no cover - a misconfigured checkout must fail loudly
-    raise RuntimeError(
-        f"recorded Stellar fixtures not found at {FIXTURES}; "
-        "set STREAMPAY_INCIDENT_SHARED_DIR to the shared/ folder"
-    )
-
 
 def load_fixture(relative: str) -> Any:
-    """A recorded body from ``shared/fixtures/stellar`` as parsed JSON."""
+    """A recorded body from ``tests/fixtures/stellar`` as parsed JSON."""
     return json.loads((FIXTURES / relative).read_text(encoding="utf-8"))
 
 
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture
+def demo_data(tmp_path: Path) -> Path:
+    """The bundled demo files, written out by the tool itself (``demo --write-data``)."""
+    from click.testing import CliRunner
+
+    from streampay_incident.cli import main
+
+    target = tmp_path / "demo-data"
+    result = CliRunner().invoke(main, ["demo", "--write-data", str(target)])
+    assert result.exit_code == 0, result.output
+    return target

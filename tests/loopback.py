@@ -1,6 +1,6 @@
 """Loopback HTTP servers for network tests: real sockets on 127.0.0.1, started and stopped by tests.
 
-They serve the recorded Stellar bodies from ``shared/fixtures/stellar`` and
+They serve the recorded Stellar bodies from ``tests/fixtures/stellar`` and
 misbehave on purpose: hang, trickle one byte at a time, close without
 answering, refuse connections, rate-limit, serve problem documents or HTML.
 Reusable by every test module::
@@ -106,7 +106,7 @@ def json_reply(doc: Any, status: int = 200, **kwargs: Any) -> Reply:
 def fixture_reply(
     relative: str, status: int = 200, *, overrides: Mapping[str, Any] | None = None, **kwargs: Any
 ) -> Reply:
-    """A recorded body from ``shared/fixtures/stellar``: verbatim, or with ``overrides`` merged.
+    """A recorded body from ``tests/fixtures/stellar``: verbatim, or with ``overrides`` merged.
 
     Problem documents get ``application/problem+json`` like Horizon serves them.
     """
@@ -152,6 +152,8 @@ def rfc3339(moment: datetime) -> str:
 # The close time and ledger of the recorded pubnet Horizon root (horizon/root_pubnet_2024-12.json).
 HORIZON_CLOSED_AT = datetime(2024, 12, 15, 11, 39, 19, tzinfo=UTC)
 HORIZON_LEDGER = 54837706
+HORIZON_ELDER_LEDGER = 48530161
+HORIZON_ELDER_CLOSED_AT = "2023-10-20T00:00:00Z"
 
 
 def horizon_routes(
@@ -168,6 +170,13 @@ def horizon_routes(
         if isinstance(health, str)
         else health,
         "GET /fee_stats": fixture_reply(fee_stats) if isinstance(fee_stats, str) else fee_stats,
+        # The recorded root keeps history from ledger 48530161: its ledger resource, so a
+        # 404 for a transaction covers a known span (the recorded ledger body, re-numbered;
+        # the close time is an estimate ~6.3M ledgers before the root's latest).
+        f"GET /ledgers/{HORIZON_ELDER_LEDGER}": fixture_reply(
+            "horizon/ledger_detail_pubnet_docs.json",
+            overrides={"sequence": HORIZON_ELDER_LEDGER, "closed_at": HORIZON_ELDER_CLOSED_AT},
+        ),
     }
     routes.update(extra)
     return routes
@@ -461,3 +470,126 @@ class ServerPool:
     def __exit__(self, *exc: object) -> None:
         for server in self.servers:
             server.stop()
+
+
+class EventsStandIn:
+    """A Stellar RPC serving a fixed list of events the way ``getEvents`` does.
+
+    Topic filters (each filter's ``topics`` is a list of segment lists; ``*``
+    matches any one topic, and a filter matches only events with as many
+    topics), ``type`` and ``contractIds``; ``startLedger`` or a ``cursor``
+    (events strictly after it); ``pagination.limit`` (default 100, at most
+    10,000). ``getHealth``, ``getNetwork`` and ``getLedgers`` answer from the
+    same ledger range, so the escrow pager and the submission search can find
+    their start ledger; ``getTransaction`` answers from ``transactions`` (hash ->
+    result), else ``NOT_FOUND``. ``routes()`` gives the routes for a
+    :class:`LoopbackServer`.
+    """
+
+    def __init__(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        oldest_ledger: int,
+        latest_ledger: int,
+        close_time: Callable[[int], datetime],
+        passphrase: str = "Test SDF Network ; September 2015",
+        transactions: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.transactions = dict(transactions or {})
+        self.events = sorted((dict(e) for e in events), key=lambda e: str(e["id"]))
+        self.oldest_ledger = oldest_ledger
+        self.latest_ledger = latest_ledger
+        self.close_time = close_time
+        self.passphrase = passphrase
+
+    def _result(self, result: Mapping[str, Any]) -> Reply:
+        return json_reply({"jsonrpc": "2.0", "id": 1, "result": dict(result)})
+
+    def _window(self) -> dict[str, Any]:
+        return {
+            "latestLedger": self.latest_ledger,
+            "latestLedgerCloseTime": unix(self.close_time(self.latest_ledger)),
+            "oldestLedger": self.oldest_ledger,
+            "oldestLedgerCloseTime": unix(self.close_time(self.oldest_ledger)),
+        }
+
+    @staticmethod
+    def _matches(event: Mapping[str, Any], flt: Mapping[str, Any]) -> bool:
+        if flt.get("type") not in (None, event.get("type")):
+            return False
+        if flt.get("contractIds") and event.get("contractId") not in flt["contractIds"]:
+            return False
+        topics = flt.get("topics")
+        if not topics:
+            return True
+        have = event["topic"]
+        return any(
+            len(segments) == len(have)
+            and all(s == "*" or s == t for s, t in zip(segments, have, strict=True))
+            for segments in topics
+        )
+
+    def get_events(self, request: Request) -> Reply:
+        params = request.json().get("params") or {}
+        page = params.get("pagination") or {}
+        limit = min(int(page.get("limit") or 100), 10_000)
+        filters = params.get("filters") or [{}]
+        cursor = page.get("cursor")
+        if cursor:
+            after = [e for e in self.events if str(e["id"]) > cursor]
+        else:
+            start = int(params["startLedger"])
+            if start < self.oldest_ledger or start > self.latest_ledger:
+                return json_reply(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "error": {
+                            "code": -32600,
+                            "message": f"startLedger must be between the oldest ledger: "
+                            f"{self.oldest_ledger} and the latest ledger: {self.latest_ledger}",
+                        },
+                    }
+                )
+            after = [e for e in self.events if int(e["ledger"]) >= start]
+        chosen = [e for e in after if any(self._matches(e, f) for f in filters)][:limit]
+        # A full page ends at its last event; a short one at the latest ledger scanned.
+        end = (
+            str(chosen[-1]["id"])
+            if len(chosen) == limit
+            else f"{(self.latest_ledger + 1) << 32:019d}-0000000000"
+        )
+        return self._result({"events": chosen, "cursor": end, **self._window()})
+
+    def get_transaction(self, request: Request) -> Reply:
+        """The result given for the hash, else NOT_FOUND with the retention window."""
+        tx_hash = request.json()["params"]["hash"]
+        found = self.transactions.get(tx_hash)
+        if found is not None:
+            return self._result(found)
+        return self._result({"status": "NOT_FOUND", "txHash": tx_hash, **self._window()})
+
+    def get_ledgers(self, request: Request) -> Reply:
+        start = int(request.json()["params"]["startLedger"])
+        ledger = {"sequence": start, "ledgerCloseTime": unix(self.close_time(start))}
+        return self._result({"ledgers": [ledger], **self._window()})
+
+    def routes(self) -> dict[str, Any]:
+        return {
+            "RPC getHealth": lambda _r: self._result({"status": "healthy", **self._window()}),
+            "RPC getNetwork": lambda _r: self._result(
+                {"passphrase": self.passphrase, "protocolVersion": 23}
+            ),
+            "RPC getLatestLedger": lambda _r: self._result(
+                {
+                    "id": "00" * 32,
+                    "sequence": self.latest_ledger,
+                    "protocolVersion": 23,
+                    "closeTime": unix(self.close_time(self.latest_ledger)),
+                }
+            ),
+            "RPC getLedgers": self.get_ledgers,
+            "RPC getEvents": self.get_events,
+            "RPC getTransaction": self.get_transaction,
+        }

@@ -1,4 +1,4 @@
-"""streampay-hmac-v1: StreamPay's vectors byte for byte, and every way verification fails."""
+"""streampay-hmac-v1: StreamPay's vectors, its URL serialisation, every way verification fails."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from streampay_incident.auth import (
     path_and_query,
     sign_request,
     verify_request,
+    whatwg_target,
 )
 
 SPEC = json.loads(HMAC_VECTORS.read_text(encoding="utf-8"))
@@ -385,3 +386,147 @@ def test_verify_request_in_one_call():
         "GET", target, headers, keys=KEYS, now_ms=NOW + 61_000, clock_skew_seconds=60
     )
     assert stale.reason == "STALE_TIMESTAMP"
+
+
+# Expected values computed by hand from the WHATWG URL standard (path and special-query
+# percent-encode sets, dot segments) and checked against Node 20's `new URL("http://h" + t)`,
+# which StreamPay's signer uses: `pathname + search`.
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("/internal/incident/health", "/internal/incident/health"),
+        ("/s/settlement%3Aabc%3A123", "/s/settlement%3Aabc%3A123"),
+        ("/s/settlement%3aabc", "/s/settlement%3aabc"),  # percent-encoding kept as written
+        ("/a b/it's/é?x='y z'&é=1", "/a%20b/it's/%C3%A9?x=%27y%20z%27&%C3%A9=1"),
+        ("/a/./b/../c", "/a/c"),
+        ("/a/%2e/b/%2E%2e/c", "/a/c"),
+        ("/a/.%2E/b", "/b"),
+        ("/a/..", "/"),
+        ("/a/.", "/a/"),
+        ("/a/b/..", "/a/"),
+        ("/a/b/../", "/a/"),
+        ("/..", "/"),
+        ("/a/.../b", "/a/.../b"),
+        ("/x/..%2f/y", "/x/..%2f/y"),
+        ("/a/b/..;/c", "/a/b/..;/c"),
+        ('/a^b|c{d}e`f"g<h>', "/a^b|c%7Bd%7De%60f%22g%3Ch%3E"),
+        ('/q?a^b|c{d}e`f"g<h>\\', "/q?a^b|c{d}e`f%22g%3Ch%3E\\"),
+        ("/a\\b", "/a/b"),
+        ("/p?", "/p"),
+        ("/p?#x", "/p"),
+        ("/p#x?y", "/p"),
+        ("/a?b?c", "/a?b?c"),
+        ("/a//b/", "/a//b/"),
+        ("//x/y", "//x/y"),
+        ("/%zz%41?%zz", "/%zz%41?%zz"),
+        ("/a\tb\nc", "/abc"),
+        ("/ a ", "/%20a"),
+        ("", "/"),
+        ("/a/\x01\x7f\x80/b?\x01\x7f", "/a/%01%7F%C2%80/b?%01%7F"),
+        ("/a/\U0001f600?\U0001f600", "/a/%F0%9F%98%80?%F0%9F%98%80"),
+        ("/été?q=é&x=a+b", "/%C3%A9t%C3%A9?q=%C3%A9&x=a+b"),
+        ("/x?u=http://y/./z", "/x?u=http://y/./z"),
+        ("http://h/a b?x'", "/a%20b?x%27"),
+        ("https://h:8443/a/b?x=1&y=%2F", "/a/b?x=1&y=%2F"),
+        ("http://h", "/"),
+        ("http://h?x=1", "/?x=1"),
+        ("HTTP://H/a/../b", "/b"),
+        ("http://u:p@h:1/x/./y#f", "/x/y"),
+        ("  http://h/a\tb  ", "/ab"),
+        ("http://h\\a\\b", "/a/b"),
+        # Raw bytes that are not UTF-8 (surrogate-escaped by the web app) are encoded as sent.
+        ("/a/\udce9?\udce9", "/a/%E9?%E9"),
+        ("/\ud800", "/%EF%BF%BD"),
+    ],
+)
+def test_whatwg_target_serialises_as_new_url_does(given, expected):
+    assert whatwg_target(given) == expected
+
+
+@given(st.text(max_size=60))
+def test_whatwg_target_is_idempotent(text):
+    once = whatwg_target(text)
+    assert whatwg_target(once) == once
+    assert once.startswith("/") and once.isascii()
+
+
+def _their_signature(target, *, body=b"", secret=KEYS["current"], method="GET"):
+    """An independent HMAC over the target StreamPay's signer signs (hand-serialised)."""
+    canonical = "\n".join(
+        (
+            "streampay-hmac-v1",
+            method,
+            target,
+            "ops-cli",
+            "current",
+            str(NOW),
+            hashlib.sha256(body).hexdigest(),
+        )
+    )
+    digest = hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+    return {
+        "x-streampay-service-name": "ops-cli",
+        "x-streampay-key-id": "current",
+        "x-streampay-timestamp": str(NOW),
+        "x-streampay-content-sha256": hashlib.sha256(body).hexdigest(),
+        "x-streampay-signature": f"v1={digest}",
+    }
+
+
+@pytest.mark.parametrize(
+    ("sent", "signed_as"),
+    [
+        # A client that sends the path as written; StreamPay's signer signed new URL()'s form.
+        ("/internal/incident/./settlements/x/../stl_42", "/internal/incident/settlements/stl_42"),
+        (
+            "/internal/incident/settlements/o'neil?now=it's",
+            "/internal/incident/settlements/o'neil?now=it%27s",
+        ),
+        (
+            "/internal/incident/settlements/a b?q=a b",
+            "/internal/incident/settlements/a%20b?q=a%20b",
+        ),
+        ("/internal/incident/settlements/café", "/internal/incident/settlements/caf%C3%A9"),
+        # ... and one that sends exactly what the signer serialised.
+        ("/internal/incident/settlements/caf%C3%A9", "/internal/incident/settlements/caf%C3%A9"),
+    ],
+)
+def test_what_streampays_signer_produces_verifies(sent, signed_as):
+    headers = _their_signature(signed_as)
+    assert isinstance(_verify(headers, "GET", sent), SignedHeaders)
+    assert _sign("GET", sent) == headers  # and our signer produces the same headers
+
+
+def test_the_normalised_target_is_still_signed():
+    headers = _their_signature("/internal/incident/settlements/stl_42")
+    for other in ("/internal/incident/settlements/stl_43", "/internal/incident/settlements/"):
+        assert _verify(headers, "GET", other).reason == "BAD_SIGNATURE"
+
+
+def test_the_body_hash_is_over_the_raw_bytes_a_bom_included():
+    body = "\ufeff[]".encode()
+    headers = _sign("POST", "/t", body)
+    assert headers["x-streampay-content-sha256"] == hashlib.sha256(body).hexdigest()
+    assert isinstance(_verify(headers, "POST", "/t", body), SignedHeaders)
+    assert _verify(headers, "POST", "/t", b"[]").reason == "BAD_CONTENT_HASH"
+
+
+@pytest.mark.parametrize("key_id", ["current", "unknown"])
+def test_a_4301_digit_timestamp_is_refused_without_parsing(key_id):
+    headers = {**_sign(), "x-streampay-key-id": key_id, "x-streampay-timestamp": "9" * 4301}
+    assert _verify(headers).reason == "OVERSIZED_HEADER"
+
+
+@pytest.mark.parametrize("digits", [17, 20, 256])
+def test_a_timestamp_too_long_to_be_fresh_is_stale(digits):
+    headers = {**_sign(), "x-streampay-timestamp": "1" * digits}
+    assert _verify(headers).reason == "STALE_TIMESTAMP"
+
+
+@pytest.mark.parametrize("header", HEADERS)
+def test_every_header_is_bounded_before_it_is_read(header):
+    headers = {**_sign(), header: "v1=" + "a" * auth.MAX_HEADER_VALUE_CHARS}
+    failure = _verify(headers)
+    assert failure == AuthFailure("OVERSIZED_HEADER")  # no service or key id carried to the log
+    at_limit = {**_sign(), header: "x" * auth.MAX_HEADER_VALUE_CHARS}
+    assert _verify(at_limit).reason != "OVERSIZED_HEADER"

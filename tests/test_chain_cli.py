@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO
+from conftest import FIXTURES, REPO
 from loopback import (
     HANG,
     HORIZON_CLOSED_AT,
@@ -83,10 +83,15 @@ def test_healthy_endpoints_pass_with_the_standard_report(healthy: Any) -> None:
         "kind",
         "status",
         "latest_ledger",
+        "latest_ledger_close_time",
         "ledger_age_seconds",
         "ingest_lag",
         "duration_seconds",
     }
+    # Each endpoint's latest ledger with its close time (RFC 3339) next to its age (issue 9 §5).
+    assert [e["latest_ledger_close_time"] for e in doc["endpoints"]] == [
+        rfc3339(HORIZON_CLOSED_AT)
+    ] * 2
     assert doc["endpoints"][0]["ingest_lag"] == 0 and doc["endpoints"][1]["ingest_lag"] is None
 
 
@@ -223,8 +228,7 @@ def test_record_then_snapshot_gives_the_same_report(healthy: Any, tmp_path: Path
     assert {f["code"] for f in report(other)["findings"]} >= {"CHAIN_NETWORK_MISMATCH"}
 
 
-def test_snapshot_needs_now_and_nothing_live(tmp_path: Path) -> None:
-    assert run("--snapshot", str(DEMO)).exit_code == 2
+def test_snapshot_needs_nothing_live(tmp_path: Path) -> None:
     assert run("--snapshot", str(DEMO), "--now", NOW, "--horizon", "http://x").exit_code == 2
     assert (
         run("--snapshot", str(DEMO), "--now", NOW, "--record", str(tmp_path / "r.json")).exit_code
@@ -291,17 +295,8 @@ def test_bundled_recording_is_exactly_what_its_script_builds() -> None:
     assert DEMO.read_text(encoding="utf-8") == script.render()
     doc = json.loads(DEMO.read_text())
     health = next(x for x in doc["exchanges"] if x["call"] == "health")
-    fixture = (
-        REPO.parent
-        / "shared"
-        / "fixtures"
-        / "stellar"
-        / "horizon"
-        / "health"
-        / "503_core_not_synced.json"
-    )
-    if fixture.exists():
-        assert health["body"] == fixture.read_text()
+    fixture = FIXTURES / "horizon" / "health" / "503_core_not_synced.json"
+    assert health["body"] == fixture.read_text()
     assert doc["network_passphrase"] == TESTNET
 
 
@@ -310,12 +305,14 @@ def test_text_and_markdown_show_the_endpoint_table() -> None:
     text = run(*args).output
     assert "FAIL streampay-incident chain" in text
     assert "Endpoints" in text
-    assert "https://rpc.streampay.internal  ledger 1283415, age 65s" in text
+    line = "https://rpc.streampay.internal  ledger 1283415 closed 2026-11-27T02:58:55Z, age 1m05s"
+    assert line in text
     assert "runbook: docs/runbooks/chain-outage.md#chain-rpc-unhealthy" in text
     markdown = run(*args, "--format", "markdown").output
     assert "| endpoint | kind | status |" in markdown
     assert (
-        "| `https://horizon.streampay.internal` | horizon | fail | 1283415 | 65 | 0 |" in markdown
+        "| `https://horizon.streampay.internal` | horizon | fail | 1283415 | "
+        "2026-11-27T02:58:55Z | 1m05s | 0 |" in markdown
     )
 
 
@@ -509,8 +506,13 @@ def test_settlements_never_retry_into_an_outage(tmp_path: Path) -> None:
     doc = json.loads(result.output)
     assert doc["inputs"]["chain_status"] == "fail"
     blocked = {f["subject"] for f in doc["findings"] if f["code"] == "SETTLEMENT_CHAIN_BLOCKED"}
-    assert blocked == {"landed", "expired", "outside-window", "seq-used"}  # no RPC: not found
+    # Issue 9 §3: the outage blocks the verdicts that would be retry-safe, beside their own
+    # finding; "landed" (not found without RPC, no max time) may still land: not blocked.
+    assert blocked == {"expired", "outside-window", "seq-used"}
     assert verdicts(result)["expired"] == ("stuck", False, "chain_unhealthy")
+    assert verdicts(result)["landed"] == ("stuck", False, "tx_may_still_land")
+    expired = sorted(f["code"] for f in doc["findings"] if f["subject"] == "expired")
+    assert expired == ["SETTLEMENT_CHAIN_BLOCKED", "SETTLEMENT_STUCK_UNCONFIRMED"]
 
 
 def test_settlements_lookups_that_hang_are_unknown_within_the_timeout(tmp_path: Path) -> None:
@@ -542,3 +544,29 @@ def test_settlements_live_lookup_needs_a_network_and_valid_urls(tmp_path: Path) 
     assert settlements_run(str(path), "--horizon", "http://127.0.0.1:9").exit_code == 2
     bad = settlements_run(str(path), "--rpc", "rpc.example", "--network", "testnet")
     assert bad.exit_code == 2
+
+
+def test_one_url_given_as_both_kinds_is_said_and_graded_as_each() -> None:
+    # A server that answers both Horizon's REST and RPC's JSON-RPC (a proxy), given twice.
+    both = {
+        **horizon_routes(),
+        **rpc_routes(passphrase=PUBLIC, latest_ledger=HORIZON_LEDGER, close_time=HORIZON_CLOSED_AT),
+    }
+    with LoopbackServer(both) as server:
+        args = ("--horizon", server.url, "--rpc", server.url, "--network", "public", "--now", NOW)
+        doc = report(run(*args, "--format", "json"))
+        text = run(*args).output
+    note = f"{server.url} given as both --horizon and --rpc: graded once as each kind"
+    assert doc["inputs"]["note"] == note
+    assert f"  note: {note}" in text
+    assert sorted((e["kind"], e["url"]) for e in doc["endpoints"]) == [
+        ("horizon", server.url),
+        ("rpc", server.url),
+    ]
+    assert doc["status"] == "pass"
+
+
+def test_distinct_urls_get_no_note(healthy: Any) -> None:
+    h, r = healthy
+    doc = report(run("--horizon", h.url, "--rpc", r.url, "--network", "public", "--format", "json"))
+    assert "note" not in doc["inputs"]

@@ -1,6 +1,6 @@
 """The pure chain grader: every rule, its thresholds, the status rule, plugins, and properties.
 
-Observations are built from the real recorded bodies in shared/fixtures/stellar
+Observations are built from the real recorded bodies in tests/fixtures/stellar
 (parsed by the probes' own ``from_json``), changed only where a test needs it.
 """
 
@@ -149,6 +149,8 @@ def test_healthy_horizon_and_rpc_pass_with_endpoint_figures() -> None:
         ledger_age_seconds=5.0,
         ingest_lag=0,
         duration_seconds=0.05,
+        latest_ledger_close_time=CLOSED_AT,
+        network_passphrase=PUBLIC,
     )
     assert (r.kind, r.status, r.latest_ledger, r.ledger_age_seconds, r.ingest_lag) == (
         "rpc",
@@ -158,6 +160,8 @@ def test_healthy_horizon_and_rpc_pass_with_endpoint_figures() -> None:
         None,
     )
     assert h.to_json()["ledger_age_seconds"] == 5.0
+    assert h.to_json()["latest_ledger_close_time"] == "2024-12-15T11:39:19Z"
+    assert "network_passphrase" not in h.to_json()
 
 
 # --- one rule at a time -----------------------------------------------------------------
@@ -427,12 +431,18 @@ def test_latest_ledger_close_time_only_from_the_expected_network() -> None:
 # --- plugins ------------------------------------------------------------------------------
 
 
-class _ExtraChainCheck:
+class _RaisingChainCheck:
     @hookimpl
     def streampay_incident_register_chain_checks(self) -> list[Any]:
         def boom(observations: Any, **kwargs: Any) -> list[Any]:
             raise RuntimeError("plugin bug")
 
+        return [boom]
+
+
+class _ExtraChainCheck:
+    @hookimpl
+    def streampay_incident_register_chain_checks(self) -> list[Any]:
         def flag_rpc(observations: Any, *, now: datetime, **kwargs: Any) -> list[Any]:
             return [
                 make_finding("CHAIN_ENDPOINT_ERROR", e.url, "plugin says no")
@@ -440,14 +450,20 @@ class _ExtraChainCheck:
                 if e.kind == "rpc"
             ]
 
-        return [boom, flag_rpc]
+        return [flag_rpc]
 
 
 def test_plugin_checks_run_through_the_registry(streampay_incident_plugin: Any) -> None:
+    from streampay_incident import usecases
+
+    # A raising plugin fails alone: the other plugin's check still counts.
+    streampay_incident_plugin(_RaisingChainCheck(), name="raising-chain")
     pm = streampay_incident_plugin(_ExtraChainCheck(), name="extra-chain")
-    result = grade(horizon(), rpc(), plugin_manager=pm)
+    result = usecases.grade_observations(
+        ChainObservations((horizon(), rpc())), now=NOW, expected_network=PUBLIC, plugin_manager=pm
+    )
     assert codes(result) == {"PLUGIN_ERROR", "CHAIN_ENDPOINT_ERROR"}
-    assert only(result, "PLUGIN_ERROR").subject == "extra-chain"
+    assert only(result, "PLUGIN_ERROR").subject == "raising-chain"
     # The plugin's critical finding on the only RPC makes the RPC kind all-critical.
     assert [e.status for e in result.endpoints] == ["pass", "fail"]
     assert result.status == "fail"

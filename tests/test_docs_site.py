@@ -1,12 +1,19 @@
-"""The docs site builds with ``mkdocs build --strict``, and its nav covers every page.
+"""The docs site builds with ``zensical build --strict``, and its nav covers every page.
 
-mkdocs and mkdocs-material are in the ``docs`` extra, which the test
-environment installs: a missing mkdocs is a failure here, not a skip.
+Zensical (the successor of Material for MkDocs, same team) reads ``mkdocs.yml``
+as it is. It is in the ``docs`` extra, which the test environment installs: a
+missing Zensical is a failure here, not a skip. Zensical's strict mode fails on
+broken links and anchors; it does not check the nav against the pages (MkDocs'
+``validation.nav``), so ``test_nav_lists_every_page_and_only_pages_that_exist``
+does. Zensical writes the site and a ``.cache`` next to the config file, so the
+tests build a copy of ``mkdocs.yml`` and ``docs/`` in a temporary folder.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,12 +26,25 @@ import yaml
 
 from streampay_incident import codes
 from streampay_incident.codes import all_codes
+from streampay_incident.runbooks import DOCS_URL_ENV, docs_link
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 MKDOCS_YML = REPO / "mkdocs.yml"
 # The built-in codes, taken at import: tests of plugins register codes of their own later.
 BUILTIN_CODES = all_codes()
+# The site is built as if published here (mkdocs.yml reads site_url from $DOCS_URL_ENV).
+SITE_URL = "https://docs.example/streampay-incident/"
+
+
+class _MkdocsLoader(yaml.SafeLoader):
+    """safe_load plus mkdocs' ``!ENV [NAME, default]`` tag (read as its default)."""
+
+
+_MkdocsLoader.add_constructor(
+    "!ENV",
+    lambda loader, node: loader.construct_sequence(node)[-1],
+)
 
 
 def _nav_files(nav: Any) -> list[str]:
@@ -40,44 +60,70 @@ def _nav_files(nav: Any) -> list[str]:
 
 @pytest.fixture(scope="module")
 def config() -> dict[str, Any]:
-    # mkdocs.yml may hold !!python tags in general; ours does not, so safe_load reads it.
-    return yaml.safe_load(MKDOCS_YML.read_text(encoding="utf-8"))
+    # mkdocs.yml may hold !!python tags in general; ours does not, so a safe loader reads it.
+    return yaml.load(MKDOCS_YML.read_text(encoding="utf-8"), Loader=_MkdocsLoader)  # noqa: S506
+
+
+def zensical_build(project: Path) -> subprocess.CompletedProcess[str]:
+    """``zensical build --strict`` of a copy of the docs in ``project`` (site: ``project/site``)."""
+    try:
+        import zensical  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        pytest.fail(f"zensical must be installed (extra 'docs'): {exc}")
+    shutil.copy(MKDOCS_YML, project / "mkdocs.yml")
+    if not (project / "docs").exists():
+        shutil.copytree(DOCS, project / "docs")
+    return subprocess.run(
+        [sys.executable, "-m", "zensical", "build", "--strict", "-f", "mkdocs.yml"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=project,
+        env={**os.environ, DOCS_URL_ENV: SITE_URL, "NO_COLOR": "1"},
+    )
 
 
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        import material  # noqa: F401
-        import mkdocs  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - the test extra installs both
-        pytest.fail(f"mkdocs / mkdocs-material must be installed (extra 'docs'): {exc}")
-    site = tmp_path_factory.mktemp("site")
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict"]
-        + ["-f", str(MKDOCS_YML), "-d", str(site)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
+    project = tmp_path_factory.mktemp("docs-project")
+    result = zensical_build(project)
+    assert result.returncode == 0, (
+        f"zensical build --strict failed:\n{result.stderr}{result.stdout}"
     )
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr}{result.stdout}"
-    return site
+    return project / "site"
 
 
-def test_mkdocs_build_strict_passes(built_site: Path) -> None:
+def test_strict_build_fails_on_a_broken_anchor(tmp_path: Path) -> None:
+    shutil.copytree(DOCS, tmp_path / "docs")
+    with (tmp_path / "docs" / "web.md").open("a", encoding="utf-8") as page:
+        page.write("\n[gone](runbooks/rollback.md#no-such-heading)\n")
+    result = zensical_build(tmp_path)
+    assert result.returncode != 0
+    assert "anchor does not exist" in result.stdout + result.stderr
+
+
+def test_strict_build_passes(built_site: Path) -> None:
     assert (built_site / "index.html").is_file()
     assert (built_site / "runbooks" / "index.html").is_file()  # runbooks/README.md
 
 
-def test_every_finding_code_anchor_is_an_id_in_the_built_site(built_site: Path) -> None:
-    # attr_list turns `## CODE {#code-anchor}` into id="code-anchor" in the HTML.
+def test_every_finding_codes_docs_link_is_an_id_in_the_built_site(built_site: Path) -> None:
+    # attr_list turns `## CODE {#code-anchor}` into id="code-anchor" in the HTML; the
+    # link --docs-url prints must be that page and id of the site built at site_url.
     for code in BUILTIN_CODES:
-        page = code.runbook_file.removesuffix(".md")
-        html_path = built_site / "runbooks" / (
-            "index.html" if page == "README" else f"{page}/index.html"
-        )
+        link = docs_link(code.runbook, SITE_URL)
+        page, _, anchor = link.removeprefix(SITE_URL).partition("#")
+        html_path = built_site / page / "index.html"
         html = html_path.read_text(encoding="utf-8")
+        assert anchor == code.anchor
         assert f'id="{code.anchor}"' in html, f"{code.code}: no id {code.anchor} in {html_path}"
+        assert f'<link rel="canonical" href="{link.partition("#")[0]}">' in html
+
+
+def test_site_url_comes_from_the_docs_url_variable(config: dict[str, Any]) -> None:
+    text = MKDOCS_YML.read_text(encoding="utf-8")
+    assert f'site_url: !ENV [{DOCS_URL_ENV}, ""]' in text
+    assert config["site_url"] == ""
 
 
 def test_config_uses_material_and_the_pinned_extensions(config: dict[str, Any]) -> None:
@@ -126,11 +172,10 @@ def test_the_plugin_example_and_its_test_work(
     (package / "__init__.py").write_text("", encoding="utf-8")
     (package / "plugin.py").write_text(plugin_source, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
-    # The example declares a code; keep it out of the table the other tests read.
-    monkeypatch.setattr(codes, "CODES", dict(codes.CODES))
     namespace: dict[str, Any] = {}
     exec(compile(test_source, "docs/plugins.md", "exec"), namespace)  # noqa: S102
     namespace["test_large_payouts_are_flagged"](streampay_incident_plugin)
-    assert "RISK_LARGE_PAYOUT" in codes.CODES
+    # The example's code lives with the fixture's plugin manager, not in the global table.
+    assert "RISK_LARGE_PAYOUT" not in codes.CODES
     sys.modules.pop("team_risk_checks.plugin", None)
     sys.modules.pop("team_risk_checks", None)

@@ -22,7 +22,7 @@ from streampay_incident.checks.escrow import (
 from streampay_incident.codes import Severity
 from streampay_incident.model import NATIVE, Asset, Payout
 
-# Real accounts from the recorded Horizon bodies in shared/fixtures/stellar.
+# Real accounts from the recorded Horizon bodies in tests/fixtures/stellar.
 ESCROW = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
 ALICE = "GASWJWFRYE55KC7MGANZMMRBK5NPXT3HMPDQ6SEXZN6ZPWYXVVYBFRTE"
 BOB = "GDV4KECLSZLKRVH4ZTWVAS4I3W2LPAPV66ADFFUZKGIVOTK6GMKGJT53"
@@ -401,10 +401,52 @@ def test_incomplete_window_says_so() -> None:
         since=T0, until=None, complete=False, note="RPC retention starts after --since"
     )
     findings = run([], [], window)
-    assert codes(findings) == [("ESCROW_OUTSIDE_WINDOW", ESCROW)]
+    assert codes(findings) == [("ESCROW_COVERAGE_INCOMPLETE", ESCROW)]
     assert "RPC retention starts after --since" in findings[0].summary
+    assert findings[0].severity.value == "warning"
     assert findings[0].evidence["window"]["complete"] is False
     assert findings[0].evidence["window"]["until"] is None
+    assert findings[0].evidence["rows_not_checked"] == 0
+    assert "endpoint" not in findings[0].evidence
+
+
+def test_failed_source_calls_no_row_missing() -> None:
+    """Issue 9 §6: a refused port gave ten false criticals; now none, the rows are counted."""
+    window = CoverageWindow(
+        complete=False,
+        note="paging stopped at the start: Horizon root: no complete answer (refused)",
+        failed_endpoint="http://127.0.0.1:9",
+        failure="Horizon root: no complete answer (refused)",
+    )
+    rows = [row(f"p{i}", i, at=T0 + timedelta(minutes=i)) for i in range(10)]
+    rows.append(row("pending", 99, at=T0, status="submitted"))
+    findings = run(rows, [], window)
+    assert codes(findings) == [("ESCROW_COVERAGE_INCOMPLETE", ESCROW)]
+    (finding,) = findings
+    assert finding.evidence["rows_not_checked"] == 10
+    assert finding.evidence["payout_ids"] == [f"p{i}" for i in range(10)]
+    assert finding.evidence["endpoint"] == "http://127.0.0.1:9"
+    assert finding.evidence["error"] == "Horizon root: no complete answer (refused)"
+    assert finding.summary.startswith(
+        "chain source http://127.0.0.1:9 failed: Horizon root: no complete answer (refused)"
+    )
+    assert "10 confirmed payout row(s) could not be checked" in finding.summary
+    assert finding.evidence["window"]["failed_endpoint"] == "http://127.0.0.1:9"
+    bare = CoverageWindow(complete=False, failed_endpoint="http://h", failure="HTTP 503")
+    (only,) = run([], [], bare)
+    assert only.summary.startswith("chain source http://h failed: HTTP 503; 0 confirmed")
+
+
+def test_incomplete_window_still_reports_what_it_saw() -> None:
+    """What the source did return still counts: an unrecorded outflow is seen, not assumed."""
+    window = CoverageWindow(since=T0, complete=False, note="retention")
+    findings = run([row("p1", 1, at=T0 + timedelta(hours=1))], [pay(2, at=T0)], window)
+    assert codes(findings) == [
+        ("ESCROW_COVERAGE_INCOMPLETE", ESCROW),
+        ("ESCROW_UNRECORDED_OUTFLOW", h(2)),
+    ]
+    assert findings[0].evidence["payout_ids"] == ["p1"]
+    assert findings[0].summary.startswith("the chain data does not cover everything asked (")
 
 
 # --- helpers -------------------------------------------------------------------------------

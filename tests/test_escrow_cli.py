@@ -75,10 +75,9 @@ def codes(result: Any) -> list[str]:
         (["--since", "2020-01-01T00:00:00Z"], "--since needs --escrow"),
         (["--cursor-file", "x"], "--cursor-file needs --escrow"),
         (
-            ["--escrow", ESCROW, "--horizon", "http://h", "--rpc", "http://r"],
+            ["--escrow", ESCROW, "--horizon", "http://h", "--chain-payments", ACCOUNT_PAGE],
             "one of --chain-payments",
         ),
-        (["--escrow", ESCROW, "--rpc", "http://r"], "--rpc reads a C... escrow"),
         (["--escrow", CONTRACT, "--horizon", "http://h"], "--horizon reads a G... escrow"),
         (
             ["--escrow", ESCROW, "--chain-payments", ACCOUNT_PAGE, "--cursor-file", "c"],
@@ -171,6 +170,7 @@ def test_rpc_events_file_narrows_to_the_retention_window() -> None:
     doc = json.loads(result.output)
     assert [f["code"] for f in doc["findings"]] == [
         "ESCROW_UNRECORDED_OUTFLOW",
+        "ESCROW_COVERAGE_INCOMPLETE",
         "ESCROW_OUTSIDE_WINDOW",
     ]
     assert doc["inputs"]["escrow_window_complete"] is False
@@ -218,7 +218,7 @@ def test_live_horizon_with_cursor_file(tmp_path: Path) -> None:
     with horizon_server(records) as server:
         result = run(
             "--escrow", ESCROW, "--horizon", server.url, "--cursor-file", str(cursor),
-            "--chain-timeout", "2",
+            "--timeout", "2",
         )  # fmt: skip
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
@@ -231,11 +231,30 @@ def test_live_endpoint_failure_is_a_finding() -> None:
     from loopback import RefusingEndpoint
 
     with RefusingEndpoint() as endpoint:
-        result = run("--escrow", ESCROW, "--horizon", endpoint.url, "--chain-timeout", "1")
+        result = run("--escrow", ESCROW, "--horizon", endpoint.url, "--timeout", "1")
     assert result.exit_code == 1
     doc = json.loads(result.output)
     assert "CHAIN_ENDPOINT_UNREACHABLE" in [f["code"] for f in doc["findings"]]
     assert doc["inputs"]["escrow_window_complete"] is False
+
+
+def test_refused_port_calls_no_confirmed_row_missing() -> None:
+    """Issue 9 §6: ten confirmed rows against a refused port were ten false criticals."""
+    from loopback import RefusingEndpoint
+
+    rows = [usd_row(payout_id=f"p{i}", tx_hash=f"{i:064x}") for i in range(10)]
+    with RefusingEndpoint() as endpoint:
+        result = run(
+            "--escrow", ESCROW, "--horizon", endpoint.url, "--timeout", "1", rows=rows
+        )  # fmt: skip
+    doc = json.loads(result.output)
+    assert codes(result) == ["CHAIN_ENDPOINT_UNREACHABLE", "ESCROW_COVERAGE_INCOMPLETE"]
+    incomplete = doc["findings"][1]
+    assert incomplete["severity"] == "warning"
+    assert incomplete["evidence"]["rows_not_checked"] == 10
+    assert incomplete["evidence"]["endpoint"] == endpoint.url
+    assert "refused" in incomplete["evidence"]["error"]
+    assert endpoint.url in incomplete["summary"] and "refused" in incomplete["summary"]
 
 
 def test_progress_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -319,7 +338,26 @@ def test_payouts_command_live_horizon(tmp_path: Path) -> None:
     with horizon_server(records) as server:
         result = payouts_cli(
             tmp_path, USD_CSV_ROW, "--escrow", ESCROW, "--horizon", server.url,
-            "--format", "json", "--chain-timeout", "2",
+            "--format", "json", "--timeout", "2",
         )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["inputs"]["chain_source"] == server.url
+
+
+def test_chain_timeout_is_a_deprecated_alias_of_timeout() -> None:
+    from loopback import RefusingEndpoint
+
+    with RefusingEndpoint() as endpoint:
+        result = run("--escrow", ESCROW, "--horizon", endpoint.url, "--chain-timeout", "1")
+    assert result.exit_code == 1
+    assert "'chain_timeout' is deprecated. use --timeout" in result.stderr
+    doc = json.loads(result.stdout)
+    assert "CHAIN_ENDPOINT_UNREACHABLE" in [f["code"] for f in doc["findings"]]
+
+
+def test_the_timeout_defaults_to_one_budget_for_the_run() -> None:
+    options = {"escrow": ESCROW, "horizon": "https://h.example"}
+    default = EscrowRequest.from_options(options)
+    assert default is not None and default.timeout == escrow_cli.DEFAULT_TIMEOUT
+    both = EscrowRequest.from_options({**options, "timeout": 3.0, "chain_timeout": 9.0})
+    assert both is not None and both.timeout == 3.0

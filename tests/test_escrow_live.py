@@ -26,10 +26,10 @@ from loopback import (
     json_reply,
     rate_limited,
 )
+from streampay_incident.checks.coverage import paging_finding, paging_window
 from streampay_incident.checks.escrow import reconcile_escrow
 from streampay_incident.errors import InputError
 from streampay_incident.model import Asset, Payout
-from streampay_incident.probes import payments as live
 from streampay_incident.probes.payments import (
     CursorFile,
     fetch_escrow_payments,
@@ -84,6 +84,16 @@ class TapServer(LoopbackServer):
                 query = parse_qs(parts.query, keep_blank_values=True)
                 out.append({k: v[0] for k, v in query.items()})
         return out
+
+
+def findings_of(fetched: Any) -> tuple[Any, ...]:
+    """The CHAIN_* finding of a run an endpoint stopped (the probe returns only the stop)."""
+    return (paging_finding(fetched.stop),) if fetched.stop is not None else ()
+
+
+def window_of(fetched: Any) -> Any:
+    """The window a run covers (the probe returns only what it reached)."""
+    return paging_window(fetched.coverage, fetched.stop)
 
 
 def recorded_records() -> list[dict[str, Any]]:
@@ -155,7 +165,10 @@ SINCE = datetime(2019, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(live, "PAGE_LIMIT", 5)
+    from streampay_incident.probes import horizon_payments, rpc_transfers
+
+    monkeypatch.setattr(horizon_payments, "PAGE_LIMIT", 5)
+    monkeypatch.setattr(rpc_transfers, "PAGE_LIMIT", 5)
 
 
 # --- Horizon -------------------------------------------------------------------------------
@@ -170,7 +183,7 @@ def test_horizon_pages_through_the_account(small_pages: None) -> None:
             )
         )
     assert len(fetched.payments) == 10
-    assert fetched.findings == ()
+    assert findings_of(fetched) == ()
     assert fetched.pages == 2
     recs = recorded_records()
     queries = server.queries(PAYMENTS_PATH)
@@ -186,19 +199,20 @@ def test_horizon_pages_through_the_account(small_pages: None) -> None:
         "limit": "5",
         "cursor": str(start),
     }
-    assert fetched.window.since == SINCE
-    assert fetched.window.until == ROOT_CLOSED_AT
-    assert fetched.window.complete
+    assert window_of(fetched).since == SINCE
+    assert window_of(fetched).until == ROOT_CLOSED_AT
+    assert window_of(fetched).complete
     assert fetched.cursor == recs[9]["paging_token"]
     assert [s[0] for s in seen] == [1, 2]
     assert seen[-1][1] == 10
     assert server.requests[0].headers["user-agent"].startswith("streampay-incident/")
     # The one payment out of the escrow is recorded: nothing to report ...
     assert (
-        reconcile_escrow([usd_row()], fetched.payments, escrow=ESCROW, window=fetched.window) == []
+        reconcile_escrow([usd_row()], fetched.payments, escrow=ESCROW, window=window_of(fetched))
+        == []
     )
     # ... and without the row it is money that left without a record.
-    findings = reconcile_escrow([], fetched.payments, escrow=ESCROW, window=fetched.window)
+    findings = reconcile_escrow([], fetched.payments, escrow=ESCROW, window=window_of(fetched))
     assert [(f.code, f.subject) for f in findings] == [("ESCROW_UNRECORDED_OUTFLOW", USD_TX)]
     assert findings[0].evidence["amount_at_risk"] == {str(USD): "84.9410878"}
 
@@ -209,7 +223,7 @@ def test_until_stops_paging_and_bounds_the_window(small_pages: None) -> None:
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=SINCE, until=until))
     assert len(server.queries(PAYMENTS_PATH)) == 1
     assert [p.closed_at <= until for p in fetched.payments] == [True] * 4  # type: ignore[operator]
-    assert fetched.window.until == until
+    assert window_of(fetched).until == until
 
 
 def test_since_starts_at_an_estimated_ledger_that_is_checked() -> None:
@@ -220,7 +234,7 @@ def test_since_starts_at_an_estimated_ledger_that_is_checked() -> None:
     ledger = int(query["cursor"]) >> 32
     assert int(query["cursor"]) == ledger << 32
     assert ROOT_LEDGER - 3600 // 4 - 2 <= ledger <= ROOT_LEDGER - 3600 // 5
-    assert fetched.window.complete and fetched.window.since == since
+    assert window_of(fetched).complete and window_of(fetched).since == since
     assert fetched.payments == ()
 
 
@@ -231,17 +245,17 @@ def test_an_estimate_after_since_falls_back_to_the_start_of_history() -> None:
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=since))
     assert server.queries(PAYMENTS_PATH)[0]["cursor"] == ""
     # The start of history (as this server tells it) is after --since: say so.
-    assert not fetched.window.complete
-    assert "history starts at ledger 48530161" in fetched.window.note
-    assert fetched.window.since == ROOT_CLOSED_AT
+    assert not window_of(fetched).complete
+    assert "history starts at ledger 48530161" in window_of(fetched).note
+    assert window_of(fetched).since == ROOT_CLOSED_AT
 
 
 def test_partial_history_without_since_is_noted() -> None:
     with horizon([page([])], elder=48530161) as server:
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW))
-    assert fetched.window.complete
-    assert fetched.window.since is not None and fetched.window.since < ROOT_CLOSED_AT
-    assert "history starts at ledger 48530161" in fetched.window.note
+    assert window_of(fetched).complete
+    assert window_of(fetched).since is not None and window_of(fetched).since < ROOT_CLOSED_AT
+    assert "history starts at ledger 48530161" in window_of(fetched).note
 
 
 def test_account_merge_amount_comes_from_its_effect(small_pages: None) -> None:
@@ -282,11 +296,11 @@ def test_hung_horizon_is_unreachable_within_the_deadline() -> None:
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=SINCE, timeout=0.5))
         elapsed = time.monotonic() - started
     assert elapsed < 2.5
-    (finding,) = fetched.findings
+    (finding,) = findings_of(fetched)
     assert finding.code == "CHAIN_ENDPOINT_UNREACHABLE" and finding.subject == server.url
-    assert not fetched.window.complete
-    assert fetched.window.until == SINCE
-    assert "paging stopped" in fetched.window.note
+    assert not window_of(fetched).complete
+    assert window_of(fetched).until == SINCE
+    assert "paging stopped" in window_of(fetched).note
 
 
 def test_hang_in_the_middle_keeps_what_came_before(small_pages: None) -> None:
@@ -294,9 +308,9 @@ def test_hang_in_the_middle_keeps_what_came_before(small_pages: None) -> None:
     with horizon([page(recs[:5], recs[4]["paging_token"]), HANG]) as server:
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=SINCE, timeout=0.5))
     assert len(fetched.payments) == 5
-    assert fetched.findings[0].code == "CHAIN_ENDPOINT_UNREACHABLE"
-    assert fetched.window.until == datetime(2020, 1, 17, 20, 32, 38, tzinfo=UTC)
-    assert not fetched.window.complete
+    assert findings_of(fetched)[0].code == "CHAIN_ENDPOINT_UNREACHABLE"
+    assert window_of(fetched).until == datetime(2020, 1, 17, 20, 32, 38, tzinfo=UTC)
+    assert not window_of(fetched).complete
     # A confirmed payout after the data ends is outside the window, not missing.
     late = Payout(
         payout_id="p-late",
@@ -308,16 +322,23 @@ def test_hang_in_the_middle_keeps_what_came_before(small_pages: None) -> None:
         created_at=datetime(2021, 3, 10, tzinfo=UTC),
         tx_hash="ab" * 32,
     )
-    findings = reconcile_escrow([late], fetched.payments, escrow=ESCROW, window=fetched.window)
+    findings = reconcile_escrow([late], fetched.payments, escrow=ESCROW, window=window_of(fetched))
     codes = sorted(f.code for f in findings)
-    assert codes == ["ESCROW_OUTSIDE_WINDOW", "ESCROW_UNRECORDED_OUTFLOW"]
+    assert codes == [
+        "ESCROW_COVERAGE_INCOMPLETE",
+        "ESCROW_OUTSIDE_WINDOW",
+        "ESCROW_UNRECORDED_OUTFLOW",
+    ]
+    incomplete = next(f for f in findings if f.code == "ESCROW_COVERAGE_INCOMPLETE")
+    assert incomplete.evidence["endpoint"] == server.url
+    assert "no complete answer" in incomplete.evidence["error"]
 
 
 def test_refused_connection() -> None:
     with RefusingEndpoint() as endpoint:
         fetched = asyncio.run(fetch_horizon_payments(endpoint.url, ESCROW, timeout=1))
-    assert fetched.findings[0].code == "CHAIN_ENDPOINT_UNREACHABLE"
-    assert "refused" in fetched.findings[0].summary
+    assert findings_of(fetched)[0].code == "CHAIN_ENDPOINT_UNREACHABLE"
+    assert "refused" in findings_of(fetched)[0].summary
 
 
 @pytest.mark.parametrize(
@@ -340,7 +361,7 @@ def test_refused_connection() -> None:
 def test_misbehaving_payments_pages(reply: Reply, code: str, text: str) -> None:
     with horizon([reply]) as server:
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW, timeout=2))
-    (finding,) = fetched.findings
+    (finding,) = findings_of(fetched)
     assert finding.code == code and text in finding.summary
     if code == "CHAIN_RATE_LIMITED":
         assert finding.evidence["retry-after"] == "30"
@@ -354,8 +375,8 @@ def test_misbehaving_payments_pages(reply: Reply, code: str, text: str) -> None:
 def test_misbehaving_root(root: Reply, text: str) -> None:
     with horizon([page([])], **{"GET /": root}) as server:
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=SINCE, timeout=2))
-    assert fetched.findings[0].code == "CHAIN_ENDPOINT_ERROR"
-    assert text in fetched.findings[0].summary
+    assert findings_of(fetched)[0].code == "CHAIN_ENDPOINT_ERROR"
+    assert text in findings_of(fetched)[0].summary
 
 
 def test_lying_records_stop_the_paging() -> None:
@@ -363,11 +384,11 @@ def test_lying_records_stop_the_paging() -> None:
     recs[3]["amount"] = "lots"
     with horizon([page(recs)]) as server:
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW))
-    assert fetched.findings[0].code == "CHAIN_ENDPOINT_ERROR"
-    assert "record 3: amount" in fetched.findings[0].summary
+    assert findings_of(fetched)[0].code == "CHAIN_ENDPOINT_ERROR"
+    assert "record 3: amount" in findings_of(fetched)[0].summary
     with horizon([page([recorded_records()[0], 7])]) as server:  # type: ignore[list-item]
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW))
-    assert "record 1 is not an object" in fetched.findings[0].summary
+    assert "record 1 is not an object" in findings_of(fetched)[0].summary
 
 
 def test_page_without_next_link_uses_the_last_paging_token(small_pages: None) -> None:
@@ -390,18 +411,19 @@ def test_rate_limited_run_resumes_from_the_cursor_file(small_pages: None, tmp_pa
         first = asyncio.run(
             fetch_horizon_payments(server.url, ESCROW, since=SINCE, cursor_file=cursor_file)
         )
-    assert first.findings[0].code == "CHAIN_RATE_LIMITED"
-    assert len(first.payments) == 5 and not first.window.complete
+    assert findings_of(first)[0].code == "CHAIN_RATE_LIMITED"
+    assert len(first.payments) == 5 and not window_of(first).complete
     with horizon([page(recs[5:], recs[9]["paging_token"]), page([])]) as server:
         second = asyncio.run(
             fetch_horizon_payments(server.url, ESCROW, since=SINCE, cursor_file=cursor_file)
         )
     assert server.queries(PAYMENTS_PATH)[0]["cursor"] == recs[4]["paging_token"]
-    assert second.findings == ()
+    assert findings_of(second) == ()
     assert len(second.payments) == 10
-    assert second.window.complete and second.window.since == SINCE
-    assert "resumed from" in second.window.note
-    assert reconcile_escrow([usd_row()], second.payments, escrow=ESCROW, window=second.window) == []
+    assert window_of(second).complete and window_of(second).since == SINCE
+    assert "resumed from" in window_of(second).note
+    window = window_of(second)
+    assert reconcile_escrow([usd_row()], second.payments, escrow=ESCROW, window=window) == []
     # A third run asks only for what is new.
     with horizon([page([])]) as server:
         third = asyncio.run(
@@ -459,8 +481,8 @@ def test_resuming_with_an_earlier_since_is_incomplete(small_pages: None, tmp_pat
                 server.url, ESCROW, since=SINCE - timedelta(days=365), cursor_file=path
             )
         )
-    assert not fetched.window.complete
-    assert fetched.window.since == SINCE
+    assert not window_of(fetched).complete
+    assert window_of(fetched).since == SINCE
 
 
 # --- Stellar RPC ---------------------------------------------------------------------------
@@ -524,18 +546,20 @@ def test_rpc_pages_transfer_events_out_of_the_contract() -> None:
     assert "cursor" not in first["pagination"]
     assert second["pagination"]["cursor"] == "0016010972359577600-0000000008"
     assert "startLedger" not in second
-    (flt,) = first["filters"]
+    flt, outflows = first["filters"]
     assert flt["type"] == "contract" and "contractIds" not in flt
     from stellar_sdk import Address, scval
 
     transfer = scval.to_symbol("transfer").to_xdr()
     escrow = Address(CONTRACT).to_xdr_sc_val().to_xdr()
     assert flt["topics"] == [[transfer, escrow, "*", "*"], [transfer, escrow, "*"]]
-    assert fetched.window.since == OLDEST_AT
-    assert "keeps events from ledger" in fetched.window.note
+    burn, clawback = (scval.to_symbol(n).to_xdr() for n in ("burn", "clawback"))
+    assert outflows["topics"] == [[burn, escrow, "*"], [clawback, escrow, "*"]]
+    assert window_of(fetched).since == OLDEST_AT
+    assert "keeps events from ledger" in window_of(fetched).note
     # The testnet passphrase from getNetwork proves the native asset contract.
     assert {str(p.asset) for p in fetched.payments} == {"native"}
-    findings = reconcile_escrow([], fetched.payments, escrow=CONTRACT, window=fetched.window)
+    findings = reconcile_escrow([], fetched.payments, escrow=CONTRACT, window=window_of(fetched))
     assert [(f.code, f.evidence["amount_at_risk"]) for f in findings] == [
         ("ESCROW_UNRECORDED_OUTFLOW", {"native": "4.2558863"})
     ]
@@ -546,7 +570,7 @@ def test_rpc_since_before_retention_says_so() -> None:
     with rpc([events_page([], cursor="")]) as server:
         fetched = asyncio.run(fetch_rpc_transfers(server.url, CONTRACT, since=since))
     assert rpc_calls(server, "getEvents")[0]["startLedger"] == HEALTH["oldestLedger"]
-    window = fetched.window
+    window = window_of(fetched)
     assert not window.complete and window.since == OLDEST_AT
     assert "retention window starts at ledger" in window.note and "after --since" in window.note
     row = Payout(
@@ -560,8 +584,9 @@ def test_rpc_since_before_retention_says_so() -> None:
         tx_hash="cd" * 32,
     )
     findings = reconcile_escrow([row], fetched.payments, escrow=CONTRACT, window=window)
-    assert [f.code for f in findings] == ["ESCROW_OUTSIDE_WINDOW"]
+    assert [f.code for f in findings] == ["ESCROW_COVERAGE_INCOMPLETE", "ESCROW_OUTSIDE_WINDOW"]
     assert "retention window" in findings[0].summary
+    assert findings[0].evidence["rows_not_checked"] == 0
 
 
 def test_rpc_since_inside_retention_starts_at_a_checked_ledger() -> None:
@@ -573,8 +598,8 @@ def test_rpc_since_inside_retention_starts_at_a_checked_ledger() -> None:
     latest = HEALTH["latestLedger"]
     assert latest - 7200 // 4 - 2 <= start <= latest - 7200 // 5
     assert rpc_calls(server, "getLedgers")[0]["startLedger"] == start
-    assert fetched.window.complete
-    assert (fetched.window.since, fetched.window.until) == (since, until)
+    assert window_of(fetched).complete
+    assert (window_of(fetched).since, window_of(fetched).until) == (since, until)
 
 
 def test_rpc_estimate_not_provable_starts_at_the_oldest_ledger() -> None:
@@ -590,7 +615,7 @@ def test_rpc_estimate_not_provable_starts_at_the_oldest_ledger() -> None:
     with rpc([events_page([], cursor="")], **{"RPC getLedgers": error}) as server:
         fetched = asyncio.run(fetch_rpc_transfers(server.url, CONTRACT, since=since))
     assert rpc_calls(server, "getEvents")[0]["startLedger"] == HEALTH["oldestLedger"]
-    assert fetched.findings == ()
+    assert findings_of(fetched) == ()
 
 
 def test_rpc_before_v27_learns_close_times_from_get_ledgers() -> None:
@@ -599,7 +624,7 @@ def test_rpc_before_v27_learns_close_times_from_get_ledgers() -> None:
         fetched = asyncio.run(fetch_rpc_transfers(server.url, CONTRACT))
     oldest = json.loads(health.body)["result"]["oldestLedger"]
     assert rpc_calls(server, "getLedgers")[0]["startLedger"] == int(oldest)
-    assert fetched.window.since is not None
+    assert window_of(fetched).since is not None
 
 
 def test_rpc_empty_slices_continue_until_the_latest_ledger() -> None:
@@ -616,7 +641,7 @@ def test_rpc_until_stops_at_later_events() -> None:
     with rpc([events_page(), events_page([], cursor="x")]) as server:
         fetched = asyncio.run(fetch_rpc_transfers(server.url, CONTRACT, until=until))
     assert len(rpc_calls(server, "getEvents")) == 1
-    assert fetched.payments == () and fetched.window.until == until
+    assert fetched.payments == () and window_of(fetched).until == until
 
 
 @pytest.mark.parametrize(
@@ -667,10 +692,10 @@ def test_misbehaving_rpc(routes: dict[str, Any], code: str, text: str) -> None:
         started = time.monotonic()
         fetched = asyncio.run(fetch_rpc_transfers(server.url, CONTRACT, timeout=0.5))
         assert time.monotonic() - started < 3
-    (finding,) = fetched.findings
+    (finding,) = findings_of(fetched)
     assert finding.code == code and text in finding.summary
     assert finding.subject == server.url
-    assert not fetched.window.complete
+    assert not window_of(fetched).complete
 
 
 def test_rpc_without_get_network_keeps_the_claimed_asset() -> None:
@@ -678,7 +703,7 @@ def test_rpc_without_get_network_keeps_the_claimed_asset() -> None:
         [events_page(), events_page([], cursor="0")], **{"RPC getNetwork": html_reply()}
     ) as server:
         fetched = asyncio.run(fetch_rpc_transfers(server.url, CONTRACT))
-    assert fetched.findings == ()
+    assert findings_of(fetched) == ()
     assert {str(p.asset) for p in fetched.payments} == {"native"}
 
 
@@ -686,12 +711,12 @@ def test_rpc_resumes_from_the_cursor_file(tmp_path: Path) -> None:
     path = tmp_path / "rpc.cursor"
     with rpc([events_page(), rate_limited()]) as server:
         first = asyncio.run(fetch_rpc_transfers(server.url, CONTRACT, cursor_file=path))
-    assert first.findings[0].code == "CHAIN_RATE_LIMITED" and len(first.payments) == 2
+    assert findings_of(first)[0].code == "CHAIN_RATE_LIMITED" and len(first.payments) == 2
     with rpc([events_page([], cursor="0016010972359577600-0000000008")]) as server:
         second = asyncio.run(fetch_rpc_transfers(server.url, CONTRACT, cursor_file=path))
     (params,) = rpc_calls(server, "getEvents")
     assert params["pagination"]["cursor"] == "0016010972359577600-0000000008"
-    assert len(second.payments) == 2 and second.findings == ()
+    assert len(second.payments) == 2 and findings_of(second) == ()
 
 
 # --- the blocking entry point --------------------------------------------------------------
@@ -700,10 +725,10 @@ def test_rpc_resumes_from_the_cursor_file(tmp_path: Path) -> None:
 def test_fetch_escrow_payments_picks_the_source_by_escrow_kind() -> None:
     with horizon([page([])]) as server:
         fetched = fetch_escrow_payments(server.url, ESCROW, timeout=2)
-    assert fetched.findings == () and server.queries(PAYMENTS_PATH)
+    assert findings_of(fetched) == () and server.queries(PAYMENTS_PATH)
     with rpc([events_page([], cursor="")]) as server:
         fetched = fetch_escrow_payments(server.url, CONTRACT, timeout=2)
-    assert fetched.findings == () and rpc_calls(server, "getEvents")
+    assert findings_of(fetched) == () and rpc_calls(server, "getEvents")
 
 
 # --- edges ---------------------------------------------------------------------------------
@@ -747,15 +772,15 @@ def test_unknown_ledgers_fall_back_to_the_start_of_history() -> None:
     with horizon([page([])], **{"GET /ledgers/*": gone}) as server:
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=SINCE))
     assert server.queries(PAYMENTS_PATH)[0]["cursor"] == ""
-    assert fetched.window.complete  # full history (elder ledger 1): nothing is missing
+    assert window_of(fetched).complete  # full history (elder ledger 1): nothing is missing
 
 
 def test_since_before_horizon_history() -> None:
     since = datetime(2015, 1, 1, tzinfo=UTC)
     with horizon([page([])], elder=48530161) as server:
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=since))
-    assert not fetched.window.complete
-    assert "after --since" in fetched.window.note
+    assert not window_of(fetched).complete
+    assert "after --since" in window_of(fetched).note
 
 
 def test_a_shared_client_is_left_open() -> None:
@@ -801,13 +826,13 @@ def test_rpc_without_any_close_times() -> None:
     routes = {"RPC getHealth": health, "RPC getLedgers": error}
     with rpc([events_page([], cursor="")], **routes) as server:
         fetched = asyncio.run(fetch_rpc_transfers(server.url, CONTRACT))
-    assert fetched.window.since is None and fetched.findings == ()
+    assert window_of(fetched).since is None and findings_of(fetched) == ()
     with rpc([events_page([], cursor="")], **routes) as server:
         fetched = asyncio.run(fetch_rpc_transfers(server.url, CONTRACT, since=SINCE))
     oldest = int(json.loads(health.body)["result"]["oldestLedger"])
     assert rpc_calls(server, "getEvents")[0]["startLedger"] == oldest
-    assert not fetched.window.complete and fetched.window.since == SINCE
-    assert "did not say when that ledger closed" in fetched.window.note
+    assert not window_of(fetched).complete and window_of(fetched).since == SINCE
+    assert "did not say when that ledger closed" in window_of(fetched).note
 
 
 def test_rpc_since_just_after_the_oldest_ledger() -> None:
@@ -835,5 +860,24 @@ def test_partial_history_of_unknown_age_is_not_called_complete() -> None:
     with horizon([page([])], elder=48530161, **{"GET /ledgers/*": gone}) as server:
         fetched = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=SINCE))
     assert server.queries(PAYMENTS_PATH)[0]["cursor"] == ""
-    assert not fetched.window.complete
-    assert "did not say when that ledger closed" in fetched.window.note
+    assert not window_of(fetched).complete
+    assert "did not say when that ledger closed" in window_of(fetched).note
+
+
+def test_the_timeout_bounds_the_whole_run_not_each_request(small_pages: None) -> None:
+    from dataclasses import replace
+
+    recs = recorded_records()
+
+    def slow_pages() -> list[Reply]:
+        # Each page answers in 0.3 s: one fits a 0.5 s budget, two do not.
+        first = replace(page(recs[:5], recs[4]["paging_token"]), delay=0.3)
+        return [first, replace(page(recs[5:]), delay=0.3), page([])]
+
+    with horizon(slow_pages()) as server:
+        cut = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=SINCE, timeout=0.5))
+    assert [f.code for f in findings_of(cut)] == ["CHAIN_ENDPOINT_UNREACHABLE"]
+    assert len(cut.payments) == 5 and not window_of(cut).complete
+    with horizon(slow_pages()) as server:
+        whole = asyncio.run(fetch_horizon_payments(server.url, ESCROW, since=SINCE, timeout=2))
+    assert findings_of(whole) == () and len(whole.payments) == 10

@@ -25,7 +25,7 @@ TESTNET = "Test SDF Network ; September 2015"
 PUBNET = "Public Global Stellar Network ; September 2015"
 ACCOUNT = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
 USD = Asset("USD", "GDUKMGUGDZQK6YHYA5Z6AY2G4XDSZPSZ3SW5UN3ARVMO6QSRDWP5YLEX")
-# A real pubnet fee-bump (shared/fixtures/stellar/tx_hash_triples.json).
+# A real pubnet fee-bump (tests/fixtures/stellar/tx_hash_triples.json).
 OUTER = "fd976c454dd44dfbf0a4a52bdaee7f9ebbf1f3c8ec4e87d81ef2954098ee3494"
 INNER = "93ec3c891574e9857c98ff11e81f4ed42a5dd944d08dbfbc5e1f8f7b0640c48e"
 
@@ -608,5 +608,5 @@ def test_unreadable_files(tmp_path: Path) -> None:
         read_chain_payments(tmp_path / "missing.json")
     binary = tmp_path / "binary.json"
     binary.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="not UTF-8 text"):
         read_chain_payments(binary)

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from conftest import FIXTURES
 from streampay_incident.cli import main
+from streampay_incident.cli.demo import demo_data_dir
 
 HERE = Path(__file__).resolve().parent
 GOLDENS = HERE / "goldens"
@@ -32,37 +33,91 @@ ESCROW = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
 SETTLEMENTS = [str(DEMO / "settlements.jsonl"), "--transactions", str(DEMO / "transactions.json")]
 
 CASES: dict[str, list[str]] = {
+    # The demo's envelopes are testnet ones: under --network public this is the record of
+    # the wrong-network exit 2 (issue 9 §1).
     "settlements-json": [
-        "settlements", *SETTLEMENTS, "--network", "public", "--now", NOW,
-        "--latest-ledger-close-time", CLOSE, "--format", "json",
+        "settlements",
+        *SETTLEMENTS,
+        "--network",
+        "public",
+        "--now",
+        NOW,
+        "--latest-ledger-close-time",
+        CLOSE,
+        "--format",
+        "json",
     ],
     "settlements-testnet-json": [
-        "settlements", *SETTLEMENTS, "--network", "testnet", "--now", NOW,
-        "--latest-ledger-close-time", CLOSE, "--format", "json",
+        "settlements",
+        *SETTLEMENTS,
+        "--network",
+        "testnet",
+        "--now",
+        NOW,
+        "--latest-ledger-close-time",
+        CLOSE,
+        "--format",
+        "json",
     ],
     "settlements-no-close-json": [
-        "settlements", *SETTLEMENTS, "--network", "public", "--now", NOW, "--format", "json",
+        "settlements",
+        *SETTLEMENTS,
+        "--network",
+        "testnet",
+        "--now",
+        NOW,
+        "--format",
+        "json",
     ],
     "settlements-text": [
-        "settlements", *SETTLEMENTS, "--network", "public", "--now", NOW,
-        "--latest-ledger-close-time", CLOSE,
+        "settlements",
+        *SETTLEMENTS,
+        "--network",
+        "testnet",
+        "--now",
+        NOW,
+        "--latest-ledger-close-time",
+        CLOSE,
     ],
     "settlements-markdown": [
-        "settlements", *SETTLEMENTS, "--network", "public", "--now", NOW, "--format", "markdown",
+        "settlements",
+        *SETTLEMENTS,
+        "--network",
+        "testnet",
+        "--now",
+        NOW,
+        "--format",
+        "markdown",
     ],
     "payouts-json": ["payouts", str(DEMO / "payouts.csv"), "--format", "json"],
     "payouts-window-json": [
-        "payouts", str(DEMO / "payouts.csv"), "--repeat-window", "90s", "--format", "json",
+        "payouts",
+        str(DEMO / "payouts.csv"),
+        "--repeat-window",
+        "90s",
+        "--format",
+        "json",
     ],
     "payouts-text": ["payouts", str(DEMO / "payouts.csv")],
     "payouts-markdown": ["payouts", str(DEMO / "payouts.csv"), "--format", "markdown"],
     "escrow-json": [
-        "payouts", str(GOLDENS / "escrow-payouts.csv"), "--escrow", ESCROW,
-        "--chain-payments", str(FIXTURES / "horizon/account_payments_pubnet_docs.json"),
-        "--format", "json",
+        "payouts",
+        str(GOLDENS / "escrow-payouts.csv"),
+        "--escrow",
+        ESCROW,
+        "--chain-payments",
+        str(FIXTURES / "horizon/account_payments_pubnet_docs.json"),
+        "--format",
+        "json",
     ],
     "chain-snapshot-json": [
-        "chain", "--snapshot", str(DEMO / "chain-outage.json"), "--now", NOW, "--format", "json",
+        "chain",
+        "--snapshot",
+        str(DEMO / "chain-outage.json"),
+        "--now",
+        NOW,
+        "--format",
+        "json",
     ],
     "chain-snapshot-text": ["chain", "--snapshot", str(DEMO / "chain-outage.json"), "--now", NOW],
     "checks-json": ["checks", "--format", "json"],
@@ -81,7 +136,13 @@ def _run(argv: list[str]) -> str:
     env = {"STREAMPAY_INCIDENT_DISABLE_PLUGINS": "all", "COLUMNS": "100"}
     result = CliRunner().invoke(main, argv, env=env)
     repo = str(HERE.parent)
-    out = result.output.replace(repo, "<repo>").replace(str(FIXTURES), "<fixtures>")
+    # The fixtures sit inside the repository: mask the longer paths first. `demo` reads the
+    # installed package's demo data (site-packages under tox): masked, so the golden holds.
+    with demo_data_dir() as demo_data:
+        out = result.output.replace(str(FIXTURES), "<fixtures>")
+        for folder in {str(demo_data), str(DEMO)}:
+            out = out.replace(folder, "<demo_data>")
+    out = out.replace(repo, "<repo>")
     return f"exit {result.exit_code}\n{_masked(out)}"
 
 

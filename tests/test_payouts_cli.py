@@ -78,7 +78,7 @@ def test_json_report_contract(tmp_path: Path) -> None:
     assert "settlements" not in doc
     assert doc["tool"]["name"] == "streampay-incident"
     assert doc["inputs"]["records"] == len(PAYMENTS) + 1
-    assert doc["inputs"]["repeat_window"] == "600s"
+    assert doc["inputs"]["repeat_window"] == "10m"
     [finding] = [f for f in doc["findings"] if f["code"] == "PAYOUT_DUPLICATE_SETTLEMENT"]
     assert set(finding) == {"code", "severity", "subject", "summary", "evidence", "runbook"}
     assert finding["severity"] == "critical"
@@ -113,7 +113,7 @@ def test_repeat_window_option(tmp_path: Path) -> None:
     assert run(tmp_path, repeat, "--repeat-window", "90s").exit_code == 0
     doc = json.loads(run(tmp_path, repeat, "--repeat-window", "1h", "--format", "json").stdout)
     assert [f["code"] for f in doc["findings"]] == ["PAYOUT_SUSPECTED_REPEAT"]
-    assert doc["inputs"]["repeat_window"] == "3600s"
+    assert doc["inputs"]["repeat_window"] == "1h"
     bad = run(tmp_path, repeat, "--repeat-window", "10 minutes")
     assert bad.exit_code == 2
     assert "not a duration" in bad.stderr

@@ -1,7 +1,7 @@
 """Properties of the payout rules (hypothesis): what must hold for any export.
 
 The values are drawn from small pools of real recorded addresses, assets and
-hashes (``shared/fixtures/stellar``) so that rows collide often.
+hashes (``tests/fixtures/stellar``) so that rows collide often.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from conftest import load_fixture
 from streampay_incident import find_payout_anomalies
 from streampay_incident.amounts import MAX_INT64, format_stroops, parse_stroops
 from streampay_incident.checks.payouts import memo_text
+from streampay_incident.io import payout_fields
 from streampay_incident.io import payouts as payouts_io
 from streampay_incident.io.rows import iter_text_rows
 from streampay_incident.model import NATIVE, NO_MEMO, Asset, Finding, Memo, Payout, PayoutPolicy
@@ -199,7 +200,7 @@ def test_amount_at_risk_is_exact_and_bounded_by_the_rows(payouts: list[Payout]) 
 def test_amounts_round_trip(stroops: int) -> None:
     text = format_stroops(stroops)
     assert parse_stroops(text) == stroops
-    assert payouts_io._amounts([text, text.rstrip("0").rstrip(".")]) == [stroops, stroops]
+    assert payout_fields._amounts([text, text.rstrip("0").rstrip(".")]) == [stroops, stroops]
 
 
 def export_text(payouts: list[Payout], rnd: random.Random) -> str:

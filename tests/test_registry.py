@@ -12,6 +12,8 @@ from streampay_incident.model import Finding, make_finding
 from streampay_incident.registry import (
     DEFAULT_PLUGINS,
     PluginSettings,
+    checks_document,
+    code_table,
     get_plugin_manager,
     loaded_plugins,
     plugin_settings_from_env,
@@ -64,10 +66,7 @@ def test_a_raising_plugin_becomes_a_finding_and_others_still_run(
     pm = streampay_incident_plugin(WrongType(), name="wrong")
     # These fake payouts are strings: keep the built-in payout rules out of this test.
     pm.unregister(name="streampay_incident.checks.payouts")
-    # The good plugin's code was registered after the manager was built: declare it now.
-    for declared in pm.hook.streampay_incident_register_codes():
-        for code in declared:
-            codes.register_code(code)
+    # The good plugin was registered after the manager was built: its code is declared anyway.
     findings = run_checks(pm, HOOK, ["p1", "p2"], policy=None)
     by_code: dict[str, list[Finding]] = {}
     for f in findings:
@@ -79,6 +78,38 @@ def test_a_raising_plugin_becomes_a_finding_and_others_still_run(
     assert "kaboom" in errors["raiser"].summary
     assert "cannot register" in errors["reg"].summary
     assert "not a Finding" in errors["wrong"].summary
+
+
+def test_plugin_codes_live_with_their_plugin_manager(streampay_incident_plugin: Any) -> None:
+    pm = streampay_incident_plugin(GoodPlugin(), name="good")
+    hook = pm.hook.streampay_incident_register_codes
+    assert [c.code for declared in hook() for c in declared] == ["TEAM_X_ODD_PAYOUT"]
+    assert "TEAM_X_ODD_PAYOUT" in code_table(pm)
+    assert "TEAM_X_ODD_PAYOUT" not in codes.CODES
+    assert "TEAM_X_ODD_PAYOUT" in [c["code"] for c in checks_document(pm)["codes"]]
+    other = get_plugin_manager(load_entry_points=False)
+    assert "TEAM_X_ODD_PAYOUT" not in code_table(other)
+    assert code_table(other) is code_table(other)  # declared once while the plugins stay
+    with pytest.raises(KeyError, match="not declared"):
+        make_finding("TEAM_X_ODD_PAYOUT", "p1", "outside any run of pm's checks")
+    with codes.declared(code_table(pm)):
+        assert make_finding("TEAM_X_ODD_PAYOUT", "p1", "odd").severity is Severity.INFO
+
+
+def test_a_conflicting_plugin_code_fails_alone_naming_the_plugin() -> None:
+    class Conflict:
+        @hookimpl
+        def streampay_incident_register_codes(self) -> list[FindingCode]:
+            return [FindingCode("PLUGIN_ERROR", Severity.INFO, "other", "README.md")]
+
+    pm = get_plugin_manager(load_entry_points=False)
+    pm.register(Conflict(), name="conflict")
+    assert code_table(pm)["PLUGIN_ERROR"] == codes.CODES["PLUGIN_ERROR"]
+    (error,) = run_checks(pm, HOOK, [], policy=None)
+    assert error.code == "PLUGIN_ERROR" and error.subject == "conflict"
+    assert "already declared differently (built-in)" in error.summary
+    with pytest.raises(RuntimeError, match="conflict"):
+        code_table(pm, strict=True)
 
 
 def test_register_code_conflict() -> None:
@@ -139,7 +170,7 @@ def test_every_hookspec_is_documented_and_tested() -> None:
 
     specs = [n for n in dir(hookspecs) if n.startswith("streampay_incident_")]
     assert specs, "no hookspecs found"
-    docs = (Path(__file__).parents[1] / "docs" / "plugins.md")
+    docs = Path(__file__).parents[1] / "docs" / "plugins.md"
     tests_text = "\n".join(
         p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("test_*.py")
     )
@@ -159,3 +190,31 @@ def test_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_plugin_whose_codes_fail_after_start_up_fails_alone(
+    streampay_incident_plugin: Any,
+) -> None:
+    class BrokenCodes:
+        @hookimpl
+        def streampay_incident_register_codes(self) -> list[FindingCode]:
+            raise RuntimeError("cannot declare")
+
+        @hookimpl
+        def streampay_incident_register_payout_checks(self) -> list[Any]:
+            def uses_its_code(payouts: Any, *, policy: Any) -> list[Finding]:
+                return [make_finding("BROKEN_CODE", "p1", "never declared")]
+
+            return [uses_its_code]
+
+    streampay_incident_plugin(GoodPlugin(), name="good")
+    pm = streampay_incident_plugin(BrokenCodes(), name="broken-codes")
+    pm.unregister(name="streampay_incident.checks.payouts")
+    findings = run_checks(pm, HOOK, ["p1"], policy=None)
+    assert {f.code for f in findings} == {"TEAM_X_ODD_PAYOUT", "PLUGIN_ERROR"}
+    (error,) = [f for f in findings if f.code == "PLUGIN_ERROR"]
+    assert error.subject == "broken-codes"
+    fresh = get_plugin_manager(load_entry_points=False)
+    fresh.register(BrokenCodes())
+    with pytest.raises(RuntimeError, match="cannot declare"):
+        code_table(fresh, strict=True)

@@ -29,8 +29,9 @@ def _report(**kw: Any) -> Report:
         make_finding("PAYOUT_DUPLICATE_MEMO", "text:abc", "memo paid twice"),
         make_finding("ESCROW_OUTSIDE_WINDOW", "p9", "outside"),
     )
-    return Report(command="payouts", findings=findings, generated_at=NOW,
-                  inputs={"file": "p.csv"}, **kw)
+    return Report(
+        command="payouts", findings=findings, generated_at=NOW, inputs={"file": "p.csv"}, **kw
+    )
 
 
 def test_status_and_exit_codes() -> None:
@@ -41,8 +42,10 @@ def test_status_and_exit_codes() -> None:
     assert status_from_findings([info]) == "pass"
     assert status_from_findings([info, warn]) == "warn"
     assert status_from_findings([warn, crit]) == "fail"
-    assert make_finding("PAYOUT_SUSPECTED_REPEAT", "x", "y", severity=Severity.CRITICAL).severity \
+    assert (
+        make_finding("PAYOUT_SUSPECTED_REPEAT", "x", "y", severity=Severity.CRITICAL).severity
         is Severity.CRITICAL
+    )
     assert [exit_code_for(s, "warning") for s in ("pass", "warn", "fail")] == [0, 1, 1]
     assert [exit_code_for(s, "critical") for s in ("pass", "warn", "fail")] == [0, 0, 1]
     assert Severity.INFO < Severity.WARNING <= Severity.CRITICAL
@@ -58,20 +61,32 @@ def test_json_report_contract() -> None:
     assert doc["tool"]["name"] == "streampay-incident"
     assert doc["inputs"] == {"file": "p.csv"}
     assert [f["code"] for f in doc["findings"]] == [
-        "PAYOUT_DUPLICATE_MEMO", "PAYOUT_SUSPECTED_REPEAT", "ESCROW_OUTSIDE_WINDOW"]
+        "PAYOUT_DUPLICATE_MEMO",
+        "PAYOUT_SUSPECTED_REPEAT",
+        "ESCROW_OUTSIDE_WINDOW",
+    ]
     first = doc["findings"][0]
     assert set(first) == {"code", "severity", "subject", "summary", "evidence", "runbook"}
     assert first["runbook"] == "docs/runbooks/double-payout.md#payout-duplicate-memo"
-    assert doc["settlements"] == [{"settlement_id": "s1", "state": "stuck",
-                                   "retry_safe": True, "retry_reason": "never_submitted"}]
+    assert doc["settlements"] == [
+        {
+            "settlement_id": "s1",
+            "state": "stuck",
+            "retry_safe": True,
+            "retry_reason": "never_submitted",
+            "action": "investigate",
+        }
+    ]
     assert doc["endpoints"] == []
     assert "settlements" not in report_to_json(_report())
     assert json.loads(render(_report(status="warn"), "json"))["status"] == "warn"
 
 
 def test_text_and_markdown() -> None:
-    verdicts = (SettlementVerdict("s1", "stuck", False, "tx_may_still_land"),
-                SettlementVerdict("s2", "stuck", True, "tx_expired"))
+    verdicts = (
+        SettlementVerdict("s1", "stuck", False, "tx_may_still_land"),
+        SettlementVerdict("s2", "stuck", True, "tx_expired"),
+    )
     text = render(_report(settlements=verdicts), "text")
     assert text.index("CRITICAL") < text.index("WARNING") < text.index("INFO")
     assert "(+2 more)" in text and "at risk: 1.0000000 native" in text
@@ -100,9 +115,13 @@ def test_checks_command_json_and_text() -> None:
     result = runner.invoke(main, ["checks", "--format", "json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert {c["code"] for c in doc["codes"]} >= {"PAYOUT_DUPLICATE_MEMO", "PLUGIN_ERROR",
-                                                 "CHAIN_LEDGER_STALE"}
-    assert all(set(c) == {"code", "severity", "title", "runbook"} for c in doc["codes"])
+    assert {c["code"] for c in doc["codes"]} >= {
+        "PAYOUT_DUPLICATE_MEMO",
+        "PLUGIN_ERROR",
+        "CHAIN_LEDGER_STALE",
+    }
+    keys = {"code", "severity", "escalates_to", "escalation", "title", "runbook"}
+    assert all(set(c) == keys for c in doc["codes"])
     assert all(set(p) == {"name", "version"} for p in doc["plugins"])
     text = runner.invoke(main, ["checks"])
     assert text.exit_code == 0 and "Plugins:" in text.output
@@ -110,9 +129,12 @@ def test_checks_command_json_and_text() -> None:
 
 
 def test_log_events(caplog: pytest.LogCaptureFixture) -> None:
-    assert format_event("auth_failed", reason="BAD_SIGNATURE", service="ops cli", n=3,
-                        skipped=None, empty="") == \
-        'event=auth_failed reason=BAD_SIGNATURE service="ops cli" n=3 empty=""'
+    assert (
+        format_event(
+            "auth_failed", reason="BAD_SIGNATURE", service="ops cli", n=3, skipped=None, empty=""
+        )
+        == 'event=auth_failed reason=BAD_SIGNATURE service="ops cli" n=3 empty=""'
+    )
     with caplog.at_level(logging.INFO, logger="streampay_incident"):
         log_event("report", command="payouts", findings=2)
     assert caplog.records[0].getMessage() == "event=report command=payouts findings=2"

@@ -69,7 +69,10 @@ def test_seed_shape() -> None:
     assert contains_seed(seed)
     assert contains_seed(f"x {seed} y")
     assert not contains_seed(seed[:-1])
-    assert not contains_seed("A" + seed)
+    # Glued to other base32 characters (a payout_id of "X" + seed): found by its checksum.
+    assert contains_seed("A" + seed) and contains_seed(f"X{seed}2")
+    shaped = seed[:-1] + ("A" if seed[-1] != "A" else "B")  # the shape, a wrong checksum
+    assert contains_seed(shaped) and not contains_seed("A" + shaped)
     assert not contains_seed(Keypair.random().public_key)
 
 

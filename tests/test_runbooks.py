@@ -4,12 +4,8 @@
   explicit id in the runbook file it names, and every code-like heading has a
   declared code.
 - Each incident runbook has the nine pinned sections, in order.
-- Every ``streampay-incident ...`` command in a shell block of
-  ``docs/runbooks/*.md`` runs (click's CliRunner on ``streampay_incident.cli:main``)
-  with its placeholders filled from the bundled demo data, and with
-  ``--horizon`` / ``--rpc`` pointing at loopback servers that serve recorded
-  Horizon and RPC bodies. Exit 0 (nothing found) and 1 (findings) pass; exit 2
-  or a traceback fails.
+- The commands in the runbooks' shell blocks are ones the tests can run, and
+  cover what on-call needs (``tests/test_doc_commands.py`` runs each of them).
 - The tabletop answer keys match what the tool really prints for the demo data.
 """
 
@@ -17,28 +13,21 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
-import shutil
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import FIXTURES
-from loopback import (
-    HORIZON_LEDGER,
-    LoopbackServer,
-    Reply,
-    Request,
-    fixture_reply,
-    horizon_routes,
-    json_reply,
-    rfc3339,
-    rpc_routes,
+from doc_commands import (
+    _FENCE,
+    _SHELL_LANGS,
+    RunbookCommand,
+    _code_blocks,
+    commands_in,
+    parse_command,
 )
+from streampay_incident.checks.settlements import RETRY_REASONS
 from streampay_incident.cli import main
 from streampay_incident.codes import CODES, all_codes, anchor_for
 
@@ -47,7 +36,6 @@ RUNBOOKS = REPO / "docs" / "runbooks"
 INCIDENT_RUNBOOKS = ("stuck-settlement.md", "double-payout.md", "chain-outage.md")
 # The built-in codes, taken at import: tests of plugins register codes of their own later.
 BUILTIN_CODES = all_codes()
-TESTNET = "Test SDF Network ; September 2015"
 
 # The demo scenarios' clock (streampay_incident.cli.demo DEMO_NOW / DEMO_LEDGER_CLOSE).
 DEMO_NOW = "2026-11-27T03:00:00Z"
@@ -55,14 +43,6 @@ DEMO_LEDGER_CLOSE = "2026-11-27T02:59:56Z"
 
 _HEADING = re.compile(r"^(#{1,6}) (.+?)(?: \{#([^}]+)\})?\s*$", re.MULTILINE)
 _CODE_LIKE = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
-_FENCE = re.compile(
-    r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
-    re.MULTILINE | re.DOTALL,
-)
-_SHELL_LANGS = {"sh", "bash", "shell", "console"}
-_PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)>")
-_ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
-_STOP_TOKENS = {"|", "||", ">", ">>", "<", ";", "&", "&&", "2>", "2>&1"}
 
 
 # --- reading the runbooks -------------------------------------------------------------
@@ -78,108 +58,8 @@ def _headings(path: Path) -> list[tuple[int, str, str | None]]:
     return [(len(m.group(1)), m.group(2), m.group(3)) for m in _HEADING.finditer(text)]
 
 
-def _code_blocks(path: Path) -> Iterator[tuple[str, int, str]]:
-    """(language, line number of the first body line, body) of every fenced block."""
-    text = path.read_text(encoding="utf-8")
-    for match in _FENCE.finditer(text):
-        line = text.count("\n", 0, match.start("body")) + 1
-        indent = match.group("indent")
-        body = "\n".join(
-            ln[len(indent):] if ln.startswith(indent) else ln
-            for ln in match.group("body").splitlines()
-        )
-        yield match.group("lang").lower(), line, body
-
-
-def _logical_lines(body: str, first_line: int) -> Iterator[tuple[int, str]]:
-    """Lines of a shell block, backslash continuations joined, with their line numbers."""
-    pending = ""
-    start = first_line
-    for offset, raw in enumerate(body.splitlines()):
-        if not pending:
-            start = first_line + offset
-        if raw.rstrip().endswith("\\"):
-            pending += raw.rstrip()[:-1] + " "
-            continue
-        yield start, (pending + raw).strip()
-        pending = ""
-    if pending:
-        yield start, pending.strip()
-
-
-class RunbookCommand:
-    """One ``streampay-incident`` invocation shown in a runbook."""
-
-    def __init__(self, path: Path, line: int, text: str, env: dict[str, str], args: list[str]):
-        self.path = path
-        self.line = line
-        self.text = text
-        self.env = env
-        self.args = args
-
-    @property
-    def id(self) -> str:
-        return f"{self.path.name}:{self.line}"
-
-    def placeholders(self) -> set[str]:
-        found = {p for a in self.args for p in _PLACEHOLDER.findall(a)}
-        found |= {p for v in self.env.values() for p in _PLACEHOLDER.findall(v)}
-        return found
-
-
-def parse_command(path: Path, line: int, text: str) -> RunbookCommand | None:
-    """The tool invocation in one shell line, or None when the line runs something else.
-
-    Placeholders are protected from the shell tokenizer (``<`` and ``>`` are
-    redirections to it); the command ends at the first pipe, redirection or
-    separator; leading ``NAME=value`` words become the environment.
-    """
-    if text.startswith("$ "):
-        text = text[2:]
-    if not text or text.startswith("#") or "streampay-incident" not in text:
-        return None
-    protected = _PLACEHOLDER.sub(lambda m: f"@@{m.group(1)}@@", text)
-    lexer = shlex.shlex(protected, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    tokens = list(lexer)
-    env: dict[str, str] = {}
-    index = 0
-    while index < len(tokens) and _ENV_ASSIGNMENT.match(tokens[index]):
-        name, _, value = tokens[index].partition("=")
-        env[name] = value
-        index += 1
-    if index >= len(tokens) or tokens[index] != "streampay-incident":
-        # The tool later in a pipeline (`echo ... | streampay-incident ...`) could not be
-        # run by this test; `pipx install streampay-incident` is not an invocation.
-        later = [i for i, t in enumerate(tokens) if t == "streampay-incident" and i > 0]
-        if any(tokens[i - 1] in _STOP_TOKENS for i in later):
-            raise AssertionError(
-                f"{path.name}:{line}: the tool must start the command (after NAME=value words) "
-                f"so the tests can run it: {text}"
-            )
-        return None
-    args: list[str] = []
-    for token in tokens[index + 1 :]:
-        if token in _STOP_TOKENS:
-            break
-        args.append(token)
-    unprotect = re.compile(r"@@([A-Z][A-Z0-9_]*)@@")
-    args = [unprotect.sub(r"<\1>", a) for a in args]
-    env = {k: unprotect.sub(r"<\1>", v) for k, v in env.items()}
-    return RunbookCommand(path, line, text, env, args)
-
-
 def runbook_commands() -> list[RunbookCommand]:
-    commands = []
-    for path in _runbook_files():
-        for lang, first_line, body in _code_blocks(path):
-            if lang not in _SHELL_LANGS:
-                continue
-            for line, text in _logical_lines(body, first_line):
-                command = parse_command(path, line, text)
-                if command is not None:
-                    commands.append(command)
-    return commands
+    return [command for path in _runbook_files() for command in commands_in(path)]
 
 
 COMMANDS = runbook_commands()
@@ -241,8 +121,14 @@ def test_heading_checker_sees_a_wrong_or_missing_id(tmp_path: Path) -> None:
 # --- structure of the incident runbooks ----------------------------------------------------
 
 _SECTIONS = (
-    ("header", re.compile(r"\*\*Owner\*\*.*\*\*Linked alerts\*\*.*\*\*Last reviewed\*\*.*"
-                          r"\*\*Last tabletop\*\*", re.DOTALL)),
+    (
+        "header",
+        re.compile(
+            r"\*\*Owner\*\*.*\*\*Linked alerts\*\*.*\*\*Last reviewed\*\*.*"
+            r"\*\*Last tabletop\*\*",
+            re.DOTALL,
+        ),
+    ),
     ("meaning and impact", re.compile(r"^## Meaning and impact", re.MULTILINE)),
     ("severity table", re.compile(r"^### Severity.*?^\| \*\*SEV1\*\*", re.MULTILINE | re.DOTALL)),
     ("first 5 minutes", re.compile(r"^## First 5 minutes \{#first-5-minutes\}", re.MULTILINE)),
@@ -252,14 +138,18 @@ _SECTIONS = (
     ("two-person rule", re.compile(r"^## Two-person rule", re.MULTILINE)),
     ("verification", re.compile(r"^## Verification and exit criteria", re.MULTILINE)),
     ("PII rules", re.compile(r"^## PII rules for customer comms", re.MULTILINE)),
-    ("tabletop", re.compile(r"^- \[[ x]\] Quarterly tabletop exercise run \(date, facilitator\)",
-                            re.MULTILINE)),
+    (
+        "tabletop",
+        re.compile(
+            r"^- \[[ x]\] Quarterly tabletop exercise run \(date, facilitator\)", re.MULTILINE
+        ),
+    ),
 )
 
 
 def _section(text: str, heading: str) -> str:
     start = text.index(heading)
-    following = re.search(r"^## ", text[start + len(heading):], re.MULTILINE)
+    following = re.search(r"^## ", text[start + len(heading) :], re.MULTILINE)
     return text[start : start + len(heading) + (following.start() if following else len(text))]
 
 
@@ -287,13 +177,24 @@ def test_incident_runbook_content(name: str) -> None:
     assert "*settle* and *cancel* stay allowed" in first5
     assert "two-person rule" in first5
     l2 = _section(text, "## L2 escalation")
-    for role in ("incident commander", "deputy", "scribe", "subject-matter expert",
-                 "customer liaison", "internal liaison to finance"):
+    for role in (
+        "incident commander",
+        "deputy",
+        "scribe",
+        "subject-matter expert",
+        "customer liaison",
+        "internal liaison to finance",
+    ):
         assert role in l2.replace("\n", " ").replace("*", ""), f"{name}: L2 lacks role {role}"
     assert "Time box" in l2
     two = re.sub(r"\s+", " ", _section(text, "## Two-person rule"))
-    for word in ("destination", "amount", "asset", "retry_safe", "Recorded" if "Recorded" in two
-                 else "records"):
+    for word in (
+        "destination",
+        "amount",
+        "asset",
+        "retry_safe",
+        "Recorded" if "Recorded" in two else "records",
+    ):
         assert word in two, f"{name}: two-person rule lacks {word}"
     verification = _section(text, "## Verification and exit criteria")
     for link in ("rollback.md", "key-rotation.md", "comms-templates.md", "Grafana"):
@@ -306,9 +207,7 @@ def test_incident_runbook_content(name: str) -> None:
 
 def test_stuck_settlement_runbook_covers_every_retry_reason() -> None:
     text = (RUNBOOKS / "stuck-settlement.md").read_text(encoding="utf-8")
-    reasons = ("tx_landed", "tx_failed", "recorded_succeeded", "never_submitted",
-               "unknown_submission", "tx_may_still_land", "tx_expired", "no_ledger_after_max_time",
-               "in_flight", "tx_status_unknown", "sequence_consumed", "chain_unhealthy")
+    reasons = sorted(RETRY_REASONS)  # every reason the tool can give, from the code
     tree = _section(text, "### Step 6")
     for reason in reasons:
         assert f"`{reason}`" in tree, f"decision tree lacks {reason}"
@@ -319,27 +218,48 @@ def test_stuck_settlement_runbook_covers_every_retry_reason() -> None:
 
 def test_double_payout_runbook_names_the_traps() -> None:
     text = (RUNBOOKS / "double-payout.md").read_text(encoding="utf-8").replace("\n", " ")
-    for trap in ("Never sum the stream contract's `settled` events", "Sum `withdrawn`",
-                 "outer", "inner hash", "Horizon lag returns 404", "reused by exchanges",
-                 "Muxed accounts behind one `G` address", "amount_at_risk", "payout_ids"):
+    for trap in (
+        "Never sum the stream contract's `settled` events",
+        "Sum `withdrawn`",
+        "outer",
+        "inner hash",
+        "Horizon lag returns 404",
+        "reused by exchanges",
+        "Muxed accounts behind one `G` address",
+        "amount_at_risk",
+        "payout_ids",
+    ):
         assert trap in text, f"double-payout.md lacks {trap!r}"
 
 
 def test_index_has_what_the_issue_asks_for() -> None:
     text = (RUNBOOKS / "README.md").read_text(encoding="utf-8")
-    for link in INCIDENT_RUNBOOKS + ("rollback.md", "key-rotation.md", "comms-templates.md",
-                                     "tabletop.md"):
+    for link in INCIDENT_RUNBOOKS + (
+        "rollback.md",
+        "key-rotation.md",
+        "comms-templates.md",
+        "tabletop.md",
+    ):
         assert f"({link}" in text, f"README.md does not link {link}"
-    for heading in ("## Incident severity", "## Roles", "## How to get the tool",
-                    "## Two-person rule", "## PLUGIN_ERROR {#plugin-error}",
-                    "## Reviewer completeness checklist", "### Security reviewer",
-                    "### Ops reviewer"):
+    for heading in (
+        "## Incident severity",
+        "## Roles",
+        "## How to get the tool",
+        "## Two-person rule",
+        "## PLUGIN_ERROR {#plugin-error}",
+        "## Reviewer completeness checklist",
+        "### Security reviewer",
+        "### Ops reviewer",
+    ):
         assert heading in text
-    checklist = text[text.index("## Reviewer completeness checklist"):]
+    checklist = text[text.index("## Reviewer completeness checklist") :]
     assert "- [x]" in checklist
     assert not re.search(r"^## ", checklist[3:], re.MULTILINE), "the checklist must come last"
-    for variable in ("STREAMPAY_INCIDENT_DISABLE_PLUGINS", "STREAMPAY_INCIDENT_LOAD_PLUGINS",
-                     "STREAMPAY_INCIDENT_TRACE_PLUGINS"):
+    for variable in (
+        "STREAMPAY_INCIDENT_DISABLE_PLUGINS",
+        "STREAMPAY_INCIDENT_LOAD_PLUGINS",
+        "STREAMPAY_INCIDENT_TRACE_PLUGINS",
+    ):
         assert variable in _section(text, "## PLUGIN_ERROR")
 
 
@@ -372,18 +292,32 @@ def test_tool_commands_only_appear_in_shell_blocks() -> None:
 
 
 def test_the_runbooks_show_the_commands_on_call_needs() -> None:
-    shown = {" ".join(c.args[:2]) if c.args[:1] == ["tx"] else (c.args[0] if c.args else "")
-             for c in COMMANDS}
+    shown = {
+        " ".join(c.args[:2]) if c.args[:1] == ["tx"] else (c.args[0] if c.args else "")
+        for c in COMMANDS
+    }
     assert {"chain", "settlements", "payouts", "tx inspect", "checks", "demo"} <= shown
     flags = {a for c in COMMANDS for a in c.args if a.startswith("--")}
-    assert {"--horizon", "--rpc", "--transactions", "--escrow", "--chain-payments",
-            "--snapshot", "--record", "--latest-ledger-close-time"} <= flags
+    assert {
+        "--horizon",
+        "--rpc",
+        "--transactions",
+        "--escrow",
+        "--chain-payments",
+        "--snapshot",
+        "--record",
+        "--latest-ledger-close-time",
+    } <= flags
 
 
 def test_command_parser_handles_env_pipes_and_placeholders() -> None:
     path = RUNBOOKS / "README.md"
-    cmd = parse_command(path, 1, "$ STREAMPAY_INCIDENT_DISABLE_PLUGINS=all streampay-incident "
-                                 "payouts <PAYOUTS_FILE> --format json > out.json")
+    cmd = parse_command(
+        path,
+        1,
+        "$ STREAMPAY_INCIDENT_DISABLE_PLUGINS=all streampay-incident "
+        "payouts <PAYOUTS_FILE> --format json > out.json",
+    )
     assert cmd is not None
     assert cmd.env == {"STREAMPAY_INCIDENT_DISABLE_PLUGINS": "all"}
     assert cmd.args == ["payouts", "<PAYOUTS_FILE>", "--format", "json"]
@@ -392,181 +326,6 @@ def test_command_parser_handles_env_pipes_and_placeholders() -> None:
     assert parse_command(path, 1, "pipx install streampay-incident") is None
     with pytest.raises(AssertionError):
         parse_command(path, 1, "echo x | streampay-incident tx inspect - --network testnet")
-
-
-# --- running every command --------------------------------------------------------------------
-
-
-def _envelope_for(network_passphrase: str) -> str:
-    """A real testnet envelope from the recorded hash triples."""
-    triples = json.loads((FIXTURES / "tx_hash_triples.json").read_text(encoding="utf-8"))
-    for triple in triples["triples"]:
-        if triple["network_passphrase"] == network_passphrase and triple["envelope_type"] in (
-            "ENVELOPE_TYPE_TX",
-        ):
-            return str(triple["envelope_xdr"])
-    raise AssertionError("no testnet envelope in tx_hash_triples.json")  # pragma: no cover
-
-
-def _demo_transactions(data: Path) -> dict[str, str]:
-    """tx hash -> status (success / failed) of the demo transactions file."""
-    out: dict[str, str] = {}
-    for record in json.loads((data / "transactions.json").read_text(encoding="utf-8")):
-        result = record.get("result", record)
-        if "txHash" in result and result.get("status") in ("SUCCESS", "FAILED"):
-            out[result["txHash"].lower()] = result["status"].lower()
-        elif "hash" in result:
-            out[result["hash"].lower()] = "success" if result.get("successful") else "failed"
-    return out
-
-
-@pytest.fixture
-def demo_data(tmp_path: Path) -> Path:
-    """The bundled demo files, written out by the tool itself (``demo --write-data``)."""
-    target = tmp_path / "demo-data"
-    result = CliRunner().invoke(main, ["demo", "--write-data", str(target)])
-    assert result.exit_code == 0, result.output
-    return target
-
-
-@pytest.fixture
-def horizon(demo_data: Path) -> Iterator[LoopbackServer]:
-    """A testnet Horizon with a fresh ledger, the recorded bodies, and the demo transactions."""
-    now = datetime.now(UTC)
-    known = _demo_transactions(demo_data)
-
-    def transaction(request: Request) -> Reply:
-        tx_hash = request.path.rsplit("/", 1)[-1].lower()
-        if known.get(tx_hash) == "success" and tx_hash.startswith("5131aed2"):
-            return fixture_reply("horizon/transaction_detail_testnet_2019_memo_text.json")
-        return fixture_reply("horizon/problems/404_not_found_with_instance.json", 404)
-
-    server = LoopbackServer(
-        horizon_routes(
-            root={"network_passphrase": TESTNET, "history_latest_ledger_closed_at": rfc3339(now)},
-            **{"GET /transactions/*": transaction},
-        )
-    ).start()
-    # Payments of an account: one recorded page whose links point back at this server, then
-    # an empty page, as Horizon pages end.
-    page = (FIXTURES / "horizon" / "account_payments_pubnet_docs.json").read_text("utf-8")
-    page = page.replace("https://horizon-testnet.stellar.org", server.url)
-    empty = json.loads(page)
-    empty["_embedded"]["records"] = []
-    empty_reply = json_reply(empty)
-    server.set_route("GET /accounts/*/payments", [Reply(body=page.encode()), empty_reply])
-    server.set_route("GET /payments", [Reply(body=page.encode()), empty_reply])
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def rpc(demo_data: Path) -> Iterator[LoopbackServer]:
-    """A testnet Stellar RPC with a fresh ledger, answering getTransaction from the demo data."""
-    known = _demo_transactions(demo_data)
-
-    def get_transaction(request: Request) -> Reply:
-        params = request.json().get("params") or {}
-        tx_hash = str(params.get("hash", "")).lower()
-        if known.get(tx_hash) == "success":
-            return fixture_reply("rpc/getTransaction_SUCCESS_testnet_docs.json")
-        if known.get(tx_hash) == "failed":
-            return fixture_reply("rpc/getTransaction_FAILED_testnet_docs.json")
-        return fixture_reply("rpc/getTransaction_NOT_FOUND_docs.json")
-
-    server = LoopbackServer(
-        rpc_routes(
-            latest_ledger=HORIZON_LEDGER,
-            close_time=datetime.now(UTC),
-            **{
-                "RPC getTransaction": get_transaction,
-                "RPC getEvents": fixture_reply("rpc/getEvents_docs.json"),
-                "RPC getFeeStats": fixture_reply("rpc/getFeeStats_docs.json"),
-            },
-        )
-    ).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def placeholder_values(
-    data: Path, tmp: Path, horizon_url: str, rpc_url: str
-) -> dict[str, str]:
-    """What each placeholder of the runbooks stands for in the tests."""
-    chain_payments = tmp / "escrow-payments.json"
-    shutil.copy(FIXTURES / "horizon" / "account_payments_pubnet_docs.json", chain_payments)
-    return {
-        "PAYOUTS_FILE": str(data / "payouts.csv"),
-        "SETTLEMENTS_FILE": str(data / "settlements.jsonl"),
-        "TRANSACTIONS_FILE": str(data / "transactions.json"),
-        "SNAPSHOT_FILE": str(data / "chain-outage.json"),
-        "DEMO_DIR": str(data),
-        "RECORD_FILE": str(tmp / "recording.json"),
-        "CHAIN_PAYMENTS_FILE": str(chain_payments),
-        "NETWORK": "testnet",
-        "NOW": DEMO_NOW,
-        "LEDGER_CLOSE_TIME": DEMO_LEDGER_CLOSE,
-        "SINCE": "2019-09-01T00:00:00Z",
-        "UNTIL": "2026-11-28T00:00:00Z",
-        "HORIZON_URL": horizon_url,
-        "RPC_URL": rpc_url,
-        "REFERENCE_HORIZON_URL": horizon_url,
-        "REFERENCE_RPC_URL": rpc_url,
-        # The funder of the recorded account_payments page, and the contract that sends
-        # the second SAC transfer of the recorded getEvents answer.
-        "ESCROW_ACCOUNT": "GB44UMO65PK5NWMRP4S2OSZA5BD4ACOW5KQ6TWLLO2MP7S7N5MJ2MJVI",
-        "ESCROW_CONTRACT": "CBXVVJ5BOTUVRPXUY54LXFILWC4ZTJWRP2GIVHBMOEAOPHSLGHBG3NNP",
-        "TX_XDR": _envelope_for(TESTNET),
-        "PLUGIN_NAME": "no-such-plugin",
-    }
-
-
-def _fill(value: str, values: dict[str, str], command: RunbookCommand) -> str:
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1)
-        assert name in values, f"{command.id}: unknown placeholder <{name}> in: {command.text}"
-        return values[name]
-
-    return _PLACEHOLDER.sub(one, value)
-
-
-def _write_data_target(command: RunbookCommand, tmp: Path) -> dict[str, str]:
-    # `demo --write-data <DEMO_DIR>` writes into a fresh directory, not over the inputs.
-    return {"DEMO_DIR": str(tmp / "written-demo-data")} if "--write-data" in command.args else {}
-
-
-def test_runbooks_show_tool_commands() -> None:
-    assert len(COMMANDS) >= 20, [c.id for c in COMMANDS]
-
-
-@pytest.mark.network
-@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.id)
-def test_runbook_command_runs(
-    command: RunbookCommand,
-    demo_data: Path,
-    horizon: LoopbackServer,
-    rpc: LoopbackServer,
-    tmp_path: Path,
-) -> None:
-    values = placeholder_values(demo_data, tmp_path, horizon.url, rpc.url)
-    values.update(_write_data_target(command, tmp_path))
-    args = [_fill(a, values, command) for a in command.args]
-    env = {k: _fill(v, values, command) for k, v in command.env.items()}
-    if args[:1] == ["chain"] and "--snapshot" not in args and "--timeout" not in args:
-        args += ["--timeout", "5"]  # the default, said out loud: a hung test must not hang CI
-    result = CliRunner().invoke(main, args, env=env, catch_exceptions=True)
-    shown = f"{command.id}: streampay-incident {' '.join(args)}\n--- output ---\n{result.output}"
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        import traceback
-
-        tb = "".join(traceback.format_exception(result.exception))
-        pytest.fail(f"{shown}\n--- traceback ---\n{tb}")
-    assert "Traceback" not in result.output, shown
-    assert result.exit_code in (0, 1), f"exit code {result.exit_code}\n{shown}"
 
 
 # --- tabletop answer keys ---------------------------------------------------------------------
@@ -590,21 +349,34 @@ def _run_json(args: list[str]) -> dict[str, Any]:
 
 
 def test_stuck_settlement_answer_key_matches_the_tool(demo_data: Path) -> None:
-    doc = _run_json([
-        "settlements", str(demo_data / "settlements.jsonl"),
-        "--transactions", str(demo_data / "transactions.json"),
-        "--network", "testnet", "--now", DEMO_NOW, "--latest-ledger-close-time", DEMO_LEDGER_CLOSE,
-    ])
+    doc = _run_json(
+        [
+            "settlements",
+            str(demo_data / "settlements.jsonl"),
+            "--transactions",
+            str(demo_data / "transactions.json"),
+            "--network",
+            "testnet",
+            "--now",
+            DEMO_NOW,
+            "--latest-ledger-close-time",
+            DEMO_LEDGER_CLOSE,
+            "--payouts",
+            str(demo_data / "payouts.csv"),
+        ]
+    )
     got = {
         v["settlement_id"]: (v["state"], "yes" if v["retry_safe"] else "no", v["retry_reason"])
         for v in doc["settlements"]
     }
-    codes = {f["subject"]: f["code"] for f in doc["findings"]}
+    codes: dict[str, list[str]] = {}
+    for f in doc["findings"]:
+        codes.setdefault(f["subject"], []).append(f["code"])
     rows = _answer_rows("stuck-settlement", r"stl-\d+")
     assert len(rows) == len(got)
     for settlement, state, safe, reason, finding in rows:
         assert got[settlement] == (state, safe, reason), settlement
-        assert codes.get(settlement, "none") == finding, settlement
+        assert ", ".join(sorted(codes.get(settlement, ["none"]))) == finding, settlement
 
 
 def test_double_payout_answer_key_matches_the_tool(demo_data: Path) -> None:
@@ -613,24 +385,37 @@ def test_double_payout_answer_key_matches_the_tool(demo_data: Path) -> None:
         (f["code"], f["severity"], tuple(f["evidence"]["payout_ids"])) for f in doc["findings"]
     )
     rows = _answer_rows("double-payout", r"PAYOUT_|ESCROW_")
-    expected = sorted((code, severity, tuple(p.strip() for p in payouts.split(",")))
-                      for code, severity, payouts, _why in rows)
+    expected = sorted(
+        (code, severity, tuple(p.strip() for p in payouts.split(",")))
+        for code, severity, payouts, _why in rows
+    )
     assert got == expected
 
 
 def test_chain_outage_answer_key_matches_the_tool(demo_data: Path) -> None:
-    doc = _run_json([
-        "chain", "--snapshot", str(demo_data / "chain-outage.json"), "--now", DEMO_NOW,
-        "--network", "testnet",
-    ])
+    doc = _run_json(
+        [
+            "chain",
+            "--snapshot",
+            str(demo_data / "chain-outage.json"),
+            "--now",
+            DEMO_NOW,
+            "--network",
+            "testnet",
+        ]
+    )
     assert doc["status"] == "fail"
     got = sorted((f["code"], f["severity"], f["subject"]) for f in doc["findings"])
     rows = _answer_rows("chain-outage", r"CHAIN_")
     assert got == sorted((code, severity, endpoint) for code, severity, endpoint, _why in rows)
 
 
-_CODE_SECTION_PARTS = ("**Meaning.**", "**What to check.**", "**Is retry safe?**",
-                       "**When to escalate.**")
+_CODE_SECTION_PARTS = (
+    "**Meaning.**",
+    "**What to check.**",
+    "**Is retry safe?**",
+    "**When to escalate.**",
+)
 
 
 @pytest.mark.parametrize("code", BUILTIN_CODES, ids=lambda c: c.code)

@@ -56,10 +56,16 @@ def test_demo_scenario_json_report() -> None:
     assert doc["status"] == "fail"
     assert doc["generated_at"] == NOW
     assert doc["inputs"]["network"] == "testnet"
-    assert doc["inputs"]["records"] == 9 and doc["inputs"]["transaction_records"] == 4
+    assert doc["inputs"]["records"] == 11 and doc["inputs"]["transaction_records"] == 4
     assert doc["inputs"]["latest_ledger_close_time"] == CLOSE
     verdicts = {v["settlement_id"]: v for v in doc["settlements"]}
-    assert set(verdicts["stl-1001"]) == {"settlement_id", "state", "retry_safe", "retry_reason"}
+    assert set(verdicts["stl-1001"]) == {
+        "settlement_id",
+        "state",
+        "retry_safe",
+        "retry_reason",
+        "action",
+    }
     assert {k: (v["state"], v["retry_safe"], v["retry_reason"]) for k, v in verdicts.items()} == {
         "stl-1001": ("settled", False, "tx_landed"),
         "stl-1002": ("settled", False, "tx_landed"),
@@ -70,6 +76,9 @@ def test_demo_scenario_json_report() -> None:
         "stl-1007": ("stuck", False, "tx_may_still_land"),
         "stl-1008": ("stuck", False, "unknown_submission"),
         "stl-1009": ("in_flight", False, "in_flight"),
+        "stl-1010": ("backing_off", False, "backing_off"),
+        # Already paid (payout p-071), but this run was given no payouts: issue 9 §2.
+        "stl-1011": ("stuck", True, "never_submitted"),
     }
     codes = {(f["code"], f["subject"], f["severity"]) for f in doc["findings"]}
     assert ("SETTLEMENT_CONFIRMED_NOT_RECORDED", "stl-1002", "critical") in codes
@@ -232,7 +241,7 @@ def test_plugin_that_raises_becomes_a_finding(monkeypatch: pytest.MonkeyPatch) -
     doc = json.loads(result.stdout)
     errors = [f for f in doc["findings"] if f["code"] == "PLUGIN_ERROR"]
     assert [f["subject"] for f in errors] == ["raising"]
-    assert len(doc["settlements"]) == 9  # the other checks still ran
+    assert len(doc["settlements"]) == 11  # the other checks still ran
 
 
 def test_a_real_process_exits_1_with_the_report_and_no_traceback() -> None:

@@ -17,8 +17,13 @@ from streampay_incident.checks.settlements import (
 )
 from streampay_incident.codes import Severity
 from streampay_incident.io.transactions import chain_transaction_from_rpc
-from streampay_incident.model import ChainTransaction, Settlement, SettlementPolicy
-from streampay_incident.registry import get_plugin_manager, run_checks
+from streampay_incident.model import (
+    ChainTransaction,
+    Settlement,
+    SettlementContext,
+    SettlementPolicy,
+)
+from streampay_incident.registry import get_plugin_manager, run_checks, run_settlement_checks
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 H1, H2, H3 = "a1" * 32, "b2" * 32, "c3" * 32
@@ -42,8 +47,9 @@ def tx(tx_hash: str, status: str, **fields: Any) -> ChainTransaction:
 def verdict_of(s: Settlement, transactions: Any = (), **kwargs: Any) -> tuple[Any, Any]:
     triage = classify_settlements([s], transactions=transactions, now=NOW, **kwargs)
     (verdict,) = triage.verdicts
+    # The decision table's own finding comes first; overlays add theirs after it.
     finding = triage.findings[0] if triage.findings else None
-    assert len(triage.findings) <= 1
+    assert verdict.codes == tuple(f.code for f in triage.findings)
     return verdict, finding
 
 
@@ -62,16 +68,23 @@ def brief(s: Settlement, transactions: Any = (), **kwargs: Any) -> tuple[Any, ..
 
 
 @pytest.mark.parametrize(
-    ("status", "severity"),
+    ("status", "lease", "severity"),
     [
-        ("pending", Severity.WARNING),
-        ("processing", Severity.WARNING),
-        ("failed", Severity.CRITICAL),
-        ("dead", Severity.CRITICAL),
+        # The lease reaper re-runs a pending row or an expired lease: a replay pays twice.
+        ("pending", None, Severity.CRITICAL),
+        ("processing", None, Severity.CRITICAL),
+        ("processing", NOW - timedelta(seconds=1), Severity.CRITICAL),
+        ("processing", NOW, Severity.WARNING),
+        ("processing", NOW + timedelta(seconds=30), Severity.WARNING),
+        ("pending", NOW + timedelta(seconds=30), Severity.CRITICAL),
+        ("failed", None, Severity.CRITICAL),
+        ("dead", None, Severity.CRITICAL),
     ],
 )
-def test_rule1_landed_but_not_recorded(status: str, severity: Severity) -> None:
-    s = settlement(status=status, tx_hash=H1)
+def test_rule1_landed_but_not_recorded(
+    status: str, lease: datetime | None, severity: Severity
+) -> None:
+    s = settlement(status=status, tx_hash=H1, lease_until=lease)
     assert brief(s, [tx(H1, "success")]) == (
         "settled",
         False,
@@ -99,8 +112,8 @@ def test_hashes_match_in_any_case_and_through_either_fee_bump_hash() -> None:
 # --- rule 2: found failed ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", ["pending", "processing", "failed", "dead", "succeeded"])
-def test_rule2_failed_on_chain(status: str) -> None:
+@pytest.mark.parametrize("status", ["pending", "processing", "failed", "succeeded"])
+def test_rule3_failed_on_chain(status: str) -> None:
     s = settlement(status=status, tx_hash=H1, attempts=9)
     assert brief(s, [tx(H1, "failed")]) == (
         "failed",
@@ -119,12 +132,30 @@ def test_success_beats_failed_across_fee_bump_hashes() -> None:
 # --- rules 3-9 ---------------------------------------------------------------------------------
 
 
-def test_rule3_recorded_succeeded() -> None:
+def test_rule2_dead_letter_whose_tx_failed_quotes_last_error() -> None:
+    # Issue 9 §3 rule 2: critical always; tx failed on chain -> true/tx_failed, fix the cause.
+    s = settlement(status="dead", tx_hash=H1, attempts=8, last_error="op_underfunded")
+    verdict, finding = verdict_of(s, [tx(H1, "failed")])
+    assert brief(s, [tx(H1, "failed")]) == (
+        "stuck",
+        True,
+        "tx_failed",
+        "SETTLEMENT_DEAD_LETTERED",
+        Severity.CRITICAL,
+    )
+    assert "last_error 'op_underfunded'" in finding.summary
+    assert "fix the cause first" in finding.summary
+    assert verdict.action == "retry"
+    unrecorded = settlement(status="dead", tx_hash=H1)
+    assert "last_error not recorded" in verdict_of(unrecorded, [tx(H1, "failed")])[1].summary
+
+
+def test_rule4_recorded_succeeded() -> None:
     s = settlement(status="succeeded", tx_hash=H1)
     assert brief(s) == ("settled", False, "recorded_succeeded", None, None)
 
 
-def test_rule4_dead_lettered() -> None:
+def test_rule2_dead_lettered_without_a_chain_answer() -> None:
     s = settlement(status="dead")
     assert brief(s) == (
         "stuck",
@@ -154,8 +185,11 @@ def test_rule6_lease_expired() -> None:
     assert brief(s)[:4] == ("stuck", False, "unknown_submission", "SETTLEMENT_LEASE_EXPIRED")
     at_now = settlement(status="processing", lease_until=NOW, created_at=NOW - timedelta(minutes=1))
     assert brief(at_now)[0] == "in_flight"  # lease_until < now is strict
-    pending = settlement(status="pending", lease_until=NOW - timedelta(hours=1),
-                         created_at=NOW - timedelta(minutes=1))
+    pending = settlement(
+        status="pending",
+        lease_until=NOW - timedelta(hours=1),
+        created_at=NOW - timedelta(minutes=1),
+    )
     assert brief(pending)[0] == "in_flight"  # only a processing lease counts
 
 
@@ -282,8 +316,11 @@ def test_recorded_rpc_not_found_fixture() -> None:
     result = load_fixture("rpc/getTransaction_NOT_FOUND_docs.json")["result"]
     record = chain_transaction_from_rpc(result)
     # oldestLedgerCloseTime 2023-11-15T20:08:33Z
-    before = settlement(tx_hash=record.hash, updated_at=datetime(2023, 11, 15, 20, 0, tzinfo=UTC),
-                        created_at=datetime(2023, 11, 15, 19, 0, tzinfo=UTC))
+    before = settlement(
+        tx_hash=record.hash,
+        updated_at=datetime(2023, 11, 15, 20, 0, tzinfo=UTC),
+        created_at=datetime(2023, 11, 15, 19, 0, tzinfo=UTC),
+    )
     assert brief(before, [record])[2] == "tx_status_unknown"
     after = settlement(tx_hash=record.hash, created_at=NOW - timedelta(hours=1))
     assert brief(after, [record])[2] == "tx_may_still_land"
@@ -322,29 +359,87 @@ def test_sequence_evidence() -> None:
 @pytest.mark.parametrize(
     ("s", "normal_code"),
     [
-        (settlement(status="pending", created_at=NOW - timedelta(hours=1)),
-         "SETTLEMENT_STUCK_UNSUBMITTED"),
-        (settlement(tx_hash=H1, tx_max_time=NOW - timedelta(hours=1)),
-         "SETTLEMENT_STUCK_UNCONFIRMED"),
+        (
+            settlement(status="pending", created_at=NOW - timedelta(hours=1)),
+            "SETTLEMENT_STUCK_UNSUBMITTED",
+        ),
+        (
+            settlement(tx_hash=H1, tx_max_time=NOW - timedelta(hours=1)),
+            "SETTLEMENT_STUCK_UNCONFIRMED",
+        ),
     ],
 )
 def test_chain_outage_blocks_retries(s: Settlement, normal_code: str) -> None:
     close = NOW - timedelta(seconds=5)
     assert brief(s, latest_ledger_close_time=close, chain_status="warn")[3] == normal_code
+    # The rule's own finding stays; SETTLEMENT_CHAIN_BLOCKED is added beside it.
     assert brief(s, latest_ledger_close_time=close, chain_status="fail") == (
         "stuck",
         False,
         "chain_unhealthy",
-        "SETTLEMENT_CHAIN_BLOCKED",
+        normal_code,
         Severity.WARNING,
     )
+    triage = classify_settlements([s], now=NOW, latest_ledger_close_time=close, chain_status="fail")
+    assert [f.code for f in triage.findings] == [normal_code, "SETTLEMENT_CHAIN_BLOCKED"]
+    blocked = triage.findings[1]
+    assert blocked.severity is Severity.WARNING
+    assert blocked.evidence["retry_reason"] == "chain_unhealthy"
+    assert triage.findings[0].evidence["retry_reason_when_healthy"] in (
+        "never_submitted",
+        "tx_expired",
+    )
+    assert "do NOT retry (chain_unhealthy)" in triage.findings[0].summary
 
 
-def test_chain_outage_leaves_other_rules_alone() -> None:
+@pytest.mark.parametrize(
+    ("s", "transactions", "code", "when_healthy"),
+    [
+        (settlement(tx_hash=H1), [tx(H1, "failed")], "SETTLEMENT_TX_FAILED", "tx_failed"),
+        (
+            settlement(status="dead", tx_hash=H1),
+            [tx(H1, "failed")],
+            "SETTLEMENT_DEAD_LETTERED",
+            "tx_failed",
+        ),
+        (
+            settlement(
+                status="failed", attempts=8, tx_hash=H1, source_account="G" + "A" * 55, sequence=5
+            ),
+            [],
+            "SETTLEMENT_RETRIES_EXHAUSTED",
+            "sequence_consumed",
+        ),
+    ],
+)
+def test_chain_outage_blocks_every_retry_safe_rule(
+    s: Settlement, transactions: Any, code: str, when_healthy: str
+) -> None:
+    # Issue 9 §3: chain status fail blocks every retry-safe verdict, not only rules 7 and 8.
+    kwargs: dict[str, Any] = {"account_sequences": {"G" + "A" * 55: 9}}
+    assert brief(s, transactions, **kwargs)[1:3] == (True, when_healthy)
+    triage = classify_settlements(
+        [s], transactions=transactions, now=NOW, chain_status="fail", **kwargs
+    )
+    (verdict,) = triage.verdicts
+    assert (verdict.retry_safe, verdict.retry_reason) == (False, "chain_unhealthy")
+    assert [f.code for f in triage.findings] == [code, "SETTLEMENT_CHAIN_BLOCKED"]
+    assert all(f.evidence["retry_reason_when_healthy"] == when_healthy for f in triage.findings)
+
+
+def test_chain_outage_leaves_unsafe_verdicts_alone() -> None:
     dead = settlement(status="dead")
-    assert brief(dead, chain_status="fail")[3] == "SETTLEMENT_DEAD_LETTERED"
-    failed = settlement(tx_hash=H1)
-    assert brief(failed, [tx(H1, "failed")], chain_status="fail")[2] == "tx_failed"
+    assert brief(dead, chain_status="fail")[:4] == (
+        "stuck",
+        False,
+        "unknown_submission",
+        "SETTLEMENT_DEAD_LETTERED",
+    )
+    may_land = settlement(tx_hash=H1, tx_max_time=NOW + timedelta(minutes=5))
+    assert brief(may_land, chain_status="fail")[2:4] == (
+        "tx_may_still_land",
+        "SETTLEMENT_STUCK_UNCONFIRMED",
+    )
     fresh = settlement(status="pending", created_at=NOW - timedelta(minutes=1))
     assert brief(fresh, chain_status="fail")[0] == "in_flight"
 
@@ -416,11 +511,33 @@ def test_evidence_and_summary() -> None:
         (settlement(tx_hash=H1), [tx(H1, "failed")], {}, "failed on chain"),
         (settlement(status="failed", attempts=8), [], {}, "8 of 8"),
         (settlement(lease_until=NOW - timedelta(seconds=30)), [], {}, "30s ago"),
-        (settlement(status="pending", created_at=NOW - timedelta(hours=2, minutes=5)), [], {},
-         "2h05m after creation"),
-        (settlement(tx_hash=H1), [], {}, "20m00s after the last update"),
-        (settlement(tx_hash=H1), [], {"chain_status": "fail"}, "outage"),
-        (settlement(status="pending"), [], {"chain_status": "fail"}, "not submitted"),
+        (
+            settlement(status="pending", created_at=NOW - timedelta(hours=2, minutes=5)),
+            [],
+            {},
+            "2h05m after creation",
+        ),
+        (settlement(tx_hash=H1), [], {}, "20m after the last update"),
+        (settlement(tx_hash=H1), [], {"chain_status": "fail"}, "do NOT retry (tx_may_still_land)"),
+        (
+            settlement(status="pending"),
+            [],
+            {"chain_status": "fail"},
+            "do NOT retry (chain_unhealthy)",
+        ),
+        (settlement(status="pending"), [], {}, "no tx hash in the outbox; payouts not checked"),
+        (
+            settlement(status="pending"),
+            [],
+            {"payouts": []},
+            "no tx hash in the outbox; no payout for it in the payouts given",
+        ),
+        (
+            settlement(status="processing", lease_until=NOW, tx_hash=H1),
+            [tx(H1, "success")],
+            {},
+            "while a worker holds the lease",
+        ),
         (settlement(status="dead", attempts=3), [], {}, "dead-lettered after 3 attempt(s)"),
     ],
 )
@@ -436,7 +553,7 @@ def test_classify_settlement_alone_and_policy() -> None:
     strict = SettlementPolicy(unsubmitted_after=timedelta(minutes=5))
     verdict, finding = classify_settlement(s, transactions={}, now=NOW, policy=strict)
     assert verdict.code == finding.code == "SETTLEMENT_STUCK_UNSUBMITTED"
-    assert "threshold 5m00s" in finding.summary
+    assert "threshold 5m" in finding.summary
 
 
 def test_verdicts_keep_input_order() -> None:
@@ -445,24 +562,38 @@ def test_verdicts_keep_input_order() -> None:
     assert [v.settlement_id for v in triage.verdicts] == ids
 
 
-def test_builtin_check_through_the_registry_uses_the_index_context() -> None:
+def test_builtin_check_through_the_registry_uses_the_typed_context() -> None:
     s = settlement(tx_hash=H1, tx_max_time=NOW - timedelta(minutes=10))
-    index = TransactionIndex(
-        [], latest_ledger_close_time=NOW - timedelta(seconds=5), chain_status="fail"
+    context = SettlementContext(
+        latest_ledger_close_time=NOW - timedelta(seconds=5), chain_status="fail"
     )
     pm = get_plugin_manager(load_entry_points=False)
+    triage = run_settlement_checks(
+        pm,
+        [s],
+        transactions=TransactionIndex([]),
+        now=NOW,
+        policy=SettlementPolicy(),
+        context=context,
+    )
+    assert [f.code for f in triage.findings] == [
+        "SETTLEMENT_STUCK_UNCONFIRMED",
+        "SETTLEMENT_CHAIN_BLOCKED",
+    ]
+    assert [v.retry_reason for v in triage.verdicts] == ["chain_unhealthy"]
+    # Without the verdicts, run_checks still gives the findings of the same pass.
     findings = run_checks(
         pm,
         "streampay_incident_register_settlement_checks",
         [s],
-        transactions=index,
+        transactions={},
         now=NOW,
         policy=SettlementPolicy(),
     )
-    assert [f.code for f in findings] == ["SETTLEMENT_CHAIN_BLOCKED"]
+    assert [f.evidence["retry_reason"] for f in findings] == ["no_ledger_after_max_time"]
     plain = settlement_findings([s], transactions={}, now=NOW)
     assert [f.evidence["retry_reason"] for f in plain] == ["no_ledger_after_max_time"]
     with_close = settlement_findings(
-        [s], transactions=TransactionIndex(latest_ledger_close_time=NOW), now=NOW
+        [s], transactions={}, now=NOW, context=SettlementContext(latest_ledger_close_time=NOW)
     )
     assert [f.evidence["retry_reason"] for f in with_close] == ["tx_expired"]

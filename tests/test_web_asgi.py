@@ -11,49 +11,13 @@ import pytest
 from streampay_incident import hookimpl
 from streampay_incident.model import Settlement
 from streampay_incident.registry import get_plugin_manager
+from streampay_incident.usecases import find_settlement
 from streampay_incident.web import WebConfig, create_app
 from streampay_incident.web.app import route_path, signed_target
-from streampay_incident.web.triage import body_format, find_settlement
-from web_harness import KEY_ID, PREFIX, SECRET, FakeChain, mounted, signed
+from streampay_incident.web.triage import body_format
+from web_harness import KEY_ID, PREFIX, SECRET, FakeChain, call, http_scope, mounted, signed
 
 CONFIG = WebConfig(hmac_keys={KEY_ID: SECRET})
-
-
-def http_scope(path, *, headers=(), method="GET", raw_path=True, query=b"", root_path=""):
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "query_string": query,
-        "root_path": root_path,
-        "headers": [(k.lower().encode(), v.encode()) for k, v in dict(headers).items()],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8080),
-    }
-    if raw_path is True:
-        scope["raw_path"] = path.encode()
-    elif raw_path:
-        scope["raw_path"] = raw_path
-    return scope
-
-
-def call(app, scope, messages=({"type": "http.request", "body": b"", "more_body": False},)):
-    pending = list(messages)
-    sent = []
-
-    async def receive():
-        if pending:
-            return pending.pop(0)
-        await asyncio.sleep(3600)
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    return sent
 
 
 def status_of(sent):
@@ -266,7 +230,7 @@ def test_body_format(content_type, text, expected):
 
 
 def test_replay_hands_over_the_body_once_then_defers_to_the_server():
-    from streampay_incident.web.app import _replay
+    from streampay_incident.web.gate import _replay
 
     async def server_receive():
         return {"type": "http.disconnect"}

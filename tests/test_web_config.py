@@ -18,6 +18,7 @@ def test_defaults_from_an_empty_environment():
     assert config.health_ttl_seconds == 5.0
     assert config.max_body_bytes == DEFAULT_MAX_BODY_BYTES == 8 * 1024 * 1024
     assert config.probe_timeout_seconds == 5.0
+    assert config.request_timeout_seconds == 10.0
     assert not config.chain_configured
     assert config.insecure_no_auth is False
 
@@ -32,6 +33,7 @@ def test_every_variable():
             "STREAMPAY_INCIDENT_HEALTH_TTL": "2.5",
             "STREAMPAY_INCIDENT_MAX_BODY_BYTES": "1024",
             "STREAMPAY_INCIDENT_PROBE_TIMEOUT": "3",
+            "STREAMPAY_INCIDENT_REQUEST_TIMEOUT": "4.5",
             "STREAMPAY_INCIDENT_HORIZON_URLS": "https://h1, https://h2",
             "STREAMPAY_INCIDENT_RPC_URLS": "https://rpc",
             "STREAMPAY_INCIDENT_NETWORK": "testnet",
@@ -45,6 +47,7 @@ def test_every_variable():
     assert config.health_ttl_seconds == 2.5
     assert config.max_body_bytes == 1024
     assert config.probe_timeout_seconds == 3.0
+    assert config.request_timeout_seconds == 4.5
     assert config.horizon_urls == ("https://h1", "https://h2")
     assert config.rpc_urls == ("https://rpc",)
     assert config.network_passphrase == TESTNET
@@ -94,6 +97,7 @@ def test_blank_keys_mean_none():
         ("STREAMPAY_INCIDENT_HEALTH_TTL", "inf"),
         ("STREAMPAY_INCIDENT_MAX_BODY_BYTES", "-5"),
         ("STREAMPAY_INCIDENT_PROBE_TIMEOUT", "0"),
+        ("STREAMPAY_INCIDENT_REQUEST_TIMEOUT", "0.01"),
     ],
 )
 def test_bad_numbers(name, value):

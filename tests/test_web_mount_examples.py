@@ -59,6 +59,7 @@ def test_starlette_example(incident_env):
         assert {f["code"] for f in doc["findings"]} == {"SETTLEMENT_DEAD_LETTERED"}
         assert get(url, "/internal/incident/settlements/unknown").status_code == 404
         assert get(url, "/internal/incident/checks", sign=False).status_code == 404
+        assert get(url, "/internal/incident", sign=False).status_code == 404  # no 307
 
 
 def test_fastapi_example(incident_env):
@@ -68,6 +69,7 @@ def test_fastapi_example(incident_env):
         assert get(url, "/internal/incident/livez", sign=False).text == "ok"
         assert get(url, "/internal/incident/checks").json()["codes"]
         assert get(url, "/internal/incident/checks", sign=False).status_code == 404
+        assert get(url, "/internal/incident", sign=False).status_code == 404  # no 307
         openapi = get(url, "/internal/incident/openapi.json").json()
         assert openapi["servers"] == [{"url": "/internal/incident"}]
         # The host's own schema does not list the mounted incident routes.

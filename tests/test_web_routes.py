@@ -122,7 +122,7 @@ def test_checks_lists_every_code_and_the_plugins(client):
     doc = response.json()
     assert [c["code"] for c in doc["codes"]] == [c.code for c in all_codes()]
     first = doc["codes"][0]
-    assert set(first) == {"code", "severity", "title", "runbook"}
+    assert set(first) == {"code", "severity", "escalates_to", "escalation", "title", "runbook"}
     assert first["runbook"].startswith("docs/runbooks/")
     names = {p["name"] for p in doc["plugins"]}
     assert "streampay_incident.checks.payouts" in names
@@ -192,6 +192,7 @@ def test_settlement_lookup(client):
             "state": "stuck",
             "retry_safe": False,
             "retry_reason": "unknown_submission",
+            "action": "investigate",
         }
     ]
     assert codes_of(doc) == {"SETTLEMENT_DEAD_LETTERED"}
@@ -435,7 +436,7 @@ def test_repeat_window_is_applied(client, destination):
     assert "PAYOUT_SUSPECTED_REPEAT" not in codes_of(post(client, "/triage/payouts", rows).json())
     wide = post(client, "/triage/payouts?repeat_window=1h", rows).json()
     assert "PAYOUT_SUSPECTED_REPEAT" in codes_of(wide)
-    assert wide["inputs"]["repeat_window"] == "3600s"
+    assert wide["inputs"]["repeat_window"] == "1h"
 
 
 def test_body_over_the_limit_is_413(client):
@@ -592,9 +593,54 @@ def test_never_retry_into_an_outage():
     with running(mounted(app)) as url, httpx.Client(base_url=url) as c:
         doc = get(c, "/settlements/s-1").json()
         triaged = post(c, "/triage/settlements", SETTLEMENTS).json()
-    assert doc["settlements"][0]["retry_reason"] == "chain_unhealthy"
-    assert codes_of(doc) == {"SETTLEMENT_CHAIN_BLOCKED"}
+    # Issue 9 §3: the outage blocks verdicts that would be retry-safe; this one is not
+    # (no closed ledger proves its max time passed), so it keeps its own reason.
+    assert doc["settlements"][0]["retry_reason"] == "no_ledger_after_max_time"
+    assert codes_of(doc) == {"SETTLEMENT_STUCK_UNCONFIRMED"}
     verdicts = {v["settlement_id"]: v for v in triaged["settlements"]}
     assert verdicts["s-old"]["retry_reason"] == "chain_unhealthy"
     assert verdicts["s-old"]["retry_safe"] is False
+    assert {f["code"] for f in triaged["findings"] if f["subject"] == "s-old"} == {
+        "SETTLEMENT_STUCK_UNSUBMITTED",
+        "SETTLEMENT_CHAIN_BLOCKED",
+    }
     assert triaged["inputs"]["chain_status"] == "fail"
+
+
+def test_triage_settlements_payouts_field_overturns_never_submitted(client, destination):
+    # Issue 9 §2: a pending row never submitted, paid by another payout (an admin re-queue).
+    body = {
+        "settlements": SETTLEMENTS,
+        "payouts": [payout(destination, payout_id="p-old", settlement_id="s-old")],
+    }
+    doc = post(client, "/triage/settlements?now=2026-11-27T03:00:00Z", body).json()
+    verdicts = {v["settlement_id"]: v for v in doc["settlements"]}
+    assert verdicts["s-old"]["retry_reason"] == "already_paid"
+    assert verdicts["s-old"]["retry_safe"] is False
+    assert "SETTLEMENT_ALREADY_PAID" in codes_of(doc)
+    assert doc["inputs"]["payouts_checked"] is True
+    assert doc["inputs"]["payout_records"] == 1
+    plain = post(client, "/triage/settlements", {"settlements": SETTLEMENTS}).json()
+    assert plain["inputs"]["payouts_checked"] is False
+
+
+@pytest.mark.parametrize(
+    ("payouts", "field"),
+    [
+        ("not a list", "payouts"),
+        ([{"payout_id": "p1"}], "payouts[0].settlement_id"),
+        (["x"], "payouts[0]"),
+    ],
+)
+def test_triage_settlements_bad_payouts_field_is_422(client, payouts, field):
+    response = post(client, "/triage/settlements", {"settlements": SETTLEMENTS, "payouts": payouts})
+    assert response.status_code == 422
+    assert field in [p["field"] for p in response.json()["problems"]]
+
+
+def test_triage_settlements_seed_in_payouts_field_is_refused_unechoed(client, destination):
+    seed = "S" + "A" * 55
+    body = {"settlements": SETTLEMENTS, "payouts": [payout(destination, memo=seed)]}
+    response = post(client, "/triage/settlements", body)
+    assert response.status_code == 422
+    assert seed not in response.text

@@ -1,4 +1,9 @@
-"""Schemathesis against /openapi.json with signed requests: bad input gets a 4xx, never a 5xx."""
+"""Schemathesis against /openapi.json with signed requests: bad input gets a 4xx, never a 5xx.
+
+Two runs: positive data (what the document allows) and negative data (what it
+forbids: wrong types, values outside enums, missing fields, odd path
+segments), both signed exactly as sent.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,21 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import GenerationMode
 
 from streampay_incident.auth import sign_request
 from streampay_incident.web import WebConfig, create_app
+from streampay_incident.web.mount import sidecar_router
 from streampay_incident.web.openapi import openapi_document
-from web_harness import KEY_ID, PREFIX, SECRET, FakeChain, mounted, running, signed
+from web_harness import KEY_ID, PREFIX, SECRET, FakeChain, running, signed
 
 pytestmark = pytest.mark.network
 
 # JSON Lines bodies are text on the wire: send generated strings as they are.
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 schema = schemathesis.openapi.from_dict(openapi_document(PREFIX))
+negative = schemathesis.openapi.from_dict(openapi_document(PREFIX))
+negative.config.generation.update(modes=[GenerationMode.NEGATIVE])
 
 
 class StreampayHmac(requests.auth.AuthBase):
@@ -43,7 +52,8 @@ class StreampayHmac(requests.auth.AuthBase):
 @pytest.fixture(scope="module")
 def base_url():
     config = WebConfig(hmac_keys={KEY_ID: SECRET}, max_body_bytes=256 * 1024)
-    with running(mounted(create_app(config, health_source=FakeChain()))) as url:
+    # Served as the sidecar serves it: every 404, inside the mount or not, is the app's.
+    with running(sidecar_router(create_app(config, health_source=FakeChain()), PREFIX)) as url:
         yield url
 
 
@@ -74,3 +84,21 @@ def test_no_server_errors(case, base_url, session):
     if response.status_code == 404:
         assert case.path == "/settlements/{settlement_id}"
 
+
+@negative.parametrize()
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+def test_negative_data_is_refused_with_a_4xx(case, base_url, session):
+    response = case.call(base_url=base_url + PREFIX, session=session, timeout=10)
+    assert response.status_code < 500, (case.method, case.formatted_path, response.text[:300])
+    if response.status_code == 422:
+        document = response.json()
+        assert document["error"] == "invalid input" and document["problems"]
+    if response.status_code == 404:
+        # Authenticated: an unknown settlement, or a path the negative data made unroutable
+        # (a newline, a '..' the client resolved): always the app's one 404.
+        assert response.json() == {"error": "not found"}, response.request.path_url

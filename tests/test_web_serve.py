@@ -185,3 +185,33 @@ def test_serve_sends_the_tools_events_to_stderr(captured_run):
     assert any(isinstance(h, logging.StreamHandler) for h in logger.handlers)
     invoke([], env=KEYS_ENV)  # a second start adds no second handler
     assert sum(isinstance(h, logging.StreamHandler) for h in logger.handlers) == 1
+
+
+def test_serve_limits_and_no_access_log(captured_run):
+    result = invoke(["--request-timeout", "2.5", "--max-connections", "7"], env=KEYS_ENV)
+    assert result.exit_code == 0, result.output
+    ((app, options),) = captured_run
+    assert options["access_log"] is False  # query strings never reach a log
+    assert options["limit_concurrency"] == 8  # uvicorn counts the new connection itself
+    assert options["timeout_keep_alive"] == 2.5
+    assert options["http"].request_timeout == 2.5
+    # The app's own body deadline follows the flag too.
+    assert app.routes[1].app.state.config.request_timeout_seconds == 2.5
+
+
+def test_serve_limit_defaults(captured_run):
+    assert invoke([], env=KEYS_ENV).exit_code == 0
+    ((app, options),) = captured_run
+    assert options["limit_concurrency"] == 101
+    assert options["timeout_keep_alive"] == 5.0
+    assert options["http"].request_timeout == 10.0
+    assert app.routes[1].app.state.config.request_timeout_seconds == 10.0
+
+
+@pytest.mark.parametrize(
+    "args", [["--request-timeout", "0"], ["--max-connections", "0"], ["--request-timeout", "x"]]
+)
+def test_serve_refuses_unusable_limits(captured_run, args):
+    result = invoke(args, env=KEYS_ENV)
+    assert result.exit_code == 2
+    assert captured_run == []

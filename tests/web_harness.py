@@ -9,6 +9,7 @@ sidecar test and ``benchmarks/web_load.py``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import subprocess
@@ -61,14 +62,15 @@ def signed(
 
 
 @contextlib.contextmanager
-def running(app: Any) -> Iterator[str]:
+def running(app: Any, **options: Any) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 with uvicorn in a thread; yield ``http://127.0.0.1:PORT``.
 
     uvicorn binds port 0 itself (a free port); the real port is read back once it started.
+    ``options`` go to ``uvicorn.Config`` (e.g. ``serve``'s limits).
     """
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
-    )
+    settings: dict[str, Any] = {"log_level": "warning", "lifespan": "off", "access_log": False}
+    settings.update(options)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, **settings)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -125,6 +127,45 @@ def wait_until_live(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server did not answer within {timeout:g}s") from exc
             time.sleep(0.1)
+
+
+def http_scope(path, *, headers=(), method="GET", raw_path=True, query=b"", root_path=""):
+    """An ASGI http scope as a server would build it (``raw_path`` as sent unless told)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "query_string": query,
+        "root_path": root_path,
+        "headers": [(k.lower().encode(), v.encode()) for k, v in dict(headers).items()],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8080),
+    }
+    if raw_path is True:
+        scope["raw_path"] = path.encode()
+    elif raw_path:
+        scope["raw_path"] = raw_path
+    return scope
+
+
+def call(app, scope, messages=({"type": "http.request", "body": b"", "more_body": False},)):
+    """Run ``app`` on one scope without a server; every message it sent."""
+    pending = list(messages)
+    sent = []
+
+    async def receive():
+        if pending:
+            return pending.pop(0)
+        await asyncio.sleep(3600)
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
 
 
 HORIZON = "https://horizon.example.test"

@@ -7,7 +7,6 @@ light: stellar-sdk is imported lazily, only where XDR or StrKey work happens.
 from __future__ import annotations
 
 from .__about__ import __version__
-from .checks.chain import grade_chain
 from .checks.payouts import find_payout_anomalies
 from .checks.settlements import classify_settlements
 from .codes import CODES, FindingCode, Severity
@@ -28,6 +27,7 @@ from .model import (
     make_finding,
 )
 from .stellar.envelope import inspect_transaction
+from .usecases.chain import grade_observations as grade_chain
 
 __all__ = [
     "CODES",

@@ -33,6 +33,8 @@ def parse_stroops(text: str, *, allow_zero: bool = False) -> int:
         if "e" in text.lower():
             raise AmountError("exponent notation is not allowed")
         raise AmountError("not a plain decimal amount")
+    if len(m.group("int").lstrip("0")) > 12:  # past int64 anyway; int() of 4,301+ digits raises
+        raise AmountError("amount exceeds Stellar's int64 limit")
     frac = (m.group("frac") or "").ljust(7, "0")
     stroops = int(m.group("int")) * STROOPS_PER_UNIT + int(frac)
     if stroops == 0 and not allow_zero:

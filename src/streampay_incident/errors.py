@@ -41,3 +41,27 @@ class InputError(Exception):
 
 class SecretSeedError(InputError):
     """An input held something shaped like a Stellar secret seed. Never echo it."""
+
+
+# Values in messages are cut to this many characters: a 10 MB bad cell must not flood a terminal.
+SHOWN_CHARS = 80
+
+
+def shown(value: object, *, quote: bool = True) -> str:
+    """``value`` for an error message: its first :data:`SHOWN_CHARS` characters, quoted.
+
+    A longer value ends with ``...`` and its length. Never pass a value that
+    may be a secret seed; name its field instead.
+    """
+    text = value if isinstance(value, str) else str(value)
+    cut = text[:SHOWN_CHARS]
+    out = repr(cut) if quote else cut
+    return out if len(text) <= SHOWN_CHARS else f"{out}... ({len(text)} characters)"
+
+
+class WrongNetworkError(InputError):
+    """The evidence says the input or an endpoint is on another network than ``--network``.
+
+    Exit 2 in the CLI, before any verdict: under the wrong passphrase every
+    hash is "not found", which reads as "retry is safe".
+    """

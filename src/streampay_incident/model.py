@@ -1,4 +1,5 @@
-"""The values the checks take and return.
+"""The values the checks take and return. (Over 400 lines as one thing: every value type
+of the core, in one place so that no layer imports another for a type.)
 
 Frozen, slotted attrs classes with dumb ``__init__``s. Building them from
 outside shapes (CSV rows, JSON, Horizon and RPC bodies) is the job of the
@@ -13,17 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import attrs
 
 from .codes import Severity, lookup
 
+if TYPE_CHECKING:
+    from .observations import PagingStop
+from .timefmt import format_rfc3339
+
 PayoutStatus = Literal["pending", "submitted", "confirmed", "failed"]
 SettlementStatus = Literal["pending", "processing", "succeeded", "failed", "dead"]
 MemoType = Literal["none", "text", "id", "hash", "return"]
 ChainTxStatus = Literal["success", "failed", "not_found", "unknown"]
-SettlementState = Literal["settled", "failed", "stuck", "in_flight"]
+SettlementState = Literal["settled", "failed", "stuck", "in_flight", "backing_off"]
+#: What on-call does about one settlement (``none``: settled, nothing wrong).
+SettlementAction = Literal["retry", "do_not_retry", "wait", "investigate", "none"]
 
 
 @attrs.frozen
@@ -99,6 +106,17 @@ class Settlement:
     the one StreamPay recorded. ``tx_max_time`` is None when unknown, absent
     or 0 (no upper time bound on Stellar). ``source_account`` and
     ``sequence`` come from the envelope when it was given.
+
+    ``network_hashes`` holds, when the envelope was given, its hash(es) under
+    each well-known network (``(("public", (...)), ("testnet", (...)),
+    ("futurenet", (...)))``): a chain record matching another network's hash
+    shows the envelope was signed for that network. ``available_at`` is when
+    StreamPay's worker may next pick the row up (its backoff); ``event_key``
+    is StreamPay's idempotency key for the settlement, when the export has one.
+
+    ``payer`` (the escrow or source account), ``destination``, ``asset`` and
+    ``amount`` (int stroops) are what the settlement pays, when the export (the
+    outbox payload) says: the submission search looks for that transfer.
     """
 
     settlement_id: str
@@ -114,6 +132,13 @@ class Settlement:
     source_account: str | None = None
     sequence: int | None = None
     last_error: str | None = None
+    available_at: datetime | None = None
+    network_hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    event_key: str | None = None
+    payer: str | None = None
+    destination: str | None = None
+    asset: Asset | None = None
+    amount: int | None = None
 
     @property
     def all_tx_hashes(self) -> tuple[str, ...]:
@@ -136,6 +161,8 @@ class ChainTransaction:
     out, Horizon ``410 before_history``, RPC retention window passed).
     ``oldest_ledger_close_time``: for an RPC ``NOT_FOUND``, the start of the
     RPC's retention window (a transaction older than that may exist unseen).
+    ``detail``: for ``unknown``, why the lookup could not tell (refused,
+    timeout, HTTP 503, ...), for the report's endpoint list.
     """
 
     hash: str
@@ -145,6 +172,7 @@ class ChainTransaction:
     closed_at: datetime | None = None
     oldest_ledger_close_time: datetime | None = None
     source: str = "input"
+    detail: str = attrs.field(default="", eq=False)
 
     @property
     def all_hashes(self) -> tuple[str, ...]:
@@ -195,13 +223,20 @@ def make_finding(
 
 @attrs.frozen
 class SettlementVerdict:
-    """The triage of one settlement: its state and whether a retry is provably safe."""
+    """The triage of one settlement: its state, whether a retry is provably safe, and
+    what on-call does about it.
+
+    ``code`` is the code of its first finding (the decision table's own, else an
+    overlay's); ``codes`` every code of its findings, in report order.
+    """
 
     settlement_id: str
     state: SettlementState
     retry_safe: bool
     retry_reason: str
     code: str | None = None
+    action: SettlementAction = "investigate"
+    codes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -209,6 +244,7 @@ class SettlementVerdict:
             "state": self.state,
             "retry_safe": self.retry_safe,
             "retry_reason": self.retry_reason,
+            "action": self.action,
         }
 
 
@@ -238,6 +274,25 @@ class SettlementPolicy:
 Status = Literal["pass", "warn", "fail"]
 
 
+@attrs.frozen
+class SettlementContext:
+    """What the chain said when it was asked, besides the transaction records.
+
+    Given to settlement checks (the ``context`` keyword of
+    ``streampay_incident_register_settlement_checks``). Each part is None when
+    unknown: ``chain_status`` the chain grade (``pass``/``warn``/``fail``),
+    ``latest_ledger_close_time`` the close time of a ledger known to have
+    closed (the only proof that a max time has passed), ``account_sequences``
+    each source account's current sequence number, ``payouts`` the payouts
+    export to check for a settlement already paid (None: not checked).
+    """
+
+    chain_status: Status | None = None
+    latest_ledger_close_time: datetime | None = None
+    account_sequences: Mapping[str, int] | None = None
+    payouts: tuple[Payout, ...] | None = None
+
+
 def status_from_findings(findings: tuple[Finding, ...] | list[Finding]) -> Status:
     """Any critical -> ``fail``; any warning -> ``warn``; else ``pass``."""
     worst = max((f.severity for f in findings), default=Severity.INFO)
@@ -263,3 +318,117 @@ class Report:
     @property
     def overall(self) -> Status:
         return self.status or status_from_findings(self.findings)
+
+
+PaymentKind = Literal[
+    "payment",
+    "path_payment_strict_send",
+    "path_payment_strict_receive",
+    "create_account",
+    "account_merge",
+    "invoke_host_function",
+    "sac_transfer",
+    "sac_burn",
+    "sac_clawback",
+]
+
+PAYMENT_KINDS: tuple[str, ...] = get_args(PaymentKind)
+
+
+@attrs.frozen
+class ChainPayment:
+    """One movement of money on chain, as Horizon or Stellar RPC reported it.
+
+    ``tx_hash`` is the hash the record was listed under (lower-case hex);
+    ``hashes`` every hash of that transaction (outer and inner for a
+    fee-bump). ``from_account`` is the paying account or contract (``G...`` /
+    ``C...``); ``to_account`` the destination exactly as the chain gives it,
+    muxed ``M...`` kept. ``amount`` is int stroops of ``asset`` that reached
+    the destination, or None when the record does not say (Horizon
+    ``account_merge``). Path payments also carry what the source sent.
+    ``operation_id`` is the Horizon operation id or the RPC event id.
+    """
+
+    tx_hash: str
+    successful: bool
+    from_account: str
+    to_account: str
+    asset: Asset
+    amount: int | None
+    kind: PaymentKind
+    hashes: tuple[str, ...] = ()
+    memo: Memo = NO_MEMO
+    ledger: int | None = None
+    closed_at: datetime | None = None
+    operation_id: str | None = None
+    source_asset: Asset | None = None
+    source_amount: int | None = None
+
+    @property
+    def all_hashes(self) -> tuple[str, ...]:
+        """The listed hash first, then the others, all lower-case, no repeats."""
+        out: list[str] = []
+        for h in (self.tx_hash, *self.hashes):
+            h = h.lower()
+            if h and h not in out:
+                out.append(h)
+        return tuple(out)
+
+
+@attrs.frozen
+class CoverageWindow:
+    """The time span the chain data covers; None bounds are open.
+
+    ``complete`` is False when the source could not cover what was asked (an
+    RPC retention window that starts after ``--since``, paging cut short by
+    the deadline); ``note`` says why, for the report. ``failed_endpoint`` and
+    ``failure`` name the endpoint that failed and its error (refused, timeout,
+    HTTP status) when the source itself failed.
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    complete: bool = True
+    note: str = ""
+    failed_endpoint: str | None = None
+    failure: str | None = None
+
+    def contains(self, moment: datetime | None) -> bool:
+        """True when ``moment`` is inside the window (an unknown moment counts as inside)."""
+        if moment is None:
+            return True
+        if self.since is not None and moment < self.since:
+            return False
+        return not (self.until is not None and moment > self.until)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": format_rfc3339(self.since) if self.since else None,
+            "until": format_rfc3339(self.until) if self.until else None,
+            "complete": self.complete,
+            "note": self.note,
+            **(
+                {"failed_endpoint": self.failed_endpoint, "failure": self.failure}
+                if self.failed_endpoint is not None
+                else {}
+            ),
+        }
+
+
+@attrs.frozen
+class EscrowObservation:
+    """What a chain source (a file, Horizon, Stellar RPC) said left ``escrow``.
+
+    ``source`` names it for the report (the file or the URL); ``window`` is the
+    span it covers; ``stop`` why live paging stopped early (an endpoint that
+    misbehaved), None for a file or a run that finished;
+    ``network_passphrase`` the network the endpoint reported (None for a file).
+    """
+
+    escrow: str
+    source: str
+    payments: tuple[ChainPayment, ...]
+    window: CoverageWindow
+    stop: PagingStop | None = None
+    network_passphrase: str | None = None
+    kind: str | None = None  # "horizon" or "rpc" for a live source, None for a file

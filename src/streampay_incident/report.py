@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from .__about__ import __version__
-from .codes import Severity
-from .model import Finding, Report
-from .timefmt import format_rfc3339
+from .checks.verdict_facts import count_actions
+from .codes import RUNBOOK_DIR, Severity
+from .model import Finding, Report, SettlementVerdict
+from .runbooks import docs_link
+from .timefmt import format_duration, format_rfc3339
 
 SCHEMA = "streampay-incident.report/v1"
 TOOL = {"name": "streampay-incident", "version": __version__}
@@ -22,6 +27,73 @@ TOOL = {"name": "streampay-incident", "version": __version__}
 _ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 _STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 _STATUS_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red"}
+
+
+#: One line of advice per retry reason: what on-call does about the verdict (text, Markdown,
+#: and the demo's "What to do" list).
+RETRY_ADVICE: dict[str, str] = {
+    "never_submitted": "retry is safe: it was never submitted",
+    "tx_expired": "retry is safe: a ledger closed after the transaction's max time",
+    "tx_failed": "retry is safe: the transaction failed on chain",
+    "sequence_consumed": "retry is safe: the source account's sequence moved past it",
+    "tx_landed": "DO NOT RETRY: the transaction landed; record it as paid",
+    "recorded_succeeded": "nothing to do: recorded as succeeded",
+    "in_flight": "wait: still within its normal time",
+    "unknown_submission": "DO NOT RETRY: it may have been submitted; find the tx hash first",
+    "tx_may_still_land": "DO NOT RETRY: the transaction can still land",
+    "no_ledger_after_max_time": (
+        "DO NOT RETRY yet: pass --chain-snapshot (or --horizon, --latest-ledger-close-time) "
+        "to prove expiry"
+    ),
+    "tx_status_unknown": "DO NOT RETRY: the chain could not say; look it up again",
+    "chain_unhealthy": "DO NOT RETRY: the network is unhealthy; never retry into an outage",
+    "already_paid": "DO NOT RETRY: another payout already paid it; a replay pays twice",
+    "network_mismatch": "DO NOT RETRY: its envelope is on another network; check --network",
+    "backing_off": "wait: StreamPay's worker retries it at available_at",
+    "search_ambiguous": "DO NOT RETRY: several transfers could be its payment; tell them apart",
+}
+#: Where a verdict without a finding points: the stuck-settlement decision tree.
+DECISION_TREE = f"{RUNBOOK_DIR}/stuck-settlement.md#decision-tree"
+
+
+def advice(retry_reason: str, action: str) -> str:
+    """The one line of advice for a verdict (a settled one with no finding: nothing to do)."""
+    if action == "none":
+        return "nothing to do: settled"
+    return RETRY_ADVICE.get(retry_reason, retry_reason)
+
+
+def verdict_advice(verdict: SettlementVerdict) -> str:
+    """:func:`advice` for ``verdict``."""
+    return advice(verdict.retry_reason, verdict.action)
+
+
+#: The finding that decides a verdict overturned by an overlay (its retry reason).
+_DECIDING_CODE = {
+    "already_paid": "SETTLEMENT_ALREADY_PAID",
+    "network_mismatch": "SETTLEMENT_NETWORK_MISMATCH",
+    "chain_unhealthy": "SETTLEMENT_CHAIN_BLOCKED",
+}
+
+
+def verdict_runbook(verdict: SettlementVerdict, findings: tuple[Finding, ...]) -> str:
+    """The runbook link of the finding that decides the verdict (an overlay's when it
+    overturned the rule's verdict, else the first), else the decision tree."""
+    wanted = [_DECIDING_CODE.get(verdict.retry_reason), verdict.code]
+    for code in wanted:
+        for finding in findings:
+            if (
+                code is not None
+                and finding.subject == verdict.settlement_id
+                and finding.code == code
+            ):
+                return finding.runbook
+    return DECISION_TREE
+
+
+def settlements_summary(verdicts: tuple[SettlementVerdict, ...]) -> dict[str, Any]:
+    """``summary`` of a settlements report: ``actions`` counts (``none`` not counted)."""
+    return {"actions": count_actions(verdicts)}
 
 
 def sorted_findings(findings: tuple[Finding, ...]) -> list[Finding]:
@@ -40,6 +112,7 @@ def report_to_json(report: Report) -> dict[str, Any]:
         "findings": [f.to_json() for f in sorted_findings(report.findings)],
     }
     if report.settlements is not None:
+        doc["summary"] = settlements_summary(report.settlements)
         doc["settlements"] = [v.to_json() for v in report.settlements]
     for key, value in report.extra.items():
         doc.setdefault(key, value)
@@ -47,7 +120,13 @@ def report_to_json(report: Report) -> dict[str, Any]:
 
 
 def render_json(report: Report) -> str:
-    return json.dumps(report_to_json(report), indent=2, ensure_ascii=False) + "\n"
+    # Written piece by piece: json.dumps would first hold every piece of a report of
+    # a million settlements in one list (several KiB per settlement).
+    out = io.StringIO()
+    encoder = json.JSONEncoder(indent=2, ensure_ascii=False)
+    out.writelines(encoder.iterencode(report_to_json(report)))
+    out.write("\n")
+    return out.getvalue()
 
 
 def _evidence_line(finding: Finding) -> str:
@@ -60,14 +139,25 @@ def _evidence_line(finding: Finding) -> str:
     if "amount_at_risk" in ev and ev["amount_at_risk"]:
         risk = ", ".join(f"{amt} {asset}" for asset, amt in sorted(ev["amount_at_risk"].items()))
         parts.append(f"at risk: {risk}")
+    if ev.get("amount_exposed"):
+        exposed = ", ".join(f"{amt} {asset}" for asset, amt in sorted(ev["amount_exposed"].items()))
+        parts.append(f"about to leave: {exposed}")
+    # StreamPay's outbox: the idempotency key and the stream a settlement is known by.
+    parts += [f"{key}: {ev[key]}" for key in ("event_key", "aggregate_id") if ev.get(key)]
+    if ev.get("aggregate_ids"):
+        parts.append(f"streams: {', '.join(ev['aggregate_ids'])}")
     return "; ".join(parts)
 
 
-def render_text(report: Report, *, color: bool = False, width: int = 100) -> str:
+def render_text(
+    report: Report, *, color: bool = False, width: int = 100, runbook_hint: bool = True
+) -> str:
     """Findings grouped by severity, worst first, each with its runbook link.
 
-    Lines are never hard-wrapped (soft wrap), so hashes and addresses stay
-    whole for copy-paste and grep.
+    With ``runbook_hint`` each link is followed by the ``streampay-incident
+    runbook CODE`` command that prints the same section where the tool is
+    installed. Lines are never hard-wrapped (soft wrap), so hashes and addresses
+    stay whole for copy-paste and grep.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -88,6 +178,8 @@ def render_text(report: Report, *, color: bool = False, width: int = 100) -> str
     )
     for key, value in report.inputs.items():
         console.print(f"  {escape(str(key))}: {escape(str(value))}")
+    for note in report.extra.get("notes", ()):
+        console.print(f"  note: {escape(note)}")
     for severity in (Severity.CRITICAL, Severity.WARNING, Severity.INFO):
         group = [f for f in sorted_findings(report.findings) if f.severity is severity]
         if not group:
@@ -100,19 +192,31 @@ def render_text(report: Report, *, color: bool = False, width: int = 100) -> str
             extra = _evidence_line(f)
             if extra:
                 console.print(f"    {escape(extra)}")
-            console.print(f"    runbook: {f.runbook}")
+            # A plugin's own runbook URL is not in the bundled runbooks: no command to print it.
+            bundled = not f.runbook.startswith(("https://", "http://"))
+            hint = f" (streampay-incident runbook {f.code})" if runbook_hint and bundled else ""
+            console.print(f"    runbook: {escape(f.runbook)}{hint}")
     if report.settlements is not None:
         console.print()
-        console.print("[bold]Settlements[/]")
-        console.print(f"  {'settlement_id':<36} {'state':<10} {'retry_safe':<10} reason")
+        console.print(f"[bold]Settlements[/] ({_actions_line(report.settlements)})")
+        console.print(
+            f"  {'settlement_id':<36} {'state':<11} {'retry_safe':<10} {'reason':<24} action"
+        )
         for v in report.settlements:
             safe = "[green]yes[/]" if v.retry_safe else "[red]NO[/] "
             console.print(
-                f"  {escape(v.settlement_id):<36} {v.state:<10} {safe}        {v.retry_reason}"
+                f"  {escape(v.settlement_id):<36} {v.state:<11} {safe}        "
+                f"{v.retry_reason:<24} {v.action}"
             )
+            console.print(f"    {escape(verdict_advice(v))}")
+            console.print(f"    runbook: {verdict_runbook(v, report.findings)}")
     if not report.findings:
         console.print("No findings.")
     return buf.getvalue()
+
+
+def _actions_line(verdicts: tuple[SettlementVerdict, ...]) -> str:
+    return ", ".join(f"{a} {n}" for a, n in count_actions(verdicts).items())
 
 
 def _md_cell(text: str) -> str:
@@ -129,6 +233,9 @@ def render_markdown(report: Report) -> str:
     ]
     if report.inputs:
         lines += [f"- {k}: `{v}`" for k, v in report.inputs.items()] + [""]
+    notes = report.extra.get("notes", ())
+    if notes:
+        lines += [f"> note: {note}" for note in notes] + [""]
     if report.findings:
         lines += ["| severity | code | subject | summary | runbook |", "|---|---|---|---|---|"]
         for f in sorted_findings(report.findings):
@@ -139,18 +246,101 @@ def render_markdown(report: Report) -> str:
     else:
         lines.append("No findings.")
     if report.settlements is not None:
-        lines += ["", "| settlement | state | retry safe | reason |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"Actions: {_actions_line(report.settlements)}.",
+            "",
+            "| settlement | state | retry safe | reason | action | advice |",
+            "|---|---|---|---|---|---|",
+        ]
         for v in report.settlements:
             safe = "yes" if v.retry_safe else "**no**"
+            runbook = verdict_runbook(v, report.findings)
             lines.append(
-                f"| `{_md_cell(v.settlement_id)}` | {v.state} | {safe} | {v.retry_reason} |"
+                f"| `{_md_cell(v.settlement_id)}` | {v.state} | {safe} | {v.retry_reason} | "
+                f"{v.action} | {_md_cell(verdict_advice(v))} ([runbook]({runbook})) |"
             )
     return "\n".join(lines) + "\n"
 
 
-def render(report: Report, fmt: str, *, color: bool = False) -> str:
+def with_docs_url(report: Report, docs_url: str | None) -> Report:
+    """The report with every finding's runbook link on the docs site at ``docs_url``."""
+    if not docs_url:
+        return report
+    findings = tuple(
+        attrs.evolve(f, runbook=docs_link(f.runbook, docs_url)) for f in report.findings
+    )
+    return attrs.evolve(report, findings=findings)
+
+
+def render(report: Report, fmt: str, *, color: bool = False, docs_url: str | None = None) -> str:
+    """The report as ``fmt``; runbook links absolute on the docs site when ``docs_url`` is set."""
+    report = with_docs_url(report, docs_url)
     if fmt == "json":
         return render_json(report)
     if fmt == "markdown":
         return render_markdown(report)
-    return render_text(report, color=color)
+    return render_text(report, color=color, runbook_hint=not docs_url)
+
+
+def _ledger_age(endpoint: Mapping[str, Any]) -> str | None:
+    """The endpoint's ledger age as a duration (``1m05s``), None when unknown."""
+    seconds = endpoint["ledger_age_seconds"]
+    return None if seconds is None else format_duration(round(seconds))
+
+
+def endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
+    lines = ["", "Endpoints"]
+    for e in endpoints:
+        age = _ledger_age(e) or "-"
+        lag = "-" if e["ingest_lag"] is None else str(e["ingest_lag"])
+        ledger = "-" if e["latest_ledger"] is None else str(e["latest_ledger"])
+        closed = e.get("latest_ledger_close_time")
+        ledger += f" closed {closed}" if closed else ""
+        lines.append(
+            f"  {e['status'].upper():<5} {e['kind']:<8} {e['url']}  ledger {ledger}, age {age}, "
+            f"ingest lag {lag}, {e['duration_seconds']:.2f}s"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        "",
+        "| endpoint | kind | status | latest ledger | closed at | ledger age | ingest lag "
+        "| probe (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in endpoints:
+        cells = [
+            f"`{e['url']}`",
+            e["kind"],
+            e["status"],
+            "" if e["latest_ledger"] is None else str(e["latest_ledger"]),
+            e.get("latest_ledger_close_time") or "",
+            _ledger_age(e) or "",
+            "" if e["ingest_lag"] is None else str(e["ingest_lag"]),
+            f"{e['duration_seconds']:.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_diagnosis(report: Report, fmt: str) -> str:
+    """The chain report's first line for people: Stellar or us (text, markdown); else ``""``."""
+    diagnosis = report.extra.get("diagnosis")
+    if diagnosis and fmt == "text":
+        return f"{diagnosis['summary']}\n"
+    if diagnosis and fmt == "markdown":
+        return f"**{diagnosis['summary']}**\n\n"
+    return ""
+
+
+def render_endpoint_table(report: Report, fmt: str) -> str:
+    """The per-endpoint table of a chain report for people (text, markdown); else ``""``."""
+    endpoints = report.extra.get("endpoints", [])
+    if fmt == "text" and endpoints:
+        return endpoint_table_text(endpoints)
+    if fmt == "markdown" and endpoints:
+        return endpoint_table_markdown(endpoints)
+    return ""

@@ -3,12 +3,13 @@
 Pure: :func:`grade_chain` takes what the probes observed (live or replayed
 from a recording), the moment to grade at and the expected network, and
 returns a :class:`ChainGrade`. No clock, socket or environment here; the
-probes in :mod:`streampay_incident.probes` gather the observations.
+probes in :mod:`streampay_incident.probes` gather the observations. Over 400
+lines as one thing: the ten per-endpoint rules and the grade built from them.
 
 The built-in check is registered through the
-``streampay_incident_register_chain_checks`` hook like any plugin's; given a
-plugin manager, :func:`grade_chain` runs every registered chain check through
-:func:`streampay_incident.registry.run_checks`.
+``streampay_incident_register_chain_checks`` hook like any plugin's; the use
+case :func:`streampay_incident.usecases.grade_observations` runs every
+registered chain check and hands their findings to :func:`grade_chain`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,10 @@ import attrs
 from ..codes import Severity
 from ..hookspecs import hookimpl
 from ..model import Finding, Status, make_finding
+from ..timefmt import format_duration, format_rfc3339
 
 if TYPE_CHECKING:
-    import pluggy
-
-    from ..probes import ChainObservations, EndpointObservation
-
-HOOK = "streampay_incident_register_chain_checks"
+    from ..observations import ChainObservations, EndpointObservation
 
 
 @attrs.frozen
@@ -58,6 +56,8 @@ class EndpointGrade:
     ledger_age_seconds: float | None
     ingest_lag: int | None
     duration_seconds: float
+    latest_ledger_close_time: datetime | None = None
+    network_passphrase: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +65,11 @@ class EndpointGrade:
             "kind": self.kind,
             "status": self.status,
             "latest_ledger": self.latest_ledger,
+            "latest_ledger_close_time": (
+                None
+                if self.latest_ledger_close_time is None
+                else format_rfc3339(self.latest_ledger_close_time)
+            ),
             "ledger_age_seconds": (
                 None if self.ledger_age_seconds is None else round(self.ledger_age_seconds, 3)
             ),
@@ -226,8 +231,8 @@ def _stale(obs: EndpointObservation, now: datetime, policy: ChainPolicy) -> Find
     return make_finding(
         "CHAIN_LEDGER_STALE",
         obs.url,
-        f"latest closed ledger {obs.latest_ledger} closed {age:.0f}s ago "
-        f"(over the {threshold:g}s {severity.value} threshold)",
+        f"latest closed ledger {obs.latest_ledger} closed {format_duration(round(age))} ago "
+        f"(over the {format_duration(threshold)} {severity.value} threshold)",
         {
             "latest_ledger": obs.latest_ledger,
             "closed_at": closed_at.isoformat().replace("+00:00", "Z"),
@@ -390,47 +395,37 @@ def grade_chain(
     now: datetime,
     expected_network: str,
     policy: ChainPolicy | None = None,
-    plugin_manager: pluggy.PluginManager | None = None,
+    findings: Sequence[Finding] | None = None,
 ) -> ChainGrade:
     """Grade a probe round at ``now`` against ``expected_network``. Pure.
 
-    Without ``plugin_manager`` only the built-in check runs; with one, every
-    chain check registered through ``streampay_incident_register_chain_checks``
-    runs (a raising plugin becomes a ``PLUGIN_ERROR`` finding). Each endpoint's
-    status comes from the findings whose subject is its URL; the overall
-    status follows :func:`overall_status`.
+    ``findings`` are those of every registered chain check (the use case
+    :func:`streampay_incident.usecases.grade_observations` runs them through
+    the plugin manager); without them only the built-in check runs. Each
+    endpoint's status comes from the findings whose subject is its URL; the
+    overall status follows :func:`overall_status`.
     """
     policy = policy or ChainPolicy()
-    if plugin_manager is None:
-        findings: tuple[Finding, ...] = tuple(
-            builtin_chain_check(
-                observations, now=now, expected_network=expected_network, policy=policy
-            )
+    if findings is None:
+        findings = builtin_chain_check(
+            observations, now=now, expected_network=expected_network, policy=policy
         )
-    else:
-        from ..registry import run_checks
-
-        findings = run_checks(
-            plugin_manager,
-            HOOK,
-            observations,
-            now=now,
-            expected_network=expected_network,
-            policy=policy,
-        )
+    found = tuple(findings)
     grades = tuple(
         EndpointGrade(
             url=obs.url,
             kind=obs.kind,
-            status=_status_of(f for f in findings if f.subject == obs.url),
+            status=_status_of(f for f in found if f.subject == obs.url),
             latest_ledger=obs.latest_ledger,
             ledger_age_seconds=ledger_age_seconds(obs, now),
             ingest_lag=obs.ingest_lag,
             duration_seconds=obs.duration_seconds,
+            latest_ledger_close_time=obs.latest_ledger_close_time,
+            network_passphrase=obs.network_passphrase,
         )
         for obs in observations.endpoints
     )
-    return ChainGrade(status=overall_status(grades, findings), findings=findings, endpoints=grades)
+    return ChainGrade(status=overall_status(grades, found), findings=found, endpoints=grades)
 
 
 def latest_ledger_close_time(
@@ -447,3 +442,147 @@ def latest_ledger_close_time(
         if obs.latest_ledger_close_time is not None and obs.network_passphrase == expected_network
     ]
     return max(times, default=None)
+
+
+def evidence_close_time(grade: ChainGrade, *, expected_network: str) -> tuple[datetime, str] | None:
+    """``(close time, url)`` of the freshest endpoint on ``expected_network`` that is not
+    critical (status not ``fail``), or None when there is none. Pure.
+
+    What ``settlements --chain-snapshot`` proves a max time passed with: a
+    ledger that an endpoint on the right network, in working order, saw close.
+    Freshest is the newest close time (then the highest ledger, then the
+    order given).
+    """
+    candidates = [
+        e
+        for e in grade.endpoints
+        if e.status != "fail"
+        and e.network_passphrase == expected_network
+        and e.latest_ledger_close_time is not None
+    ]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda e: (e.latest_ledger_close_time, e.latest_ledger or 0))
+    assert best.latest_ledger_close_time is not None
+    return best.latest_ledger_close_time, best.url
+
+
+DiagnosisKind = Literal["healthy", "degraded", "our_endpoints_down", "network_down"]
+
+_KIND_LABEL = {"horizon": "Horizon", "rpc": "RPC"}
+# What a critical finding says about an endpoint, in a word for the diagnosis line.
+_DOWN_WORD = {
+    "CHAIN_LEDGER_STALE": "stale",
+    "CHAIN_ENDPOINT_UNREACHABLE": "unreachable",
+    "CHAIN_ENDPOINT_ERROR": "erroring",
+    "CHAIN_HORIZON_UNHEALTHY": "unhealthy",
+    "CHAIN_RPC_UNHEALTHY": "unhealthy",
+    "CHAIN_NETWORK_MISMATCH": "on another network",
+    "CHAIN_HORIZON_INGEST_LAG": "lagging",
+}
+
+
+@attrs.frozen
+class ChainDiagnosis:
+    """Whether it is Stellar or us: the one line on-call reads first.
+
+    ``kind``: ``healthy`` (status pass), ``degraded`` (findings, but no kind of
+    endpoint wholly down), ``our_endpoints_down`` (every endpoint of some kind
+    is critical while another endpoint is current on the expected network) or
+    ``network_down`` (no endpoint is current). ``current``: the endpoints that
+    are current (not critical, with a latest ledger), freshest first; ``down``:
+    the endpoints of the kinds that are wholly down.
+    """
+
+    kind: DiagnosisKind
+    summary: str
+    current: tuple[str, ...] = ()
+    down: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "summary": self.summary,
+            "current": list(self.current),
+            "down": list(self.down),
+        }
+
+
+def _freshness(endpoint: EndpointGrade) -> tuple[float, int]:
+    age = endpoint.ledger_age_seconds
+    return (age if age is not None else float("inf"), -(endpoint.latest_ledger or 0))
+
+
+def _why_down(urls: Sequence[str], findings: Sequence[Finding]) -> list[str]:
+    words: list[str] = []
+    for finding in findings:
+        if finding.subject in urls and finding.severity is Severity.CRITICAL:
+            word = _DOWN_WORD.get(finding.code, "down")
+            if word not in words:
+                words.append(word)
+    return words or ["no ledger reported"]
+
+
+def _every(kind: str, urls: Sequence[str], findings: Sequence[Finding]) -> str:
+    words = _why_down(urls, findings)
+    label = _KIND_LABEL.get(kind, kind)
+    noun = f"the {label} given is" if len(urls) == 1 else f"every {label} given is"
+    if len(words) == 1:
+        return f"{noun} {words[0]}"
+    return f"{noun} down ({', '.join(words)})"
+
+
+def diagnose_chain(grade: ChainGrade) -> ChainDiagnosis:
+    """Say whether Stellar itself or our endpoints are the problem, from the grades. Pure.
+
+    An endpoint is *current* when its status is not ``fail`` (a stale ledger over
+    the critical threshold, another network, unreachable, ... are critical) and
+    it reported a latest ledger. A kind is *down* when every endpoint of that
+    kind given is ``fail``.
+    """
+    endpoints = grade.endpoints
+    current = sorted(
+        (e for e in endpoints if e.status != "fail" and e.latest_ledger is not None),
+        key=_freshness,
+    )
+    down_kinds = [
+        kind
+        for kind in ("horizon", "rpc")
+        if any(e.kind == kind for e in endpoints)
+        and all(e.status == "fail" for e in endpoints if e.kind == kind)
+    ]
+    down = tuple(e.url for e in endpoints if e.kind in down_kinds)
+    current_urls = tuple(e.url for e in current)
+    if not current:
+        urls = [e.url for e in endpoints]
+        words = _why_down(urls, grade.findings)
+        return ChainDiagnosis(
+            "network_down",
+            f"No endpoint given is current ({', '.join(words)}): Stellar itself may be down; "
+            "confirm on an independent endpoint and status.stellar.org before calling it a "
+            "network outage",
+            (),
+            tuple(urls),
+        )
+    best = current[0]
+    per = f"{_KIND_LABEL.get(best.kind, best.kind)} {best.url}"
+    if down_kinds:
+        what = "; ".join(
+            _every(kind, [e.url for e in endpoints if e.kind == kind], grade.findings)
+            for kind in down_kinds
+        )
+        return ChainDiagnosis(
+            "our_endpoints_down",
+            f"Stellar is healthy per {per}; {what}: fail over, this is not a network outage",
+            current_urls,
+            down,
+        )
+    if grade.status == "pass":
+        return ChainDiagnosis("healthy", f"Stellar is healthy per {per}", current_urls)
+    affected = sorted({f.subject for f in grade.findings})
+    return ChainDiagnosis(
+        "degraded",
+        f"Stellar is current per {per}; degraded: {len(grade.findings)} finding(s) on "
+        f"{', '.join(affected)}",
+        current_urls,
+    )

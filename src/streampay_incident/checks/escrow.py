@@ -1,5 +1,7 @@
 """Escrow reconciliation: what left the escrow on chain against StreamPay's payout rows.
 
+Over 400 lines as one thing: one pairing of rows with payments and its findings.
+
 Pure: payout rows and chain payments in, findings out. The chain payments come
 from :mod:`streampay_incident.io.chain_payments` (a file) or
 :mod:`streampay_incident.probes.payments` (live Horizon / Stellar RPC), which
@@ -21,143 +23,34 @@ Counting only what actually moved:
 - payments into the escrow (funding) and the escrow paying itself (a path
   payment converting between its own assets) are not outflows;
 - destinations compare exactly as given: an ``M...`` muxed address differs from
-  its ``G...`` base and from other muxed ids.
+  its ``G...`` base and from other muxed ids; except that a ``G...`` row with a
+  memo id matches that account muxed with the same id (CAP-67 events carry the
+  memo id as ``to_muxed_id``).
 """
 
 from __future__ import annotations
 
-import base64
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Literal, get_args
-
-import attrs
+from typing import Any
 
 from ..amounts import format_stroops
-from ..model import NO_MEMO, Asset, Finding, Memo, Payout, make_finding
+from ..hookspecs import hookimpl
+from ..model import (
+    Asset,
+    ChainPayment,
+    CoverageWindow,
+    Finding,
+    Payout,
+    make_finding,
+)
+from ..stellar.strkey import base_account, muxed_parts
 from ..timefmt import format_rfc3339
-
-PaymentKind = Literal[
-    "payment",
-    "path_payment_strict_send",
-    "path_payment_strict_receive",
-    "create_account",
-    "account_merge",
-    "invoke_host_function",
-    "sac_transfer",
-]
-
-PAYMENT_KINDS: tuple[str, ...] = get_args(PaymentKind)
 
 MERGE_AMOUNT_NOTE = (
     "Horizon payment records for account_merge do not carry the merged amount; "
     "read it from the operation's account_credited effect"
 )
-
-
-@attrs.frozen
-class ChainPayment:
-    """One movement of money on chain, as Horizon or Stellar RPC reported it.
-
-    ``tx_hash`` is the hash the record was listed under (lower-case hex);
-    ``hashes`` every hash of that transaction (outer and inner for a
-    fee-bump). ``from_account`` is the paying account or contract (``G...`` /
-    ``C...``); ``to_account`` the destination exactly as the chain gives it,
-    muxed ``M...`` kept. ``amount`` is int stroops of ``asset`` that reached
-    the destination, or None when the record does not say (Horizon
-    ``account_merge``). Path payments also carry what the source sent.
-    ``operation_id`` is the Horizon operation id or the RPC event id.
-    """
-
-    tx_hash: str
-    successful: bool
-    from_account: str
-    to_account: str
-    asset: Asset
-    amount: int | None
-    kind: PaymentKind
-    hashes: tuple[str, ...] = ()
-    memo: Memo = NO_MEMO
-    ledger: int | None = None
-    closed_at: datetime | None = None
-    operation_id: str | None = None
-    source_asset: Asset | None = None
-    source_amount: int | None = None
-
-    @property
-    def all_hashes(self) -> tuple[str, ...]:
-        """The listed hash first, then the others, all lower-case, no repeats."""
-        out: list[str] = []
-        for h in (self.tx_hash, *self.hashes):
-            h = h.lower()
-            if h and h not in out:
-                out.append(h)
-        return tuple(out)
-
-
-@attrs.frozen
-class CoverageWindow:
-    """The time span the chain data covers; None bounds are open.
-
-    ``complete`` is False when the source could not cover what was asked (an
-    RPC retention window that starts after ``--since``, paging cut short by
-    the deadline); ``note`` says why, for the report.
-    """
-
-    since: datetime | None = None
-    until: datetime | None = None
-    complete: bool = True
-    note: str = ""
-
-    def contains(self, moment: datetime | None) -> bool:
-        """True when ``moment`` is inside the window (an unknown moment counts as inside)."""
-        if moment is None:
-            return True
-        if self.since is not None and moment < self.since:
-            return False
-        return not (self.until is not None and moment > self.until)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "since": format_rfc3339(self.since) if self.since else None,
-            "until": format_rfc3339(self.until) if self.until else None,
-            "complete": self.complete,
-            "note": self.note,
-        }
-
-
-# --- StrKey: the base G... account of an M... muxed account (pure, no stellar_sdk) ----------
-
-_VERSION_G = 6 << 3
-_VERSION_M = 12 << 3
-
-
-def _crc16_xmodem(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-            crc &= 0xFFFF
-    return crc
-
-
-def base_account(address: str) -> str:
-    """The ``G...`` account behind an ``M...`` muxed address; anything else unchanged."""
-    if not (address.startswith("M") and len(address) == 69):
-        return address
-    try:
-        raw = base64.b32decode(address + "=" * (-len(address) % 8))
-    except ValueError:
-        return address
-    if len(raw) != 43 or raw[0] != _VERSION_M:
-        return address
-    if _crc16_xmodem(raw[:-2]).to_bytes(2, "little") != raw[-2:]:
-        return address
-    payload = bytes([_VERSION_G]) + raw[1:33]
-    checksum = _crc16_xmodem(payload).to_bytes(2, "little")
-    return base64.b32encode(payload + checksum).decode("ascii").rstrip("=")
 
 
 # --- reconciliation ------------------------------------------------------------------------
@@ -266,6 +159,18 @@ class _Transactions:
         return h in self._parent
 
 
+def _same_destination(row: Payout, paid_to: str) -> bool:
+    """Exactly the row's destination; or, for a ``G...`` row with a memo id, that account
+    muxed with the memo id: a CAP-67 event carries a transaction's memo id as
+    ``to_muxed_id``, which reads as a muxed ``M...`` destination."""
+    if paid_to == row.destination:
+        return True
+    if not paid_to.startswith("M") or row.memo.type != "id":
+        return False
+    base, muxed_id = muxed_parts(paid_to)
+    return base == row.destination and muxed_id == row.memo.value
+
+
 def _pair(
     rows: list[Payout], outflows: list[ChainPayment]
 ) -> tuple[list[Payout], list[ChainPayment]]:
@@ -282,7 +187,9 @@ def _pair(
         for row in left_rows:
             match = None
             for i, p in enumerate(left_pay):
-                if p.to_account != row.destination or _asset_key(p.asset) != _asset_key(row.asset):
+                if not _same_destination(row, p.to_account) or _asset_key(p.asset) != _asset_key(
+                    row.asset
+                ):
                     continue
                 if (exact and p.amount == row.amount) or (not exact and p.amount is None):
                     match = i
@@ -301,7 +208,7 @@ def _differences(rows: list[Payout], outflows: list[ChainPayment]) -> list[str]:
         return ["payments"]
     row, pay = rows[0], outflows[0]
     diffs = []
-    if row.destination != pay.to_account:
+    if not _same_destination(row, pay.to_account):
         diffs.append("destination")
     if _asset_key(row.asset) != _asset_key(pay.asset):
         diffs.append("asset")
@@ -332,9 +239,12 @@ def reconcile_escrow(
       ``window`` whose tx hash has no successful payment from the escrow (or
       that has no tx hash at all). Subject: the tx hash, else the payout_id.
     - ``ESCROW_OUTSIDE_WINDOW`` [info]: confirmed rows that match nothing but
-      were created outside ``window`` (not called missing), and a window that
-      does not cover what was asked (``window.complete`` False). Subject: the
-      escrow.
+      were created outside ``window`` (not called missing). Subject: the escrow.
+    - ``ESCROW_COVERAGE_INCOMPLETE`` [warning]: the chain source failed or does
+      not cover everything asked (``window.complete`` False). No row is then
+      called missing: an unreachable source is not evidence. The confirmed
+      rows that match nothing are counted as not checked, and the finding
+      names the failed endpoint and its error. Subject: the escrow.
     """
     rows = list(payouts)
     payments = list(chain_payments)
@@ -382,11 +292,16 @@ def reconcile_escrow(
 
     missing: dict[str, list[Payout]] = defaultdict(list)
     outside_rows: list[Payout] = []
+    unchecked: list[Payout] = []
     for row in unmatched_rows:
         if row.status != "confirmed":
             continue
         if not window.contains(row.created_at):
             outside_rows.append(row)
+            continue
+        if not window.complete:
+            # The data may end, or have a hole, anywhere: absence proves nothing.
+            unchecked.append(row)
             continue
         missing[row.tx_hash.lower() if row.tx_hash else row.payout_id].append(row)
     for subject, group_rows in missing.items():
@@ -401,8 +316,10 @@ def reconcile_escrow(
             )
         )
 
-    if outside_rows or outside_chain or not window.complete:
+    if outside_rows or outside_chain:
         findings.append(_outside(outside_rows, outside_chain, escrow, window))
+    if not window.complete:
+        findings.append(_coverage_incomplete(unchecked, escrow, window))
 
     return sorted(findings, key=lambda f: (f.code, f.subject))
 
@@ -542,8 +459,6 @@ def _outside(
             f"{len(chain)} escrow payment(s) in the chain data fall outside the window {span} "
             "and were not judged"
         )
-    if not window.complete:
-        parts.append(f"the chain data does not cover everything asked: {window.note}")
     evidence: dict[str, Any] = {
         "escrow": escrow,
         "payout_ids": [r.payout_id for r in rows],
@@ -559,3 +474,39 @@ def _outside(
         summary="; ".join(parts),
         evidence=evidence,
     )
+
+
+def _coverage_incomplete(rows: list[Payout], escrow: str, window: CoverageWindow) -> Finding:
+    rows = sorted(rows, key=_payout_order)
+    if window.failed_endpoint is not None:
+        why = f"chain source {window.failed_endpoint} failed: {window.failure}"
+    else:
+        why = "the chain data does not cover everything asked"
+    if window.note and window.note != window.failure:
+        why += f" ({window.note})"
+    evidence: dict[str, Any] = {
+        "escrow": escrow,
+        "rows_not_checked": len(rows),
+        "payout_ids": [r.payout_id for r in rows],
+        "tx_hashes": sorted({r.tx_hash.lower() for r in rows if r.tx_hash}),
+        "window": window.to_json(),
+        "not_checked": [_payout_json(r) for r in rows],
+    }
+    if window.failed_endpoint is not None:
+        evidence["endpoint"] = window.failed_endpoint
+        evidence["error"] = window.failure
+    return make_finding(
+        "ESCROW_COVERAGE_INCOMPLETE",
+        subject=escrow,
+        summary=(
+            f"{why}; {len(rows)} confirmed payout row(s) could not be checked against the "
+            "chain (not called missing)"
+        ),
+        evidence=evidence,
+    )
+
+
+@hookimpl
+def streampay_incident_register_escrow_checks() -> Sequence[Any]:
+    """The built-in reconciliation is a plugin like any other."""
+    return [reconcile_escrow]

@@ -2,7 +2,8 @@
 
 Pure: payout values and a policy in, findings out. Registered as a plugin
 through :func:`streampay_incident_register_payout_checks`, like any
-third-party check.
+third-party check. Over 400 lines as one thing: five rules over one shared
+normalisation and grouping, which they must agree on.
 
 Normalisation shared by every rule: tx hashes compare lower-cased (the
 parser stores them so); ``native`` equals ``XLM`` (assets compare by their
@@ -20,6 +21,12 @@ one; a transfer recorded by several rows counts once, at the amount of its
 earliest row. So ``PAYOUT_DUPLICATE_TX_RECORD``, whose rows are one
 transaction recorded twice, puts nothing at risk by itself: ``{}``. An
 asset whose sum is zero is left out.
+
+Next to it, ``evidence.amount_exposed``: money about to leave. Per asset, the
+sum of the group's ``pending`` (queued) rows that would add a transfer beyond
+the first: every pending row when the group has a transfer, else every
+pending row but the earliest (e.g. a queued row under a conflicting
+idempotency key). Each row counts once; zero sums are left out.
 
 Exports run to millions of rows, so each rule first finds the keys that
 occur more than once with C-level ``Counter``/``attrgetter`` passes and only
@@ -41,6 +48,7 @@ from ..amounts import format_stroops
 from ..codes import Severity
 from ..hookspecs import PayoutCheck, hookimpl
 from ..model import NO_MEMO, Finding, Memo, Payout, PayoutPolicy, make_finding
+from ..timefmt import format_duration
 
 TRANSFER_STATUSES = frozenset({"submitted", "confirmed"})
 
@@ -279,6 +287,13 @@ def suspected_repeats(
     ``created_at`` (then transfer key), are chained while each gap is at most
     ``repeat_window``; a chain of two or more transfers holding two or more
     settlement_ids is reported. ``subject`` is the destination.
+
+    Two transfers whose memos are both present and differ are never chained:
+    an exchange or custodian credits its customers by memo, so they are
+    different customers. A chain holds transfers with one memo, or with no
+    memo (a transfer without a memo may chain with any), so each present memo
+    is chained with the memo-less transfers separately; a chain found under
+    several memos (memo-less transfers only) is reported once.
     """
     return _suspected_repeats(_transfer_rows(_normalised(payouts)), repeat_window)
 
@@ -292,7 +307,7 @@ def _suspected_repeats(transfer_rows: Sequence[Payout], repeat_window: timedelta
             groups[(payout.destination, str(payout.asset), payout.amount)].append(payout)
     findings = []
     for (destination, asset, amount), rows in groups.items():
-        for chain in _chains(_transfers(rows), repeat_window):
+        for chain in _memo_chains(_transfers(rows), repeat_window):
             chain_rows = [p for transfer in chain for p in transfer]
             settlements = _distinct(chain_rows, "settlement_id")
             if len(chain) < 2 or len(settlements) < 2:
@@ -307,7 +322,7 @@ def _suspected_repeats(transfer_rows: Sequence[Payout], repeat_window: timedelta
                         f"{len(chain)} transfers of {format_stroops(amount)} "
                         f"{asset.partition(':')[0]} to the same "
                         f"destination for {_count(settlements, 'settlement')}, each within "
-                        f"{_duration(repeat_window)} of the previous"
+                        f"{format_duration(repeat_window)} of the previous"
                     ),
                     evidence={
                         **_evidence(chain_rows, chain),
@@ -321,6 +336,24 @@ def _suspected_repeats(transfer_rows: Sequence[Payout], repeat_window: timedelta
                 )
             )
     return findings
+
+
+def _memo_chains(transfers: list[list[Payout]], window: timedelta) -> list[list[list[Payout]]]:
+    """:func:`_chains` per memo class: each present memo with the memo-less transfers."""
+    keys = [_memo_key(_first(transfer).memo) for transfer in transfers]
+    present = sorted({k for k in keys if k is not None}, key=repr)
+    if len(present) <= 1:
+        return _chains(transfers, window)  # no two different memos: one class
+    chains: list[list[list[Payout]]] = []
+    seen: set[tuple[str, ...]] = set()
+    for memo in present:
+        members = [t for t, k in zip(transfers, keys, strict=True) if k in (memo, None)]
+        for chain in _chains(members, window):
+            identity = tuple(t[0].transfer_key for t in chain)
+            if identity not in seen:
+                seen.add(identity)
+                chains.append(chain)
+    return chains
 
 
 def _chains(transfers: list[list[Payout]], window: timedelta) -> list[list[list[Payout]]]:
@@ -430,10 +463,23 @@ def _amount_at_risk(transfers: list[list[Payout]]) -> dict[str, str]:
     return {asset: format_stroops(total) for asset, total in sorted(totals.items()) if total}
 
 
+def _amount_exposed(rows: Sequence[Payout], transfers: list[list[Payout]]) -> dict[str, str]:
+    """Per asset, the queued rows that would add a transfer beyond the first (each row once)."""
+    queued = {p.payout_id: p for p in rows if p.status == "pending"}
+    waiting = sorted(queued.values(), key=lambda p: (p.created_at, p.payout_id))
+    if not transfers:
+        waiting = waiting[1:]  # the earliest queued row is the intended payment
+    totals: dict[str, int] = defaultdict(int)
+    for payout in waiting:
+        totals[str(payout.asset)] += payout.amount
+    return {asset: format_stroops(total) for asset, total in sorted(totals.items()) if total}
+
+
 def _evidence(rows: Sequence[Payout], transfers: list[list[Payout]]) -> dict[str, Any]:
     return {
         "payout_ids": sorted(p.payout_id for p in rows),
         "amount_at_risk": _amount_at_risk(transfers),
+        "amount_exposed": _amount_exposed(rows, transfers),
         "transfers": len(transfers),
         "settlement_ids": sorted(_distinct(rows, "settlement_id")),
         "tx_hashes": sorted({p.tx_hash for p in rows if p.tx_hash}),
@@ -449,14 +495,6 @@ def _distinct(rows: Iterable[Payout], field: str) -> set[Any]:
 def _count(items: Iterable[Any] | int, noun: str) -> str:
     n = items if isinstance(items, int) else len(list(items))
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _duration(window: timedelta) -> str:
-    seconds = int(window.total_seconds())
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{window.total_seconds():g}s"
 
 
 def _iso(moment: datetime) -> str:

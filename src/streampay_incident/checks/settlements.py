@@ -1,15 +1,17 @@
-"""Settlement triage: is each settlement settled, failed, stuck or in flight, and is a
-retry provably safe?
+"""Settlement triage: is each settlement settled, failed, stuck, backing off or in flight,
+is a retry provably safe, and what does on-call do about it? (Over 400 lines as one
+thing: one decision table, its overlays and its evidence.)
 
 A pure function of the settlements, what the chain says about their
 transactions, ``now`` and (optionally) the close time of a ledger that closed,
-the chain grade and the source accounts' current sequence numbers. A blind
-retry of a transaction that can still land is how double payouts happen, so
-``retry_safe`` is true only with a proof: one of ``never_submitted``,
-``tx_failed``, ``tx_expired``, ``sequence_consumed``.
+the chain grade, the source accounts' current sequence numbers and the
+payouts export. A blind retry of a transaction that can still land is how
+double payouts happen, so ``retry_safe`` is true only with a proof: one of
+``never_submitted``, ``tx_failed``, ``tx_expired``, ``sequence_consumed``.
 
-What the chain says about a settlement (over all its hashes: the recorded
-hash, and outer and inner hash of a fee-bump; compared lower-case):
+What the chain says about a settlement (over all its hashes under the network
+the export was read with: the recorded hash, and outer and inner hash of a
+fee-bump; compared lower-case):
 
 - *found successful* when any hash has a ``success`` record; else
 - *found failed* when any hash has a ``failed`` record; else
@@ -25,14 +27,22 @@ When one hash has several records (several endpoints), the strongest wins:
 success, failed, unknown, then an authoritative not_found (no retention
 window) before a windowed one with the earliest window.
 
-Rules (pinned; first match wins; "older than" is strictly greater):
+Decision table v2 (pinned; first match wins; "older than" is strictly greater):
 
 1. found successful -> ``settled``, retry false/``tx_landed``; when the status
-   is not ``succeeded``: ``SETTLEMENT_CONFIRMED_NOT_RECORDED``, critical when
-   the status is ``dead`` or ``failed`` (a replay would pay twice), else warning.
-2. found failed -> ``failed``, ``SETTLEMENT_TX_FAILED``, retry true/``tx_failed``.
-3. status ``succeeded`` -> ``settled``, retry false/``recorded_succeeded``.
-4. status ``dead`` -> ``stuck``, ``SETTLEMENT_DEAD_LETTERED``.
+   is not ``succeeded``: ``SETTLEMENT_CONFIRMED_NOT_RECORDED``, critical unless
+   the row is ``processing`` with a live lease (``lease_until`` >= now), then
+   warning: StreamPay's lease reaper re-runs a ``pending`` row or one whose
+   lease expired, and a replay pays twice.
+2. status ``dead`` -> ``stuck``, ``SETTLEMENT_DEAD_LETTERED`` (critical: it is
+   what ``SettlementDLQNotEmpty`` pages for); found failed -> true/``tx_failed``
+   and the summary quotes ``last_error`` (fix the cause first: a replay fails
+   the same way); else the retry-safety rules below.
+3. found failed -> ``failed``, ``SETTLEMENT_TX_FAILED``, retry true/``tx_failed``.
+4. status ``succeeded`` -> ``settled``, retry false/``recorded_succeeded``.
+   *Backing off*: status ``pending`` or ``failed`` and ``available_at`` after
+   now -> ``backing_off``, retry false/``backing_off`` (StreamPay's worker
+   retries it at ``available_at``; a manual retry races it). No finding.
 5. status ``failed`` and attempts >= max_attempts -> ``stuck``, ``SETTLEMENT_RETRIES_EXHAUSTED``.
 6. status ``processing`` and ``lease_until`` < now -> ``stuck``, ``SETTLEMENT_LEASE_EXPIRED``.
 7. no tx hash, older than ``unsubmitted_after`` (from ``created_at``) ->
@@ -41,15 +51,11 @@ Rules (pinned; first match wins; "older than" is strictly greater):
    else ``created_at``) -> ``stuck``, ``SETTLEMENT_STUCK_UNCONFIRMED``.
 9. otherwise -> ``in_flight``, retry false/``in_flight``.
 
-Chain outage: when ``chain_status`` is ``"fail"``, a settlement that rule 7 or 8
-would report is reported as ``SETTLEMENT_CHAIN_BLOCKED`` (warning, state
-``stuck``) with retry false/``chain_unhealthy``, whatever the retry verdict
-would have been: never retry into an outage. Rules 1-6 are unchanged.
-
 Retry safety of a ``stuck`` settlement (first match wins):
 
-a. no tx hash: status ``pending`` -> true/``never_submitted``; else
-   false/``unknown_submission`` (it may have been submitted without a record).
+a. no tx hash: status ``pending`` and attempts 0 -> true/``never_submitted``;
+   else false/``unknown_submission`` (an attempt was made, or the row left
+   ``pending``: it may have been submitted without a record).
 b. the chain answer is *unknown* -> false/``tx_status_unknown`` (it may have
    landed; an expired time bound does not prove otherwise).
 c. the transaction is not found and ``account_sequences`` holds its source
@@ -61,31 +67,93 @@ e. a closed ledger's close time is given: after max time -> true/``tx_expired``;
 f. no close time: now <= max time -> false/``tx_may_still_land``; else
    false/``no_ledger_after_max_time`` (our clock is not the network's: only a
    closed ledger proves the bound passed).
+
+Overlays, over every verdict that is not ``settled`` (each adds its own
+finding beside the rule's):
+
+- *already paid* (only when ``payouts`` is given): a payout for the
+  settlement (its ``settlement_id`` or ``idempotency_key`` is the settlement's
+  id or event key) that is ``confirmed``, or ``submitted`` with a tx hash
+  that is not one of the settlement's own, -> ``SETTLEMENT_ALREADY_PAID``
+  [critical], false/``already_paid``. The settlement's own attempt never
+  counts: a row carrying one of its own hashes, or its own outbox row
+  (``payout_id`` is the settlement id, with no other hash). Without payouts, a
+  ``never_submitted`` verdict says so in its own finding
+  (``evidence.payouts_checked``: false).
+- *network mismatch*: a ``success`` or ``failed`` chain record for the
+  envelope's hash under another well-known network
+  (``Settlement.network_hashes``) -> ``SETTLEMENT_NETWORK_MISMATCH``
+  [critical], false/``network_mismatch``, naming the network. With both
+  overlays, both findings are reported and the reason is ``already_paid``.
+- *chain outage*: when ``chain_status`` is ``"fail"``, a verdict that would
+  still be retry-safe becomes false/``chain_unhealthy`` and
+  ``SETTLEMENT_CHAIN_BLOCKED`` [warning] is added; the proof it would have had
+  stays in ``evidence.retry_reason_when_healthy``. Never retry into an outage.
+
+Action (:data:`~streampay_incident.model.SettlementAction`): retry-safe ->
+``retry``; a ``settled`` verdict with no finding -> ``none``; ``tx_landed``,
+``already_paid``, ``network_mismatch``, ``recorded_succeeded`` with a finding
+-> ``do_not_retry``; ``in_flight``, ``backing_off`` and ``tx_may_still_land``
+with a max time (still open: no closed ledger past it) -> ``wait``; the rest
+-> ``investigate``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
+
+import attrs
 
 from ..codes import Severity
 from ..hookspecs import hookimpl
 from ..model import (
     ChainTransaction,
     Finding,
+    Payout,
     Settlement,
+    SettlementContext,
     SettlementPolicy,
     SettlementState,
     SettlementTriage,
     SettlementVerdict,
     make_finding,
 )
-from ..timefmt import format_rfc3339
+from ..timefmt import format_duration
+from .overlays import (
+    EnvelopeNetworkCheck,
+    PayoutIndex,
+    already_paid_finding,
+    check_envelope_network,
+    index_payouts,
+    mismatch_finding,
+    network_mismatch,
+    payouts_paying,
+)
+from .tx_index import TransactionIndex, index_transactions
+from .verdict_facts import (
+    COUNTED_ACTIONS,
+    ChainAnswer,
+    ChainStatus,
+    count_actions,
+    settlement_action,
+    settlement_evidence,
+)
 
-ChainStatus = Literal["pass", "warn", "fail"]
-ChainAnswer = Literal["success", "failed", "unknown", "not_found"]
+__all__ = [
+    "EnvelopeNetworkCheck",
+    "TransactionIndex",
+    "check_envelope_network",
+    "count_actions",
+    "settlement_action",
+    "COUNTED_ACTIONS",
+    "index_payouts",
+    "index_transactions",
+    "network_mismatch",
+    "payouts_paying",
+]
+
 
 #: The only reasons a retry is safe.
 SAFE_REASONS: frozenset[str] = frozenset(
@@ -101,69 +169,11 @@ RETRY_REASONS: frozenset[str] = SAFE_REASONS | {
     "tx_may_still_land",
     "no_ledger_after_max_time",
     "chain_unhealthy",
+    "search_ambiguous",
+    "backing_off",
+    "already_paid",
+    "network_mismatch",
 }
-
-
-class TransactionIndex(dict[str, ChainTransaction]):
-    """Lower-case tx hash -> what the chain says, plus what the chain said when asked.
-
-    This is the ``transactions`` mapping settlement checks receive through
-    ``streampay_incident_register_settlement_checks``. Besides the records it
-    carries the latest closed ledger's close time, the chain grade and the
-    source accounts' sequence numbers, so the built-in check reaches the same
-    verdicts as :func:`classify_settlements` while third-party checks see a
-    plain mapping.
-    """
-
-    __slots__ = ("account_sequences", "chain_status", "latest_ledger_close_time")
-
-    def __init__(
-        self,
-        transactions: Iterable[ChainTransaction] | Mapping[str, ChainTransaction] = (),
-        *,
-        latest_ledger_close_time: datetime | None = None,
-        chain_status: ChainStatus | None = None,
-        account_sequences: Mapping[str, int] | None = None,
-    ) -> None:
-        super().__init__()
-        self.latest_ledger_close_time = latest_ledger_close_time
-        self.chain_status = chain_status
-        self.account_sequences = account_sequences
-        if isinstance(transactions, Mapping):
-            for key, tx in transactions.items():
-                self._add(str(key).lower(), tx)
-                for tx_hash in tx.all_hashes:
-                    self._add(tx_hash.lower(), tx)
-        else:
-            for tx in transactions:
-                for tx_hash in tx.all_hashes:
-                    self._add(tx_hash.lower(), tx)
-
-    def _add(self, tx_hash: str, tx: ChainTransaction) -> None:
-        current = self.get(tx_hash)
-        if current is None or _strength(tx) > _strength(current):
-            self[tx_hash] = tx
-
-
-def _strength(tx: ChainTransaction) -> tuple[int, float]:
-    if tx.status == "success":
-        return (4, 0.0)
-    if tx.status == "failed":
-        return (3, 0.0)
-    if tx.status == "unknown":
-        return (2, 0.0)
-    if tx.oldest_ledger_close_time is None:  # Horizon 404: no retention window
-        return (1, math.inf)
-    return (1, -tx.oldest_ledger_close_time.timestamp())  # the longer window knows more
-
-
-def index_transactions(
-    transactions: Iterable[ChainTransaction] | Mapping[str, ChainTransaction],
-) -> TransactionIndex:
-    """Every hash each transaction answers to (lower-case) -> the strongest record."""
-    if isinstance(transactions, TransactionIndex):
-        return transactions
-    return TransactionIndex(transactions)
 
 
 def _chain_answer(settlement: Settlement, index: Mapping[str, ChainTransaction]) -> ChainAnswer:
@@ -193,7 +203,9 @@ def _retry_safety(
     account_sequences: Mapping[str, int] | None,
 ) -> tuple[bool, str]:
     if not settlement.all_tx_hashes:
-        if settlement.status == "pending":
+        # A pending row with attempts > 0 went back to pending after an attempt that
+        # may have been submitted: only a row never attempted is provably unsubmitted.
+        if settlement.status == "pending" and settlement.attempts == 0:
             return True, "never_submitted"
         return False, "unknown_submission"
     if answer == "unknown":
@@ -214,66 +226,186 @@ def _retry_safety(
     return False, "no_ledger_after_max_time"
 
 
-def _duration(delta: timedelta) -> str:
-    """``2h05m``, ``4m30s``, ``12s`` (callers only pass positive ages)."""
-    seconds = int(delta.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
 def _retry_text(safe: bool, reason: str) -> str:
     return f"retry is safe ({reason})" if safe else f"do NOT retry ({reason})"
 
 
-def _evidence(
-    settlement: Settlement,
+# -- the decision table ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Rule:
+    """What the decision table says, before the overlays."""
+
+    state: SettlementState
+    retry_safe: bool
+    reason: str
+    code: str | None = None
+    severity: Severity | None = None
+
+
+def _lease_is_live(s: Settlement, now: datetime) -> bool:
+    return s.lease_until is not None and s.lease_until >= now
+
+
+def _decide(
+    s: Settlement,
     answer: ChainAnswer,
     *,
     now: datetime,
     latest_ledger_close_time: datetime | None,
+    policy: SettlementPolicy,
     account_sequences: Mapping[str, int] | None,
-    chain_status: ChainStatus | None,
-    retry_safe: bool,
-    retry_reason: str,
-) -> dict[str, Any]:
+) -> _Rule:
+    """Decision table v2 and the retry-safety rules (module docstring), first match wins."""
+    if answer == "success":  # 1
+        if s.status == "succeeded":
+            return _Rule("settled", False, "tx_landed")
+        # Only a worker holding a live lease will still record it; anything else is re-run.
+        live = s.status == "processing" and _lease_is_live(s, now)
+        severity = Severity.WARNING if live else Severity.CRITICAL
+        return _Rule("settled", False, "tx_landed", "SETTLEMENT_CONFIRMED_NOT_RECORDED", severity)
+    if s.status == "dead":  # 2
+        if answer == "failed":
+            return _Rule("stuck", True, "tx_failed", "SETTLEMENT_DEAD_LETTERED")
+        safe, reason = _retry_safety(
+            s,
+            answer,
+            now=now,
+            latest_ledger_close_time=latest_ledger_close_time,
+            account_sequences=account_sequences,
+        )
+        return _Rule("stuck", safe, reason, "SETTLEMENT_DEAD_LETTERED")
+    if answer == "failed":  # 3
+        return _Rule("failed", True, "tx_failed", "SETTLEMENT_TX_FAILED")
+    if s.status == "succeeded":  # 4
+        return _Rule("settled", False, "recorded_succeeded")
+    if s.status in ("pending", "failed") and s.available_at is not None and s.available_at > now:
+        return _Rule("backing_off", False, "backing_off")
+    tx_hash = s.all_tx_hashes[0] if s.all_tx_hashes else None
+    code: str | None = None
+    if s.status == "failed" and s.attempts >= s.max_attempts:  # 5
+        code = "SETTLEMENT_RETRIES_EXHAUSTED"
+    elif s.status == "processing" and s.lease_until is not None and s.lease_until < now:  # 6
+        code = "SETTLEMENT_LEASE_EXPIRED"
+    elif tx_hash is None and now - s.created_at > policy.unsubmitted_after:  # 7
+        code = "SETTLEMENT_STUCK_UNSUBMITTED"
+    elif tx_hash is not None and now - s.last_change > policy.unconfirmed_after:  # 8
+        code = "SETTLEMENT_STUCK_UNCONFIRMED"
+    if code is None:  # 9
+        return _Rule("in_flight", False, "in_flight")
+    safe, reason = _retry_safety(
+        s,
+        answer,
+        now=now,
+        latest_ledger_close_time=latest_ledger_close_time,
+        account_sequences=account_sequences,
+    )
+    return _Rule("stuck", safe, reason, code)
+
+
+# -- overlays -------------------------------------------------------------------------------
+
+
+def assess_settlement(
+    settlement: Settlement,
+    *,
+    transactions: Mapping[str, ChainTransaction],
+    now: datetime,
+    latest_ledger_close_time: datetime | None = None,
+    policy: SettlementPolicy = SettlementPolicy(),  # noqa: B008 - frozen value
+    chain_status: ChainStatus | None = None,
+    account_sequences: Mapping[str, int] | None = None,
+    payouts: PayoutIndex | None = None,
+) -> tuple[SettlementVerdict, tuple[Finding, ...]]:
+    """The verdict for one settlement and every finding about it: the decision table's own
+    first, then ``SETTLEMENT_ALREADY_PAID``, ``SETTLEMENT_NETWORK_MISMATCH`` and
+    ``SETTLEMENT_CHAIN_BLOCKED`` when they apply.
+
+    ``transactions`` maps lower-case hashes to records (:func:`index_transactions`);
+    ``payouts`` maps settlement ids and idempotency keys to payouts
+    (:func:`index_payouts`), None when no payouts export was given.
+    """
     s = settlement
-    evidence: dict[str, Any] = {
-        "settlement_id": s.settlement_id,
-        "status": s.status,
-        "attempts": s.attempts,
-        "max_attempts": s.max_attempts,
-        "created_at": format_rfc3339(s.created_at),
-        "age_seconds": int((now - s.created_at).total_seconds()),
-        "since_update_seconds": int((now - s.last_change).total_seconds()),
-        "tx_hash": s.all_tx_hashes[0] if s.all_tx_hashes else None,
-        "chain": answer if s.all_tx_hashes else None,
-        "max_time": None if s.tx_max_time is None else format_rfc3339(s.tx_max_time),
-        "retry_safe": retry_safe,
-        "retry_reason": retry_reason,
-    }
-    if len(s.all_tx_hashes) > 1:
-        evidence["tx_hashes"] = list(s.all_tx_hashes)
-    if s.updated_at is not None:
-        evidence["updated_at"] = format_rfc3339(s.updated_at)
-    if s.lease_until is not None:
-        evidence["lease_until"] = format_rfc3339(s.lease_until)
-    if latest_ledger_close_time is not None:
-        evidence["latest_ledger_close_time"] = format_rfc3339(latest_ledger_close_time)
-    if chain_status is not None:
-        evidence["chain_status"] = chain_status
-    if s.source_account is not None and s.sequence is not None:
-        evidence["source_account"] = s.source_account
-        evidence["sequence"] = str(s.sequence)
-        if account_sequences and s.source_account in account_sequences:
-            evidence["account_sequence"] = str(account_sequences[s.source_account])
-    if s.last_error:
-        evidence["last_error"] = s.last_error
-    return evidence
+    answer = _chain_answer(s, transactions)
+    rule = _decide(
+        s,
+        answer,
+        now=now,
+        latest_ledger_close_time=latest_ledger_close_time,
+        policy=policy,
+        account_sequences=account_sequences,
+    )
+    paid: list[Payout] = []
+    mismatch = None
+    if rule.state != "settled":
+        paid = payouts_paying(s, payouts) if payouts is not None else []
+        mismatch = network_mismatch(s, transactions)
+    retry_safe, reason = rule.retry_safe, rule.reason
+    blocked = False
+    if paid:
+        retry_safe, reason = False, "already_paid"
+    elif mismatch is not None:
+        retry_safe, reason = False, "network_mismatch"
+    elif retry_safe and chain_status == "fail":
+        retry_safe, reason, blocked = False, "chain_unhealthy", True
+
+    base = settlement_evidence(
+        s,
+        answer,
+        now=now,
+        latest_ledger_close_time=latest_ledger_close_time,
+        account_sequences=account_sequences,
+        chain_status=chain_status,
+        retry_safe=retry_safe,
+        retry_reason=reason,
+    )
+    if reason != rule.reason:
+        base["retry_reason_when_healthy" if blocked else "rule_retry_reason"] = rule.reason
+    retry = _retry_text(retry_safe, reason)
+    findings: list[Finding] = []
+    if rule.code is not None:
+        evidence = dict(base)
+        if rule.reason == "never_submitted":
+            evidence["payouts_checked"] = payouts is not None
+        summary = _summary(
+            rule, s, now=now, policy=policy, retry=retry, payouts=payouts, paid=bool(paid)
+        )
+        findings.append(
+            make_finding(rule.code, s.settlement_id, summary, evidence, severity=rule.severity)
+        )
+    if paid:
+        findings.append(already_paid_finding(s, paid, rule.state, rule.reason, base))
+    if mismatch is not None:
+        findings.append(mismatch_finding(s, mismatch, base, retry))
+    if blocked:
+        what = f"tx {s.all_tx_hashes[0]}" if s.all_tx_hashes else "a settlement never submitted"
+        findings.append(
+            make_finding(
+                "SETTLEMENT_CHAIN_BLOCKED",
+                s.settlement_id,
+                f"{what} would be retry-safe ({rule.reason}) but the chain grade is fail: "
+                "do NOT retry into an outage (chain_unhealthy); retry once the chain is healthy",
+                base,
+            )
+        )
+    codes = tuple(f.code for f in findings)
+    verdict = SettlementVerdict(
+        settlement_id=s.settlement_id,
+        state=rule.state,
+        retry_safe=retry_safe,
+        retry_reason=reason,
+        code=codes[0] if codes else None,
+        action=settlement_action(
+            state=rule.state,
+            retry_safe=retry_safe,
+            retry_reason=reason,
+            has_finding=bool(findings),
+            max_time=s.tx_max_time,
+        ),
+        codes=codes,
+    )
+    return verdict, tuple(findings)
 
 
 def classify_settlement(
@@ -286,121 +418,82 @@ def classify_settlement(
     chain_status: ChainStatus | None = None,
     account_sequences: Mapping[str, int] | None = None,
 ) -> tuple[SettlementVerdict, Finding | None]:
-    """The verdict for one settlement and its finding (None when nothing is wrong).
+    """The verdict for one settlement and its first finding (None when nothing is wrong).
 
+    Kept for callers of the one-finding API; :func:`assess_settlement` returns
+    every finding (an overlay adds its own beside the rule's).
     ``transactions`` maps lower-case hashes to records (see :func:`index_transactions`).
     """
-    s = settlement
-    answer = _chain_answer(s, transactions)
-    code: str | None = None
-    severity: Severity | None = None
-    state: SettlementState
-    tx_hash = s.all_tx_hashes[0] if s.all_tx_hashes else None
-    if answer == "success":
-        state, retry_safe, reason = "settled", False, "tx_landed"
-        if s.status != "succeeded":
-            code = "SETTLEMENT_CONFIRMED_NOT_RECORDED"
-            if s.status in ("dead", "failed"):
-                severity = Severity.CRITICAL
-    elif answer == "failed":
-        state, retry_safe, reason = "failed", True, "tx_failed"
-        code = "SETTLEMENT_TX_FAILED"
-    elif s.status == "succeeded":
-        state, retry_safe, reason = "settled", False, "recorded_succeeded"
-    else:
-        if s.status == "dead":
-            code = "SETTLEMENT_DEAD_LETTERED"
-        elif s.status == "failed" and s.attempts >= s.max_attempts:
-            code = "SETTLEMENT_RETRIES_EXHAUSTED"
-        elif s.status == "processing" and s.lease_until is not None and s.lease_until < now:
-            code = "SETTLEMENT_LEASE_EXPIRED"
-        elif tx_hash is None and now - s.created_at > policy.unsubmitted_after:
-            code = "SETTLEMENT_STUCK_UNSUBMITTED"
-        elif tx_hash is not None and now - s.last_change > policy.unconfirmed_after:
-            code = "SETTLEMENT_STUCK_UNCONFIRMED"
-        if code is None:
-            state, retry_safe, reason = "in_flight", False, "in_flight"
-        elif chain_status == "fail" and code in (
-            "SETTLEMENT_STUCK_UNSUBMITTED",
-            "SETTLEMENT_STUCK_UNCONFIRMED",
-        ):
-            code = "SETTLEMENT_CHAIN_BLOCKED"
-            state, retry_safe, reason = "stuck", False, "chain_unhealthy"
-        else:
-            state = "stuck"
-            retry_safe, reason = _retry_safety(
-                s,
-                answer,
-                now=now,
-                latest_ledger_close_time=latest_ledger_close_time,
-                account_sequences=account_sequences,
-            )
-    verdict = SettlementVerdict(
-        settlement_id=s.settlement_id,
-        state=state,
-        retry_safe=retry_safe,
-        retry_reason=reason,
-        code=code,
-    )
-    if code is None:
-        return verdict, None
-    evidence = _evidence(
-        s,
-        answer,
+    verdict, findings = assess_settlement(
+        settlement,
+        transactions=transactions,
         now=now,
         latest_ledger_close_time=latest_ledger_close_time,
-        account_sequences=account_sequences,
+        policy=policy,
         chain_status=chain_status,
-        retry_safe=retry_safe,
-        retry_reason=reason,
+        account_sequences=account_sequences,
     )
-    summary = _summary(code, s, tx_hash, now=now, policy=policy, retry=(retry_safe, reason))
-    return verdict, make_finding(code, s.settlement_id, summary, evidence, severity=severity)
+    return verdict, findings[0] if findings else None
 
 
 def _summary(
-    code: str,
+    rule: _Rule,
     s: Settlement,
-    tx_hash: str | None,
     *,
     now: datetime,
     policy: SettlementPolicy,
-    retry: tuple[bool, str],
+    retry: str,
+    payouts: PayoutIndex | None,
+    paid: bool = False,
 ) -> str:
-    retry_text = _retry_text(*retry)
+    code = rule.code
+    tx_hash = s.all_tx_hashes[0] if s.all_tx_hashes else None
     if code == "SETTLEMENT_CONFIRMED_NOT_RECORDED":
+        if rule.severity is Severity.WARNING:
+            return (
+                f"tx {tx_hash} succeeded on chain while a worker holds the lease "
+                f"(recorded {s.status}): it should record it as paid; if it does not before "
+                "the lease expires, record it by hand; a replay would pay twice"
+            )
         return (
             f"tx {tx_hash} succeeded on chain but the settlement is recorded as {s.status}: "
             "record it as paid; a replay would pay twice"
         )
     if code == "SETTLEMENT_TX_FAILED":
-        return (
-            f"tx {tx_hash} failed on chain (recorded {s.status}, attempt {s.attempts}); "
-            f"{retry_text}"
-        )
+        return f"tx {tx_hash} failed on chain (recorded {s.status}, attempt {s.attempts}); {retry}"
     if code == "SETTLEMENT_DEAD_LETTERED":
-        return f"dead-lettered after {s.attempts} attempt(s); {retry_text}"
+        if rule.reason == "tx_failed":
+            error = repr(s.last_error) if s.last_error else "not recorded"
+            return (
+                f"dead-lettered after {s.attempts} attempt(s); tx {tx_hash} failed on chain, "
+                f"last_error {error}: fix the cause first, a replay fails the same way; {retry}"
+            )
+        return f"dead-lettered after {s.attempts} attempt(s); {retry}"
     if code == "SETTLEMENT_RETRIES_EXHAUSTED":
-        return f"failed after {s.attempts} of {s.max_attempts} attempts; {retry_text}"
+        return f"failed after {s.attempts} of {s.max_attempts} attempts; {retry}"
     if code == "SETTLEMENT_LEASE_EXPIRED":
         assert s.lease_until is not None
-        return (
-            f"worker lease expired {_duration(now - s.lease_until)} ago while processing; "
-            f"{retry_text}"
-        )
+        expired = format_duration(now - s.lease_until)
+        return f"worker lease expired {expired} ago while processing; {retry}"
     if code == "SETTLEMENT_STUCK_UNSUBMITTED":
+        rests_on = ""
+        if rule.reason == "never_submitted":
+            if paid:
+                checked = "but another payout paid it (SETTLEMENT_ALREADY_PAID)"
+            elif payouts is not None:
+                checked = "no payout for it in the payouts given"
+            else:
+                checked = "payouts not checked"
+            rests_on = f"; no tx hash in the outbox; {checked}"
         return (
-            f"no transaction {_duration(now - s.created_at)} after creation "
-            f"(threshold {_duration(policy.unsubmitted_after)}); {retry_text}"
+            f"no transaction {format_duration(now - s.created_at)} after creation "
+            f"(threshold {format_duration(policy.unsubmitted_after)}){rests_on}; {retry}"
         )
-    if code == "SETTLEMENT_STUCK_UNCONFIRMED":
-        return (
-            f"tx {tx_hash} not found on chain {_duration(now - s.last_change)} after the last "
-            f"update (threshold {_duration(policy.unconfirmed_after)}); {retry_text}"
-        )
-    # SETTLEMENT_CHAIN_BLOCKED
-    what = f"tx {tx_hash} unconfirmed" if tx_hash else "not submitted"
-    return f"{what} while the chain grade is fail: do NOT retry into an outage (chain_unhealthy)"
+    # SETTLEMENT_STUCK_UNCONFIRMED
+    return (
+        f"tx {tx_hash} not found on chain {format_duration(now - s.last_change)} after the last "
+        f"update (threshold {format_duration(policy.unconfirmed_after)}); {retry}"
+    )
 
 
 def classify_settlements(
@@ -412,22 +505,25 @@ def classify_settlements(
     policy: SettlementPolicy = SettlementPolicy(),  # noqa: B008 - frozen value
     chain_status: ChainStatus | None = None,
     account_sequences: Mapping[str, int] | None = None,
+    payouts: Iterable[Payout] | None = None,
 ) -> SettlementTriage:
-    """A verdict per settlement (input order) and a finding per settlement that needs one.
+    """A verdict per settlement (input order) and every finding about each.
 
     ``transactions``: what the chain says (ChainTransaction records, or a
     mapping of hash to record); ``now``: an aware UTC datetime;
     ``latest_ledger_close_time``: the close time of a ledger known to have
-    closed; ``chain_status``: the chain grade (``"fail"`` blocks retries of
-    stuck-unsubmitted/unconfirmed settlements); ``account_sequences``: current
-    sequence number per source account. Pure: see the module docstring for the
-    rules and their precedence.
+    closed; ``chain_status``: the chain grade (``"fail"`` blocks every retry);
+    ``account_sequences``: current sequence number per source account;
+    ``payouts``: the payouts export (None: not checked; a ``never_submitted``
+    verdict then says so). Pure: see the module docstring for the rules, the
+    overlays and their precedence.
     """
     index = index_transactions(transactions)
+    payout_index = None if payouts is None else index_payouts(payouts)
     verdicts: list[SettlementVerdict] = []
     findings: list[Finding] = []
     for settlement in settlements:
-        verdict, finding = classify_settlement(
+        verdict, found = assess_settlement(
             settlement,
             transactions=index,
             now=now,
@@ -435,11 +531,36 @@ def classify_settlements(
             policy=policy,
             chain_status=chain_status,
             account_sequences=account_sequences,
+            payouts=payout_index,
         )
         verdicts.append(verdict)
-        if finding is not None:
-            findings.append(finding)
+        findings.extend(found)
     return SettlementTriage(verdicts=tuple(verdicts), findings=tuple(findings))
+
+
+def settlement_triage(
+    settlements: Sequence[Settlement],
+    *,
+    transactions: Iterable[ChainTransaction] | Mapping[str, ChainTransaction] = (),
+    now: datetime,
+    policy: SettlementPolicy = SettlementPolicy(),  # noqa: B008 - frozen value
+    context: SettlementContext = SettlementContext(),  # noqa: B008 - frozen value
+) -> SettlementTriage:
+    """The built-in settlement check, as registered with the plugin registry.
+
+    Verdicts and findings in one classification pass; the chain grade, latest
+    ledger close time, account sequences and payouts come from ``context``.
+    """
+    return classify_settlements(
+        settlements,
+        transactions=transactions,
+        now=now,
+        policy=policy,
+        latest_ledger_close_time=context.latest_ledger_close_time,
+        chain_status=context.chain_status,
+        account_sequences=context.account_sequences,
+        payouts=context.payouts,
+    )
 
 
 def settlement_findings(
@@ -448,24 +569,15 @@ def settlement_findings(
     transactions: Iterable[ChainTransaction] | Mapping[str, ChainTransaction] = (),
     now: datetime,
     policy: SettlementPolicy = SettlementPolicy(),  # noqa: B008 - frozen value
+    context: SettlementContext = SettlementContext(),  # noqa: B008 - frozen value
 ) -> tuple[Finding, ...]:
-    """The built-in settlement check, as registered with the plugin registry.
-
-    When ``transactions`` is a :class:`TransactionIndex` its latest ledger
-    close time, chain grade and account sequences are used too.
-    """
-    return classify_settlements(
-        settlements,
-        transactions=transactions,
-        now=now,
-        policy=policy,
-        latest_ledger_close_time=getattr(transactions, "latest_ledger_close_time", None),
-        chain_status=getattr(transactions, "chain_status", None),
-        account_sequences=getattr(transactions, "account_sequences", None),
+    """The findings of :func:`settlement_triage` alone."""
+    return settlement_triage(
+        settlements, transactions=transactions, now=now, policy=policy, context=context
     ).findings
 
 
 @hookimpl
 def streampay_incident_register_settlement_checks() -> Sequence[Any]:
     """The built-in settlement rules are a plugin like any other."""
-    return [settlement_findings]
+    return [settlement_triage]

@@ -1,7 +1,7 @@
 """The ``streampay-incident`` command line: the imperative shell around the checks.
 
-Exit codes for every command: 2 usage or input error; else 1 when the report's
-status is at or above ``--fail-on``; else 0.
+Exit codes for every command: 3 internal error (a bug); 2 usage or input error;
+else 1 when the report's status is at or above ``--fail-on``; else 0.
 """
 
 from __future__ import annotations
@@ -9,10 +9,14 @@ from __future__ import annotations
 import click
 
 from ..__about__ import __version__
-from . import chain, checks_cmd, demo, payouts, serve, settlements, tx
+from . import chain, checks_cmd, demo, payouts, runbook, serve, settlements, tx
+from .common import CommandGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=CommandGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="streampay-incident")
 def main() -> None:
     """Incident triage for StreamPay: stuck settlements, double payouts, Stellar outages.
@@ -31,3 +35,4 @@ main.add_command(chain.chain)
 main.add_command(checks_cmd.checks)
 main.add_command(demo.demo)
 main.add_command(serve.serve)
+main.add_command(runbook.runbook)

@@ -8,40 +8,42 @@ FILE --now T`` grades a recording again, with no network access at all.
 from __future__ import annotations
 
 import os
-import re
 import sys
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import click
 
-from ..errors import InputError, InputProblem, SecretSeedError
+from .. import envvars
+from ..errors import InputError, InputProblem, SecretSeedError, shown
+from ..io.rows import contains_seed
 from ..logevents import log_event
 from ..model import Report
-from ..report import render
-from ..stellar.networks import network_name
+from ..report import render, render_diagnosis, render_endpoint_table
+from ..timefmt import format_rfc3339
+from ..usecases import grade_chain
 from .common import (
     RFC3339,
     Network,
+    docs_url,
     exit_code_for,
     handle_input_errors,
     output_options,
+    refuse_secrets,
     utc_now,
 )
 
 if TYPE_CHECKING:
     import pluggy
 
-    from ..checks.chain import ChainGrade
+    from ..probes.record import Recording
 
-HORIZON_ENV = "STREAMPAY_INCIDENT_HORIZON_URLS"
-RPC_ENV = "STREAMPAY_INCIDENT_RPC_URLS"
-NETWORK_ENV = "STREAMPAY_INCIDENT_NETWORK"
-
-_SEED = re.compile(r"S[A-Z2-7]{55}")
+HORIZON_ENV = envvars.HORIZON_URLS
+RPC_ENV = envvars.RPC_URLS
+NETWORK_ENV = envvars.NETWORK
 
 
 def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -> tuple[str, ...]:
@@ -57,7 +59,7 @@ def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -
         url = value.strip()
         if not url:
             continue
-        if _SEED.search(url):
+        if contains_seed(url):
             raise SecretSeedError(
                 InputProblem(
                     option, None, None, "looks like a Stellar secret seed; refused (not shown)"
@@ -70,79 +72,21 @@ def endpoint_urls(given: Sequence[str], env_value: str | None, *, option: str) -
         except ValueError:
             valid = False
         if not valid:
-            raise click.UsageError(f"{option}: {url!r} is not an http(s) URL")
+            raise click.UsageError(f"{option}: {shown(url)} is not an http(s) URL")
         if url not in urls:
             urls.append(url)
     return tuple(urls)
 
 
-def chain_report(
-    grade: ChainGrade,
-    *,
-    now: datetime,
-    network_passphrase: str,
-    horizon_urls: Sequence[str],
-    rpc_urls: Sequence[str],
-    timeout: float,
-) -> Report:
-    """The standard report for a graded round, with the per-endpoint grades under ``endpoints``."""
-    return Report(
-        command="chain",
-        findings=grade.findings,
-        generated_at=now,
-        inputs={
-            "network": network_name(network_passphrase),
-            "horizon": list(horizon_urls),
-            "rpc": list(rpc_urls),
-            "timeout_seconds": timeout,
-        },
-        status=grade.status,
-        extra={"endpoints": [e.to_json() for e in grade.endpoints]},
-    )
-
-
-def _endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
-    lines = ["", "Endpoints"]
-    for e in endpoints:
-        age = "-" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}s"
-        lag = "-" if e["ingest_lag"] is None else str(e["ingest_lag"])
-        ledger = "-" if e["latest_ledger"] is None else str(e["latest_ledger"])
-        lines.append(
-            f"  {e['status'].upper():<5} {e['kind']:<8} {e['url']}  ledger {ledger}, age {age}, "
-            f"ingest lag {lag}, {e['duration_seconds']:.2f}s"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _endpoint_table_markdown(endpoints: Sequence[Mapping[str, Any]]) -> str:
-    lines = [
-        "",
-        "| endpoint | kind | status | latest ledger | ledger age (s) | ingest lag | probe (s) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for e in endpoints:
-        cells = [
-            f"`{e['url']}`",
-            e["kind"],
-            e["status"],
-            "" if e["latest_ledger"] is None else str(e["latest_ledger"]),
-            "" if e["ledger_age_seconds"] is None else f"{e['ledger_age_seconds']:.0f}",
-            "" if e["ingest_lag"] is None else str(e["ingest_lag"]),
-            f"{e['duration_seconds']:.2f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
-    """Print the report (with an endpoint table for people) and exit with its code."""
+    """Print the report (led by its diagnosis, with an endpoint table for people) and exit.
+
+    A report holding a secret seed is refused (exit 2) instead.
+    """
+    refuse_secrets(report)
     color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    text = render(report, fmt, color=color)
-    endpoints = report.extra.get("endpoints", [])
-    if fmt == "text" and endpoints:
-        text += _endpoint_table_text(endpoints)
-    elif fmt == "markdown" and endpoints:
-        text += _endpoint_table_markdown(endpoints)
+    text = render_diagnosis(report, fmt) + render(report, fmt, color=color, docs_url=docs_url())
+    text += render_endpoint_table(report, fmt)
     click.echo(text, nl=False)
     log_event("report", command="chain", status=report.overall, findings=len(report.findings))
     sys.exit(exit_code_for(report.overall, fail_on))
@@ -183,11 +127,15 @@ def emit_chain_report(report: Report, fmt: str, fail_on: str) -> None:
 )
 @click.option(
     "--snapshot",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Grade a recording made with --record instead of probing (needs --now).",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    help="Grade a recording made with --record instead of probing (at its own time unless "
+    "--now is given; - for stdin).",
 )
 @click.option(
-    "--now", type=RFC3339(), help="Grade as of this RFC 3339 time (required with --snapshot)."
+    "--now",
+    type=RFC3339(),
+    help="Grade as of this RFC 3339 time (with --snapshot: default the recording's own time; "
+    "not more than 1 s before it started).",
 )
 @output_options
 @click.pass_context
@@ -213,7 +161,7 @@ def chain(
     """
     from ..registry import get_plugin_manager, plugin_settings_from_env
 
-    pm = get_plugin_manager(plugin_settings_from_env(os.environ))
+    pm = get_plugin_manager(plugin_settings_from_env(os.environ, timeout=timeout))
     if snapshot is not None:
         if horizon or rpc:
             raise click.UsageError(
@@ -221,8 +169,6 @@ def chain(
             )
         if record is not None:
             raise click.UsageError("--record and --snapshot do not go together")
-        if now is None:
-            raise click.UsageError("--snapshot needs --now (the moment to grade the recording at)")
         given = ctx.get_parameter_source("network") is click.core.ParameterSource.COMMANDLINE
         report = replay_report(snapshot, now=now, network=network if given else None, pm=pm)
     else:
@@ -243,21 +189,51 @@ def chain(
     emit_chain_report(report, fmt, fail_on)
 
 
+#: How far before a recording started ``--now`` may be (clock skew between machines).
+SNAPSHOT_SKEW = timedelta(seconds=1)
+
+
+def snapshot_moment(recording: Recording, now: datetime | None) -> datetime:
+    """When to grade ``recording``: ``--now``, else the recording's own time.
+
+    The recording's own time is the moment its live run graded it (``now``),
+    else when its round finished or started. Raises :class:`click.UsageError`
+    (exit 2) for a ``--now`` more than 1 s before the recording started (its
+    ledgers would be "from the future") and when neither time is known.
+    """
+    if now is None:
+        own = recording.now or recording.finished_at or recording.started_at
+        if own is None:
+            raise click.UsageError(
+                "--snapshot: the recording has no time of its own; give --now "
+                "(the moment to grade the recording at)"
+            )
+        return own
+    started = recording.started_at
+    if started is not None and now < started - SNAPSHOT_SKEW:
+        raise click.UsageError(
+            f"--now {format_rfc3339(now)} is before the recording started "
+            f"({format_rfc3339(started)}): grade it at or after that moment"
+        )
+    return now
+
+
 def replay_report(
-    snapshot: Path, *, now: datetime, network: str | None, pm: pluggy.PluginManager
+    snapshot: Path, *, now: datetime | None, network: str | None, pm: pluggy.PluginManager
 ) -> Report:
-    """Grade a recording at ``now`` (against ``network``, else the recorded one). No network I/O."""
-    from ..checks.chain import grade_chain
+    """Grade a recording at ``now`` (else its own time; against ``network``, else the
+    recorded one). No network I/O."""
     from ..probes import observations_from_recording, read_recording
 
     recording = read_recording(snapshot)
+    now = snapshot_moment(recording, now)
     passphrase = network or recording.network_passphrase
     observations = observations_from_recording(recording)
-    grade = grade_chain(observations, now=now, expected_network=passphrase, plugin_manager=pm)
-    return chain_report(
-        grade,
+    return grade_chain(
+        observations,
         now=now,
         network_passphrase=passphrase,
+        pm=pm,
         horizon_urls=[e.url for e in recording.endpoints if e.kind == "horizon"],
         rpc_urls=[e.url for e in recording.endpoints if e.kind == "rpc"],
         timeout=recording.timeout_seconds,
@@ -275,7 +251,6 @@ def live_report(
     pm: pluggy.PluginManager,
 ) -> Report:
     """Probe the endpoints within ``timeout``, grade, and write the recording when asked."""
-    from ..checks.chain import grade_chain
     from ..probes import ChainConfig, Recorder, observe_chain
     from ..probes.http import run_sync
 
@@ -284,7 +259,6 @@ def live_report(
     observations = run_sync(observe_chain(config, recorder=recorder))
     # The one clock read: after the round, so ledger ages are not understated.
     graded_at = now or utc_now()
-    grade = grade_chain(observations, now=graded_at, expected_network=network, plugin_manager=pm)
     if recorder is not None and record is not None:
         recorder.now = graded_at
         try:
@@ -293,10 +267,11 @@ def live_report(
             raise InputError(
                 InputProblem(str(record), None, None, f"cannot write the recording: {exc.strerror}")
             ) from None
-    return chain_report(
-        grade,
+    return grade_chain(
+        observations,
         now=graded_at,
         network_passphrase=network,
+        pm=pm,
         horizon_urls=horizon_urls,
         rpc_urls=rpc_urls,
         timeout=timeout,

@@ -19,27 +19,25 @@ from typing import Any
 import attrs
 import click
 
+from ..report import RETRY_ADVICE, advice  # noqa: F401 - RETRY_ADVICE: its old home
+from .common import EXIT_INPUT
+
 DEMO_NOW = "2026-11-27T03:00:00Z"
 DEMO_LEDGER_CLOSE = "2026-11-27T02:59:56Z"
-DATA_FILES = ("payouts.csv", "settlements.jsonl", "transactions.json", "chain-outage.json")
-
-# What each retry verdict tells the engineer to do.
-RETRY_ADVICE: dict[str, str] = {
-    "never_submitted": "retry is safe: it was never submitted",
-    "tx_expired": "retry is safe: a ledger closed after the transaction's max time",
-    "tx_failed": "retry is safe: the transaction failed on chain",
-    "sequence_consumed": "retry is safe: the source account's sequence moved past it",
-    "tx_landed": "DO NOT RETRY: the transaction landed; record it as paid",
-    "recorded_succeeded": "nothing to do: recorded as succeeded",
-    "in_flight": "wait: still within its normal time",
-    "unknown_submission": "DO NOT RETRY: it may have been submitted; find the tx hash first",
-    "tx_may_still_land": "DO NOT RETRY: the transaction can still land",
-    "no_ledger_after_max_time": (
-        "DO NOT RETRY yet: pass --latest-ledger-close-time (or --horizon) to prove expiry"
-    ),
-    "tx_status_unknown": "DO NOT RETRY: the chain could not say; look it up again",
-    "chain_unhealthy": "DO NOT RETRY: the network is unhealthy; never retry into an outage",
-}
+# What `--write-data` writes: the inputs, then where they come from (README.md).
+DATA_FILES = (
+    "payouts.csv",
+    "settlements.jsonl",
+    "transactions.json",
+    "chain-outage.json",
+    "chain-payments.json",
+    "envelopes.txt",
+    "unhashed-settlements.jsonl",
+    "search-events.json",
+    "README.md",
+)
+# The escrow account whose recorded payments are chain-payments.json (see its README).
+DEMO_ESCROW = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
 
 
 @attrs.frozen
@@ -57,9 +55,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Stuck settlement",
         "SettlementJobStuck fired. Which settlements are stuck, and which may be retried?",
         (
-            "settlements", "{data}/settlements.jsonl", "--transactions", "{data}/transactions.json",
-            "--network", "testnet", "--now", DEMO_NOW,
-            "--latest-ledger-close-time", DEMO_LEDGER_CLOSE,
+            "settlements",
+            "{data}/settlements.jsonl",
+            "--transactions",
+            "{data}/transactions.json",
+            "--network",
+            "testnet",
+            "--now",
+            DEMO_NOW,
+            "--latest-ledger-close-time",
+            DEMO_LEDGER_CLOSE,
+            "--payouts",
+            "{data}/payouts.csv",
         ),
         "docs/runbooks/stuck-settlement.md",
     ),
@@ -67,7 +74,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "double-payout",
         "Suspected double payout",
         "Finance saw the escrow balance drop faster than payouts explain. Any paid twice?",
-        ("payouts", "{data}/payouts.csv"),
+        ("payouts", "{data}/payouts.csv", "--now", DEMO_NOW),
         "docs/runbooks/double-payout.md",
     ),
     Scenario(
@@ -75,10 +82,32 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Stellar or Horizon outage",
         "Settlements stopped confirming. Is the network or our Horizon/RPC the problem?",
         (
-            "chain", "--snapshot", "{data}/chain-outage.json", "--now", DEMO_NOW,
-            "--network", "testnet",
+            "chain",
+            "--snapshot",
+            "{data}/chain-outage.json",
+            "--now",
+            DEMO_NOW,
+            "--network",
+            "testnet",
         ),
         "docs/runbooks/chain-outage.md",
+    ),
+    Scenario(
+        "unhashed-settlement",
+        "Stuck settlement with no tx hash",
+        "Two rows are processing with expired leases and no tx hash: the lease reaper will "
+        "re-run them. Did their payments land anyway?",
+        (
+            "settlements",
+            "{data}/unhashed-settlements.jsonl",
+            "--search-payments",
+            "{data}/search-events.json",
+            "--network",
+            "testnet",
+            "--now",
+            DEMO_NOW,
+        ),
+        "docs/runbooks/stuck-settlement.md#submission-search",
     ),
 )
 
@@ -106,13 +135,15 @@ def _run(args: list[str], *, capture: bool) -> tuple[int, str]:
 
 def _advice(scenario: Scenario, doc: dict[str, Any]) -> list[str]:
     """One line per settlement verdict, then per finding not about a settlement."""
-    runbook_by_subject = {f["subject"]: f["runbook"] for f in doc.get("findings", [])}
+    runbook_by_subject: dict[str, str] = {}
+    for f in doc.get("findings", []):  # worst first: a settlement's worst finding decides
+        runbook_by_subject.setdefault(f["subject"], f["runbook"])
     lines = []
     covered = set()
     for verdict in doc.get("settlements", []):
         sid = verdict["settlement_id"]
-        advice = RETRY_ADVICE.get(verdict["retry_reason"], verdict["retry_reason"])
-        line = f"  {sid:<12} {advice} ({verdict['retry_reason']})"
+        said = advice(verdict["retry_reason"], verdict.get("action", "investigate"))
+        line = f"  {sid:<12} {said} ({verdict['retry_reason']})"
         if sid in runbook_by_subject:
             line += f"\n  {'':<12} runbook: {runbook_by_subject[sid]}"
             covered.add(sid)
@@ -140,12 +171,28 @@ def run_scenario(scenario: Scenario, data: Path) -> int:
         return code
     _, raw = _run([*args, "--format", "json"], capture=True)
     click.echo("")
-    click.secho(f"What to do (runbook {scenario.runbook}; no money moves without a second "
-                "engineer checking destination, amount, asset and retry_safe):", bold=True)
+    click.secho(
+        f"What to do (runbook {scenario.runbook}; no money moves without a second "
+        "engineer checking destination, amount, asset and retry_safe):",
+        bold=True,
+    )
     for line in _advice(scenario, json.loads(raw)):
         click.echo(line)
     click.echo("")
     return code
+
+
+def _write_data(data: Path, target: Path, *, force: bool) -> None:
+    """Copy every demo file to ``target``; exit 2 before writing anything that would overwrite."""
+    existing = [target / name for name in DATA_FILES if (target / name).exists()]
+    if existing and not force:
+        for path in existing:
+            click.echo(f"error: {path} exists; pass --force to overwrite it", err=True)
+        raise SystemExit(EXIT_INPUT)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in DATA_FILES:
+        shutil.copy(data / name, target / name)
+        click.echo(str(target / name))
 
 
 @click.command("demo")
@@ -159,17 +206,21 @@ def run_scenario(scenario: Scenario, data: Path) -> int:
 @click.option(
     "--write-data",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Copy the bundled demo files to this directory (for tabletop exercises) and exit.",
+    help=(
+        "Copy the bundled demo files and their provenance README to this directory "
+        "(for tabletop exercises) and exit."
+    ),
 )
-def demo(scenario: str, write_data: Path | None) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --write-data: overwrite files of the same names already in the directory.",
+)
+def demo(scenario: str, write_data: Path | None, force: bool) -> None:
     """Replay bundled incidents through the real commands, with the runbook step to follow."""
     with demo_data_dir() as data:
         if write_data is not None:
-            write_data.mkdir(parents=True, exist_ok=True)
-            for name in DATA_FILES:
-                if (data / name).exists():
-                    shutil.copy(data / name, write_data / name)
-                    click.echo(str(write_data / name))
+            _write_data(data, write_data, force=force)
             return
         chosen = [s for s in SCENARIOS if scenario in ("all", s.name)]
         for sc in chosen:

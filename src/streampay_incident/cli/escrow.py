@@ -2,19 +2,20 @@
 
 ``--chain-payments FILE | --horizon URL | --rpc URL`` with ``--escrow G...|C...``
 and ``--since T --until T``: what left the escrow on chain, compared with the
-payout rows by :func:`~streampay_incident.checks.escrow.reconcile_escrow`. A
+payout rows by :func:`~streampay_incident.usecases.reconcile_escrow`. A
 ``G...`` escrow is read from Horizon's payments of the account, a ``C...``
 escrow contract from Stellar RPC ``getEvents`` transfer events; a file may hold
 either shape. ``--escrow`` without a chain source, or a source without
 ``--escrow``, is a usage error (exit 2).
 
-The payouts command adds :func:`escrow_options` to its options and calls
-:func:`escrow_findings` with the rows it read.
+The payouts command adds :func:`escrow_options` to its options and hands
+:func:`escrow_observation` (what the chain source says) to the use case.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -23,15 +24,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 import click
 
-from ..checks.escrow import ChainPayment, CoverageWindow, reconcile_escrow
-from ..io.chain_payments import ChainPaymentBatch, read_chain_payments
+from .. import registry, usecases
+from ..checks.coverage import rpc_fallback_reason
+from ..errors import shown
+from ..io.chain_payments import read_chain_payments
 from ..io.rows import contains_seed
-from ..model import Finding, Payout
+from ..model import EscrowObservation, Finding, Payout
+from ..stellar import strkey
 from ..timefmt import format_rfc3339
-from .common import RFC3339
+from .common import RFC3339, Network, utc_now
 
 if TYPE_CHECKING:
-    from ..probes.payments import PaymentsFetch
+    pass
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,20 +47,38 @@ ESCROW_OPTION_NAMES = (
     "since",
     "until",
     "cursor_file",
+    "timeout",
     "chain_timeout",
+    "network",
 )
+# Seconds all Horizon/RPC requests of one run may wait for together (--timeout).
+DEFAULT_TIMEOUT = 60.0
 
 
 def escrow_options(func: F) -> F:
     """The escrow reconciliation options (passed to the command as keyword arguments)."""
     options = [
         click.option(
+            "--network",
+            type=Network(),
+            help="Check that the escrow's endpoint serves this network (public, testnet or a "
+            "passphrase); exit 2 when it reports another. Default: the endpoint's own.",
+        ),
+        click.option(
             "--chain-timeout",
             "chain_timeout",
             type=click.FloatRange(min=0.1),
-            default=10.0,
-            show_default=True,
-            help="Deadline in seconds for each Horizon/RPC request while paging.",
+            deprecated="use --timeout, which bounds the whole run",
+            help="Old name of --timeout.",
+        ),
+        click.option(
+            "--timeout",
+            "timeout",
+            type=click.FloatRange(min=0.1),
+            help=(
+                "Seconds the whole run may wait on Horizon/RPC, all pages and retries "
+                f"together (not local processing). Default: {DEFAULT_TIMEOUT:g}."
+            ),
         ),
         click.option(
             "--cursor-file",
@@ -70,7 +92,12 @@ def escrow_options(func: F) -> F:
             metavar="G...|C...",
             help="The escrow account (G..., Horizon payments) or contract (C..., RPC events).",
         ),
-        click.option("--rpc", metavar="URL", help="Stellar RPC to read a C... escrow's transfers."),
+        click.option(
+            "--rpc",
+            metavar="URL",
+            help="Stellar RPC to read the escrow's transfer events (C..., and G... from "
+            "Protocol 23's classic events; Horizon for older windows).",
+        ),
         click.option("--horizon", metavar="URL", help="Horizon to read a G... escrow's payments."),
         click.option(
             "--chain-payments",
@@ -94,7 +121,8 @@ class EscrowRequest:
     since: datetime | None = None
     until: datetime | None = None
     cursor_file: str | None = None
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT
+    network: str | None = None
 
     @property
     def source(self) -> str:
@@ -106,7 +134,7 @@ class EscrowRequest:
         sources = [n for n in ("chain_payments", "horizon", "rpc") if options.get(n)]
         escrow = options.get("escrow")
         if not sources and not escrow:
-            for name in ("since", "until", "cursor_file"):
+            for name in ("since", "until", "cursor_file", "network"):
                 if options.get(name):
                     flag = "--" + name.replace("_", "-")
                     raise click.UsageError(f"{flag} needs --escrow and a chain source")
@@ -119,16 +147,20 @@ class EscrowRequest:
             raise click.UsageError(
                 "--escrow needs a chain source: --chain-payments FILE, --horizon URL or --rpc URL"
             )
-        if len(sources) > 1:
-            raise click.UsageError("give one of --chain-payments, --horizon, --rpc")
         escrow = escrow.strip()
+        both = sorted(sources) == ["horizon", "rpc"]
+        if len(sources) > 1 and not (both and escrow.startswith("G")):
+            raise click.UsageError(
+                "give one of --chain-payments, --horizon, --rpc (a G... escrow may take "
+                "--rpc with --horizon as its fallback)"
+            )
         _check_escrow(escrow)
         if options.get("horizon") and not escrow.startswith("G"):
             raise click.UsageError("--horizon reads a G... escrow account; use --rpc for C...")
-        if options.get("rpc") and not escrow.startswith("C"):
-            raise click.UsageError("--rpc reads a C... escrow contract; use --horizon for G...")
         if options.get("cursor_file") and options.get("chain_payments"):
             raise click.UsageError("--cursor-file goes with --horizon or --rpc, not a file")
+        if options.get("cursor_file") and both:
+            raise click.UsageError("--cursor-file goes with one of --horizon or --rpc")
         since, until = options.get("since"), options.get("until")
         if since is not None and until is not None and since > until:
             raise click.UsageError("--since is after --until")
@@ -140,7 +172,10 @@ class EscrowRequest:
             since=since,
             until=until,
             cursor_file=options.get("cursor_file"),
-            timeout=float(options.get("chain_timeout") or 10.0),
+            timeout=float(
+                options.get("timeout") or options.get("chain_timeout") or DEFAULT_TIMEOUT
+            ),
+            network=options.get("network"),
         )
 
 
@@ -151,42 +186,10 @@ def _check_escrow(escrow: str) -> None:
             "--escrow looks like a secret seed (S...); give the escrow's public G... or C... "
             "address. This tool never needs a secret."
         )
-    from stellar_sdk import StrKey
-
-    if not (StrKey.is_valid_ed25519_public_key(escrow) or StrKey.is_valid_contract(escrow)):
-        raise click.UsageError(f"--escrow {escrow!r} is not a valid G... account or C... contract")
-
-
-def _file_window(request: EscrowRequest, batch: ChainPaymentBatch) -> CoverageWindow:
-    """What a file covers: the asked bounds, narrowed to an RPC retention window, else the
-    span of its records when a bound was not given."""
-    notes: list[str] = []
-    complete = True
-    since, until = request.since, request.until
-    oldest = batch.oldest_ledger_close_time
-    if oldest is not None and (since is None or since < oldest):
-        if since is not None:
-            complete = False
-            notes.append(
-                f"the RPC's retention window starts at {format_rfc3339(oldest)}, after --since"
-            )
-        since = oldest
-    if until is None and batch.latest_ledger_close_time is not None:
-        until = batch.latest_ledger_close_time
-    times = [p.closed_at for p in batch.payments if p.closed_at is not None]
-    if times and since is None:
-        since = min(times)
-        notes.append(
-            f"no --since: the window starts at the file's first record ({format_rfc3339(since)})"
+    if not (strkey.is_account(escrow) or strkey.is_contract(escrow)):
+        raise click.UsageError(
+            f"--escrow {shown(escrow)} is not a valid G... account or C... contract"
         )
-    if times and until is None:
-        until = max(times)
-        notes.append(
-            f"no --until: the window ends at the file's last record ({format_rfc3339(until)})"
-        )
-    if not batch.payments and request.since is None and request.until is None:
-        notes.append("the chain payments file holds no payments")
-    return CoverageWindow(since=since, until=until, complete=complete, note="; ".join(notes))
 
 
 @contextlib.contextmanager
@@ -215,58 +218,83 @@ def _progress_line() -> Iterator[Callable[[int, int, datetime | None], None]]:
         yield update
 
 
-ChainView = tuple[Sequence[ChainPayment], CoverageWindow, list[Finding]]
-
-
-def _from_file(request: EscrowRequest) -> ChainView:
+def _from_file(request: EscrowRequest) -> EscrowObservation:
     batch = read_chain_payments(request.chain_payments or "")
-    return batch.payments, _file_window(request, batch), []
+    return usecases.escrow_from_file(
+        request.escrow, request.source, batch, since=request.since, until=request.until
+    )
 
 
-def _from_network(request: EscrowRequest) -> ChainView:
+def _from_network(request: EscrowRequest, kind: str) -> EscrowObservation:
     from ..probes.payments import fetch_escrow_payments
 
+    url = (request.rpc if kind == "rpc" else request.horizon) or ""
     with _progress_line() as update:
-        return _fetched(
-            fetch_escrow_payments(
-                request.horizon or request.rpc or "",
-                request.escrow,
-                since=request.since,
-                until=request.until,
-                timeout=request.timeout,
-                cursor_file=request.cursor_file,
-                progress=update,
-            )
+        fetched = fetch_escrow_payments(
+            url,
+            request.escrow,
+            since=request.since,
+            until=request.until,
+            timeout=request.timeout,
+            cursor_file=request.cursor_file,
+            progress=update,
+            kind=kind,
         )
+    return usecases.escrow_from_paging(request.escrow, url, fetched, kind=kind)
 
 
-def _fetched(fetched: PaymentsFetch) -> ChainView:
-    return fetched.payments, fetched.window, list(fetched.findings)
+def escrow_observation(
+    request: EscrowRequest, *, payouts: Sequence[Payout] = ()
+) -> EscrowObservation:
+    """What the chain source of ``request`` says left the escrow, and the window it covers.
+
+    A file that cannot be read raises :class:`~streampay_incident.errors.InputError`
+    (exit 2); an endpoint that misbehaves gives ``CHAIN_*`` findings and an
+    incomplete window instead. With ``--rpc``, fee-bumps whose inner hash a row of
+    ``payouts`` may have recorded are resolved with ``getTransaction``. An endpoint
+    that reports another network than a ``--network`` given raises
+    :class:`~streampay_incident.errors.WrongNetworkError` (exit 2).
+    """
+    if request.chain_payments:
+        return _from_file(request)
+    observation = _live_observation(request, payouts)
+    usecases.check_escrow_network(observation, request.network)
+    return observation
+
+
+def _live_observation(request: EscrowRequest, payouts: Sequence[Payout]) -> EscrowObservation:
+    """What the live source (RPC first, Horizon for what it could not cover) says."""
+    if not request.rpc:
+        return _from_network(request, "horizon")
+    from ..probes.fee_bumps import resolve_hashes_sync
+
+    rpc = request.rpc
+    chain = usecases.resolve_fee_bumps(
+        payouts,
+        _from_network(request, "rpc"),
+        lambda hashes: resolve_hashes_sync(rpc, hashes, timeout=request.timeout),
+    )
+    if request.horizon is None:
+        return chain
+    why = rpc_fallback_reason(
+        chain.window, escrow=request.escrow, payouts=payouts, payments=chain.payments
+    )
+    if why is None:
+        return chain
+    # Horizon for what the RPC could not cover: its retention, a failure, missing events.
+    fallback = _from_network(request, "horizon")
+    note = f"RPC {rpc} did not cover the window ({why}): read from Horizon {request.horizon}"
+    if fallback.window.note:
+        note += f"; {fallback.window.note}"
+    return attrs.evolve(fallback, window=attrs.evolve(fallback.window, note=note))
 
 
 def escrow_findings(
     payouts: Sequence[Payout], request: EscrowRequest
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Reconcile ``payouts`` with the chain source; the findings and the report inputs.
-
-    A file that cannot be read raises :class:`~streampay_incident.errors.InputError`
-    (exit 2); an endpoint that misbehaves gives ``CHAIN_*`` findings and an
-    incomplete window instead.
-    """
-    payments, window, chain_findings = (
-        _from_file(request) if request.chain_payments else _from_network(request)
-    )
-    findings = reconcile_escrow(payouts, payments, escrow=request.escrow, window=window)
-    inputs: dict[str, Any] = {
-        "escrow": request.escrow,
-        "chain_source": request.source,
-        "chain_payments": len(payments),
-        "escrow_window": (
-            f"{format_rfc3339(window.since) if window.since else 'start'} .. "
-            f"{format_rfc3339(window.until) if window.until else 'latest'}"
-        ),
-        "escrow_window_complete": window.complete,
-    }
-    if window.note:
-        inputs["escrow_window_note"] = window.note
-    return chain_findings + findings, inputs
+    """Reconcile ``payouts`` with the chain source; the findings and the report inputs."""
+    settings = registry.plugin_settings_from_env(os.environ, timeout=request.timeout)
+    pm = registry.get_plugin_manager(settings)
+    chain = escrow_observation(request, payouts=payouts)
+    report = usecases.reconcile_escrow(payouts, chain, now=utc_now(), pm=pm)
+    return list(report.findings), dict(report.inputs)

@@ -1,10 +1,10 @@
 """``streampay-incident payouts FILE``: find double payouts in a payout export.
 
-The imperative shell around :func:`~streampay_incident.checks.payouts.find_payout_anomalies`:
+The imperative shell around :func:`~streampay_incident.usecases.triage_payouts`:
 read and validate the export (any bad record: exit 2, nothing on stdout),
-run every registered payout check (built-in rules and plugins; a raising
-plugin becomes a ``PLUGIN_ERROR`` finding), print the report, exit by
-``--fail-on``.
+gather the escrow's chain payments when asked, call the use case (every
+registered payout check, built-in rules and plugins), print the report, exit
+by ``--fail-on``.
 """
 
 from __future__ import annotations
@@ -14,22 +14,30 @@ import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .. import engines, registry
+from .. import engines, registry, usecases
 from ..engines import DEFAULT_SPARK_MASTER, ENGINES
+from ..errors import shown
 from ..io.payouts import read_payouts
+from ..io.rows import input_name, is_stream
 from ..logevents import log_event
-from ..model import Finding, Payout, PayoutPolicy, Report
-from ..timefmt import parse_duration
-from .common import emit, handle_input_errors, output_options, utc_now
-from .escrow import EscrowRequest, escrow_findings, escrow_options
+from ..model import Payout, PayoutPolicy, Report
+from ..timefmt import format_duration, format_rfc3339, parse_duration
+from .common import RFC3339, emit, handle_input_errors, output_options, utc_now
+from .escrow import EscrowRequest, escrow_observation, escrow_options
+from .outbox import (
+    PAYOUT_OUTBOX_OPTIONS,
+    OutboxSource,
+    _generic_file,
+    outbox_payout_options,
+    read_payout_input,
+)
 
-PAYOUT_CHECKS_HOOK = "streampay_incident_register_payout_checks"
 # Show a progress bar (stderr, TTY only) for exports longer than this many lines.
 PROGRESS_MIN_LINES = 100_000
 
@@ -45,11 +53,16 @@ class Duration(click.ParamType):
         try:
             return parse_duration(str(value))
         except ValueError as exc:
-            self.fail(f"{value!r}: {exc}", param, ctx)
+            self.fail(f"{shown(value)}: {exc}", param, ctx)
 
 
 def estimated_lines(path: Path, *, sample_bytes: int = 1 << 16) -> int:
-    """Roughly how many lines ``path`` holds, from the line length of its first bytes."""
+    """Roughly how many lines ``path`` holds, from the line length of its first bytes.
+
+    0 for a stream (``-``, a FIFO): it can be read only once, by the reader.
+    """
+    if is_stream(path):
+        return 0
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
@@ -110,17 +123,12 @@ def collector_paused() -> Iterator[None]:
 def load_payouts(path: Path, *, source: str | None = None) -> list[Payout]:
     """Read and validate the export, with a progress bar for long files."""
     with progress_bar(path, label=f"reading {path.name}") as progress:
-        return read_payouts(path, source=source or str(path), progress=progress)
-
-
-def payout_findings(records: list[Payout], policy: PayoutPolicy) -> list[Finding]:
-    """Every registered payout check (built-in rules and plugins) over ``records``."""
-    pm = registry.get_plugin_manager(registry.plugin_settings_from_env(os.environ))
-    return list(registry.run_checks(pm, PAYOUT_CHECKS_HOOK, records, policy=policy))
+        return read_payouts(path, source=source or input_name(path), progress=progress)
 
 
 @click.command("payouts")
-@click.argument("file", type=click.Path(path_type=Path))  # a folder of parts: --engine spark
+# A folder (of part files) only for --engine spark; checked in the command.
+@click.argument("file", type=click.Path(path_type=Path), required=False)
 @click.option(
     "--repeat-window",
     type=Duration(),
@@ -129,26 +137,33 @@ def payout_findings(records: list[Payout], policy: PayoutPolicy) -> list[Finding
     help="Chain same destination/asset/amount transfers at most this far apart (90s, 10m, 1h).",
 )
 @click.option(
+    "--now",
+    type=RFC3339(),
+    help="Stamp the report with this time (default: the clock); judge an old export as of then.",
+)
+@click.option(
     "--engine",
     type=click.Choice(ENGINES),
     default="auto",
     show_default=True,
-    help="auto: DuckDB for a file unless --escrow or a plugin needs the records; "
-    "python: the reference; spark: PySpark (--spark-master).",
+    help="auto: DuckDB for a plain payout file export unless --escrow or a plugin needs the "
+    "records (else python, the reference); spark: PySpark (--spark-master).",
 )
 @click.option(
     "--spark-master", default=DEFAULT_SPARK_MASTER, show_default=True, help="For --engine spark."
 )
 @escrow_options
+@outbox_payout_options
 @output_options
 @handle_input_errors
 def payouts(
-    file: Path,
+    file: Path | None,
     repeat_window: timedelta,
-    engine: str,
-    spark_master: str,
     fmt: str,
     fail_on: str,
+    now: datetime | None = None,
+    engine: str = "auto",
+    spark_master: str = DEFAULT_SPARK_MASTER,
     **escrow_opts: Any,
 ) -> None:
     """Find double payouts in a payout export (CSV, JSON Lines or a JSON array).
@@ -160,49 +175,132 @@ def payouts(
     amount at risk and the runbook section to follow.
 
     With --escrow and a chain source (--chain-payments FILE, --horizon URL for a
-    G... escrow account, --rpc URL for a C... escrow contract), also reconcile
+    G... escrow account, --rpc URL for a C... contract or a G... account), also reconcile
     the rows with what actually left the escrow between --since and --until.
+
+    StreamPay's settlement_outbox (an export, detected by its columns, or --db)
+    is read as the streampay payouts view: each row whose payload names amount,
+    destination and asset is a payout attempt.
     """
+    outbox_opts = {name: escrow_opts.pop(name) for name in PAYOUT_OUTBOX_OPTIONS}
     escrow_request = EscrowRequest.from_options(escrow_opts)  # usage errors before any work
+    if str(file) == "-" and escrow_opts.get("chain_payments") == "-":
+        raise click.UsageError(
+            "standard input can be read once: give FILE or --chain-payments as -"
+        )
+    db_timeout = escrow_opts.get("timeout") or escrow_opts.get("chain_timeout") or 5.0
+    source = OutboxSource.from_options(file, outbox_opts, db_timeout)
     policy = PayoutPolicy(repeat_window=repeat_window)
-    with collector_paused():  # the records (python engine) are freed inside
-        report = engines.triage_payouts(
-            file, policy, escrow_request, engine=engine, spark_master=spark_master,
-            python=triage_payouts, now=utc_now,
-        )  # fmt: skip
+    if file is not None and engine != "spark" and file.is_dir():
+        raise click.BadParameter(f"File {shown(str(file))} is a directory.", param_hint="'FILE'")
+    with collector_paused():  # the records are freed inside
+        report = triage_file(
+            source, policy, escrow_request, now=now, engine=engine, spark_master=spark_master
+        )
     log_event("report", command="payouts", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)
 
 
-def triage_payouts(
-    file: Path,
+def triage_file(
+    source: OutboxSource,
     policy: PayoutPolicy,
     escrow_request: EscrowRequest | None = None,
     *,
-    source: str | None = None,
+    now: datetime | None = None,
+    engine: str = "python",
+    spark_master: str = DEFAULT_SPARK_MASTER,
 ) -> Report:
-    """Read the export and run every payout check over it; the report (not the records).
+    """Read the export or the outbox (and the escrow's chain source), triage it; the report.
 
-    ``source`` names the input in messages and the report when ``file`` is a
-    copy of it (a spooled pipe).
+    ``now`` (``--now``) stamps the report and goes into its inputs; without it
+    the clock does, and an export over 24 h older gets a note. ``engine``
+    ``auto`` (DuckDB when it may), ``duckdb`` / ``spark`` run the rules as SQL
+    over a plain payout file export; anything else (an outbox, --db, --escrow,
+    third-party payout checks) is the reference's, and asking an engine for it
+    is exit 2.
     """
-    records = load_payouts(file, source=source)
-    findings = payout_findings(records, policy)
-    inputs: dict[str, Any] = {
-        "payouts": source or str(file),
-        "records": len(records),
-        "repeat_window": f"{int(policy.repeat_window.total_seconds())}s",
-    }
-    # Further checks over the same records (escrow reconciliation against the
-    # chain: --chain-payments / --horizon / --rpc / --escrow) add their findings
-    # and their inputs here, before the report is built.
-    if escrow_request is not None:
-        escrow_found, escrow_inputs = escrow_findings(records, escrow_request)
-        findings += escrow_found
-        inputs.update(escrow_inputs)
-    return Report(
-        command="payouts",
-        findings=tuple(findings),
-        generated_at=utc_now(),
-        inputs=inputs,
+    budget_cap = escrow_request.timeout if escrow_request is not None else None  # --timeout
+    pm = registry.get_plugin_manager(
+        registry.plugin_settings_from_env(os.environ, timeout=budget_cap)
     )
+    if engine != "python":
+        reason = engines.needs_records(pm, escrow_request is not None) or _not_plain(
+            source, spooled=engine != "auto"
+        )
+        engine = engines.choose_engine(engine, reason)  # an engine asked for in vain: exit 2
+    if engine != "python":
+        assert source.file is not None  # _not_plain: a file
+        return engines.triage_payouts(
+            Path(source.file),
+            policy,
+            engine=engine,
+            python=lambda readable, *, source: _reference_of_copy(
+                readable, source, policy, pm=pm, now=now
+            ),
+            now=now or utc_now(),
+            now_given=now is not None,
+            spark_master=spark_master,
+            plain=lambda copy: source.profile == "generic" or _generic_file(str(copy)),
+        )
+    records, inputs, outbox = read_payout_input(source, load_payouts)
+    return _reference(records, inputs, policy, escrow_request, pm=pm, now=now, outbox=outbox)
+
+
+def _not_plain(source: OutboxSource, *, spooled: bool) -> str | None:
+    """Why ``source`` is not a plain payout file export an engine may read, or None.
+
+    ``spooled``: an engine asked for spools a stream and checks the copy; ``auto``
+    leaves a stream to the reference, which reads it once.
+    """
+    if source.db is not None:
+        return "--db reads the outbox as the streampay payouts view"
+    assert source.file is not None
+    if source.profile == "generic":
+        return None
+    path = Path(source.file)
+    if path.is_dir() or path.suffix.lower() == ".parquet" or "://" in source.file:
+        return None  # psql writes no Parquet nor folders: not an outbox export
+    if is_stream(path):
+        return None if spooled else "a stream's profile is known once read (--profile generic)"
+    if source.profile == "streampay" or not _generic_file(source.file):
+        return "an outbox export is read as the streampay payouts view"
+    return None
+
+
+def _reference_of_copy(
+    readable: Path, name: str, policy: PayoutPolicy, *, pm: Any, now: datetime | None
+) -> Report:
+    """The reference's report of a plain export an engine handed back (``readable`` may be
+    a spooled copy of a stream named ``name``)."""
+    records = load_payouts(readable, source=name)
+    inputs: dict[str, Any] = {"payouts": name, "records": len(records)}
+    return _reference(records, inputs, policy, None, pm=pm, now=now, outbox=None)
+
+
+def _reference(
+    records: list[Payout],
+    inputs: dict[str, Any],
+    policy: PayoutPolicy,
+    escrow_request: EscrowRequest | None,
+    *,
+    pm: Any,
+    now: datetime | None,
+    outbox: Any,
+) -> Report:
+    """Every payout check (and the escrow reconciliation) over the records: the report."""
+    escrow = (
+        escrow_observation(escrow_request, payouts=records) if escrow_request is not None else None
+    )
+    inputs["repeat_window"] = format_duration(policy.repeat_window)
+    if now is not None:
+        inputs["now"] = format_rfc3339(now)
+    report = usecases.triage_payouts(
+        records,
+        policy=policy,
+        now=now or utc_now(),
+        pm=pm,
+        inputs=inputs,
+        escrow=escrow,
+        now_from_clock=now is None,
+    )
+    return report if outbox is None else outbox.annotate_report(report)

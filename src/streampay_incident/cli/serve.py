@@ -50,19 +50,33 @@ def configure_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
-def build_sidecar_app(config: Any) -> Any:
-    """A Starlette app serving :func:`create_app` under ``/internal/incident``."""
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
+def build_sidecar_app(config: Any, environ: Any = None) -> Any:
+    """The app of :func:`create_app` under ``/internal/incident``, and a ``404`` elsewhere.
 
+    The bare mount point answers the same ``404`` as any unauthenticated path
+    (no redirect revealing the mount), and so does every path outside it. With
+    ``STREAMPAY_INCIDENT_DATABASE_URL`` set, ``GET /settlements/{id}`` is
+    answered from that database's outbox (read-only): a non-Python host needs
+    no plugin for it.
+    """
+    from ..io.outbox_db import outbox_lookup_from_env
     from ..web import create_app
+    from ..web.mount import sidecar_router
 
-    return Starlette(routes=[Mount(MOUNT_PATH, app=create_app(config))])
+    lookup = outbox_lookup_from_env(os.environ if environ is None else environ, config)
+    app = create_app(config, plugins=[lookup] if lookup is not None else [])
+    return sidecar_router(app, MOUNT_PATH)
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port to listen on.",
+)
 @click.option(
     "--insecure-no-auth",
     is_flag=True,
@@ -73,15 +87,39 @@ def build_sidecar_app(config: Any) -> Any:
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
     show_default=True,
+    help="Least severe server log line written to stderr.",
 )
-def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to receive a request's headers and body; then 408 and the connection closes.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Open connections served at once; a request on one more gets 503.",
+)
+def serve(
+    host: str,
+    port: int,
+    insecure_no_auth: bool,
+    log_level: str,
+    request_timeout: float,
+    max_connections: int,
+) -> None:
     """Serve the read-only incident endpoints under /internal/incident.
 
     Configuration comes from the environment: INTERNAL_SERVICE_HMAC_KEYS (JSON object of
     key id -> secret), INTERNAL_SERVICE_CLOCK_SKEW_SECONDS, STREAMPAY_INCIDENT_ALLOWED_SERVICES,
     STREAMPAY_INCIDENT_METRICS_TOKEN, STREAMPAY_INCIDENT_HEALTH_TTL,
-    STREAMPAY_INCIDENT_HORIZON_URLS, STREAMPAY_INCIDENT_RPC_URLS, STREAMPAY_INCIDENT_NETWORK.
+    STREAMPAY_INCIDENT_HORIZON_URLS, STREAMPAY_INCIDENT_RPC_URLS, STREAMPAY_INCIDENT_NETWORK,
+    STREAMPAY_INCIDENT_DATABASE_URL (GET /settlements/{id} from the outbox, read-only).
     GET /internal/incident/livez is the liveness probe; /health is chain health.
+    uvicorn's access log is off; the tool's own events go to stderr.
     """
     try:
         import uvicorn  # noqa: F401 - probe the web extra before anything else
@@ -96,6 +134,7 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
     import uvicorn
 
     from ..web import WebConfig, WebConfigError
+    from ..web.limits import uvicorn_options
 
     try:
         config = WebConfig.from_env(os.environ)
@@ -120,12 +159,20 @@ def serve(host: str, port: int, insecure_no_auth: bool, log_level: str) -> None:
             "note: no STREAMPAY_INCIDENT_HORIZON_URLS / _RPC_URLS: /health will answer fail",
             err=True,
         )
+    config = attrs.evolve(config, request_timeout_seconds=request_timeout)
     configure_logging(log_level)
+    from ..errors import InputError
+
+    try:
+        app = build_sidecar_app(config)
+    except InputError as exc:  # a bad STREAMPAY_INCIDENT_DATABASE_URL (never echoed)
+        _fail(str(exc))
     uvicorn.run(
-        build_sidecar_app(config),
+        app,
         host=host,
         port=port,
         log_level=log_level,
         proxy_headers=False,
         server_header=False,
+        **uvicorn_options(request_timeout=request_timeout, max_connections=max_connections),
     )

@@ -1,89 +1,59 @@
 """``streampay-incident settlements``: which settlements are stuck, and is a retry safe?
 
-The shell around :func:`~streampay_incident.checks.settlements.classify_settlements`:
-read the export and what the chain says, run the registered settlement checks
-(built-in and plugins), print the report with a verdict per settlement.
+The shell around :func:`~streampay_incident.usecases.triage_settlements`:
+read the export and what the chain says (a file, live lookups), call the use
+case, print the report with a verdict per settlement.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
 import click
+import pluggy
 
-from ..checks.settlements import ChainStatus, TransactionIndex, classify_settlements
-from ..io.rows import iter_text_rows
-from ..io.settlements import read_settlements, settlements_from_rows
+from ..io.payouts import read_payouts
 from ..io.transactions import read_transactions
 from ..logevents import log_event
-from ..model import ChainTransaction, Report, Settlement, SettlementPolicy
-from ..registry import get_plugin_manager, plugin_settings_from_env, run_checks
+from ..model import ChainTransaction, Settlement
+from ..registry import get_plugin_manager, plugin_settings_from_env
 from ..stellar.networks import network_name
 from ..timefmt import format_rfc3339
+from ..usecases import (
+    SettlementChain,
+    check_settlement_network,
+    settlement_chain,
+    triage_settlements,
+)
+from ..usecases.search import triage_with_search
 from .chain import endpoint_urls
 from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
-
-SETTLEMENT_HOOK = "streampay_incident_register_settlement_checks"
-
-
-@attrs.frozen
-class ChainView:
-    """What the chain says, gathered before the pure checks run.
-
-    From ``--transactions`` and ``--latest-ledger-close-time`` today; live
-    lookups (``--horizon``/``--rpc``) add their transactions, the latest ledger
-    close time, the chain grade and the source accounts' sequence numbers here.
-    """
-
-    transactions: tuple[ChainTransaction, ...] = ()
-    latest_ledger_close_time: datetime | None = None
-    chain_status: ChainStatus | None = None
-    account_sequences: dict[str, int] | None = None
-    inputs: dict[str, Any] = attrs.field(factory=dict)
-
-    def index(self) -> TransactionIndex:
-        return TransactionIndex(
-            self.transactions,
-            latest_ledger_close_time=self.latest_ledger_close_time,
-            chain_status=self.chain_status,
-            account_sequences=self.account_sequences,
-        )
+from .outbox import OutboxSource, outbox_options, read_settlement_input
+from .search import check_escrow, run_search, search_from_file, search_options
 
 
-def load_settlements(path: str, network_passphrase: str | None) -> list[Settlement]:
-    """The export at ``path`` (``-`` for stdin)."""
-    if path == "-":
-        text = sys.stdin.read()
-        return settlements_from_rows(
-            iter_text_rows(text, source="<stdin>"),
-            source="<stdin>",
-            network_passphrase=network_passphrase,
-        )
-    return read_settlements(path, network_passphrase=network_passphrase)
-
-
-def gather_chain_view(
+def gather_chain(
     settlements: Sequence[Settlement],
     *,
     transactions_file: str | None,
     latest_ledger_close_time: datetime | None,
+    pm: pluggy.PluginManager,
     horizon_urls: Sequence[str] = (),
     rpc_urls: Sequence[str] = (),
     network_passphrase: str | None = None,
     timeout: float = 5.0,
     now: datetime | None = None,
-) -> ChainView:
-    """Everything the checks need to know about the chain, from files and options.
+    chain_snapshot: str | None = None,
+) -> tuple[SettlementChain, dict[str, Any]]:
+    """What the chain says, from ``--transactions``, a ``--chain-snapshot`` recording and
+    live lookups; and the report inputs.
 
-    Live lookup plugs in here (issue 3: ``--horizon``/``--rpc``/``--timeout``):
-    look up each hash of ``settlements`` not already answered by the file, take
-    the latest ledger close time when none was given, grade the chain and read
-    the source accounts' sequence numbers, all within one deadline.
+    The I/O happens here (the files, the network, within one ``timeout``); the
+    use case grades the round through ``pm`` and keeps what it can trust.
     """
     transactions: tuple[ChainTransaction, ...] = ()
     inputs: dict[str, Any] = {}
@@ -91,38 +61,40 @@ def gather_chain_view(
         transactions = tuple(read_transactions(transactions_file))
         inputs["transactions"] = transactions_file
         inputs["transaction_records"] = len(transactions)
-    chain_status: ChainStatus | None = None
-    account_sequences: dict[str, int] | None = None
+    live = None
     if horizon_urls or rpc_urls:
-        from ..probes.transactions import lookup_settlement_chain
+        from ..probes.transactions import observe_settlements
 
-        assert network_passphrase is not None and now is not None
-        live = lookup_settlement_chain(
+        assert network_passphrase is not None
+        live = observe_settlements(
             settlements,
             horizon_urls=horizon_urls,
             rpc_urls=rpc_urls,
             network_passphrase=network_passphrase,
             timeout=timeout,
-            now=now,
             known=transactions,
         )
-        transactions += live.transactions
-        if latest_ledger_close_time is None:
-            latest_ledger_close_time = live.latest_ledger_close_time
-        chain_status = live.chain_status
-        account_sequences = dict(live.account_sequences)
-        inputs.update(live.inputs())
-    return ChainView(
-        transactions=transactions,
+    snapshot = None
+    if chain_snapshot is not None:
+        from ..probes import observations_from_recording, read_recording
+
+        snapshot = observations_from_recording(read_recording(chain_snapshot))
+        inputs["chain_snapshot"] = chain_snapshot
+    chain = settlement_chain(
+        transactions,
         latest_ledger_close_time=latest_ledger_close_time,
-        chain_status=chain_status,
-        account_sequences=account_sequences,
-        inputs=inputs,
+        snapshot=snapshot,
+        live=live,
+        network_passphrase=network_passphrase,
+        now=now,
+        pm=pm,
     )
+    inputs.update(chain.inputs)
+    return chain, inputs
 
 
 @click.command("settlements")
-@click.argument("file", metavar="FILE")
+@click.argument("file", metavar="FILE", required=False)
 @click.option(
     "--transactions",
     "transactions_file",
@@ -162,10 +134,26 @@ def gather_chain_view(
     show_default=True,
     help="Seconds for all live lookups together.",
 )
+@click.option(
+    "--chain-snapshot",
+    "chain_snapshot",
+    metavar="FILE",
+    help="A `chain --record` recording: its chain status (fail blocks every retry) and the "
+    "latest ledger close time of its freshest healthy endpoint on --network.",
+)
+@click.option(
+    "--payouts",
+    "payouts_file",
+    metavar="FILE",
+    help="The payouts export (CSV, JSON Lines, JSON): a settlement another payout already "
+    "paid is never retry-safe (SETTLEMENT_ALREADY_PAID).",
+)
+@search_options
+@outbox_options
 @output_options
 @handle_input_errors
 def settlements(
-    file: str,
+    file: str | None,
     transactions_file: str | None,
     network: str | None,
     now: datetime | None,
@@ -175,56 +163,108 @@ def settlements(
     timeout: float,
     fmt: str,
     fail_on: str,
+    payouts_file: str | None = None,
+    chain_snapshot: str | None = None,
+    search: bool = True,
+    escrow: str | None = None,
+    search_payments: str | None = None,
+    **outbox_opts: Any,
 ) -> None:
     """Triage settlement_outbox rows: stuck, failed, settled, and whether a retry is safe.
 
-    FILE is a JSON Lines, CSV or JSON export (``-`` for stdin). Exit 2 on bad
-    input, 1 when the report is at or above --fail-on, else 0.
+    FILE is a JSON Lines, CSV or JSON export (``-`` for stdin): the generic
+    format or StreamPay's settlement_outbox columns (detected). --db reads the
+    table live in a READ ONLY transaction instead. Exit 2 on bad input, 1 when
+    the report is at or above --fail-on, else 0.
     """
     moment = now or utc_now()
     horizon_urls = endpoint_urls(horizon, None, option="--horizon")
     rpc_urls = endpoint_urls(rpc, None, option="--rpc")
     if (horizon_urls or rpc_urls) and network is None:
         raise click.UsageError("--horizon/--rpc need --network (another network, other hashes)")
-    records = load_settlements(file, network)
-    chain = gather_chain_view(
+    if [file, transactions_file, payouts_file].count("-") > 1:
+        raise click.UsageError(
+            "standard input can be read once: give one of FILE, --transactions, --payouts as -"
+        )
+    if chain_snapshot is not None and (horizon_urls or rpc_urls):
+        raise click.UsageError("--chain-snapshot replays a recorded round: drop --horizon, --rpc")
+    if chain_snapshot is not None and network is None:
+        raise click.UsageError("--chain-snapshot needs --network (the network it must show)")
+    source = OutboxSource.from_options(file, outbox_opts, timeout)
+    read = read_settlement_input(source, network_passphrase=network)
+    records = read.settlements
+    # Every file is read (bad input: exit 2) before any network call.
+    payouts = None if payouts_file is None else read_payouts(payouts_file)
+    pm = get_plugin_manager(plugin_settings_from_env(os.environ, timeout=timeout))
+    started = time.monotonic()  # the search gets what is left of --timeout
+    chain, chain_inputs = gather_chain(
         records,
         transactions_file=transactions_file,
         latest_ledger_close_time=latest_ledger_close_time,
+        pm=pm,
         horizon_urls=horizon_urls,
         rpc_urls=rpc_urls,
         network_passphrase=network,
         timeout=timeout,
         now=moment,
+        chain_snapshot=chain_snapshot,
     )
-    policy = SettlementPolicy()
-    triage = classify_settlements(
-        records,
-        transactions=chain.transactions,
-        now=moment,
-        latest_ledger_close_time=chain.latest_ledger_close_time,
-        policy=policy,
-        chain_status=chain.chain_status,
-        account_sequences=chain.account_sequences,
-    )
-    pm = get_plugin_manager(plugin_settings_from_env(os.environ))
-    # Every registered check (the built-in rules are one) gets the same values.
-    findings = run_checks(
-        pm, SETTLEMENT_HOOK, records, transactions=chain.index(), now=moment, policy=policy
-    )
-    inputs: dict[str, Any] = {"settlements": file, "records": len(records)}
-    inputs.update(chain.inputs)
+    if network is not None:
+        check_settlement_network(records, chain, network_passphrase=network)
+    inputs: dict[str, Any] = dict(read.inputs)
+    inputs.update(chain_inputs)
+    if payouts is not None:
+        inputs["payouts"] = payouts_file
+        inputs["payout_records"] = len(payouts)
     if network is not None:
         inputs["network"] = network_name(network)
     inputs["now"] = format_rfc3339(moment)
-    if chain.latest_ledger_close_time is not None:
-        inputs["latest_ledger_close_time"] = format_rfc3339(chain.latest_ledger_close_time)
-    report = Report(
-        command="settlements",
-        findings=findings,
-        generated_at=moment,
-        inputs=inputs,
-        settlements=triage.verdicts,
-    )
-    log_event("report", command="settlements", status=report.overall, findings=len(findings))
+    close_time = chain.context.latest_ledger_close_time
+    if close_time is not None:
+        inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
+        # Every close time the use case keeps has a source (given, snapshot or live).
+        source = chain.close_time_source or "given"
+        inputs["latest_ledger_close_time_source"] = (
+            "--latest-ledger-close-time" if source == "given" else source
+        )
+    payer = check_escrow(escrow)
+    found = None
+    if search and search_payments:
+        found = search_from_file(
+            records,
+            chain,
+            path=search_payments,
+            network_passphrase=network,
+            escrow=payer,
+            payouts=payouts or (),
+        )
+    elif search and (horizon_urls or rpc_urls):
+        found = run_search(
+            records, chain, horizon_urls=horizon_urls, rpc_urls=rpc_urls,
+            timeout=max(0.0, timeout - (time.monotonic() - started)), escrow=payer,
+            payouts=payouts or (),
+        )  # fmt: skip
+    if found is not None:
+        report = triage_with_search(
+            records,
+            chain=chain,
+            search=found,
+            now=moment,
+            pm=pm,
+            inputs=inputs,
+            payouts=payouts,
+            now_from_clock=now is None,
+        )
+    else:
+        report = triage_settlements(
+            records,
+            chain=chain,
+            now=moment,
+            pm=pm,
+            inputs=inputs,
+            payouts=payouts,
+            now_from_clock=now is None,
+        )
+    report = read.annotate_report(report)
+    log_event("report", command="settlements", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)

@@ -7,16 +7,17 @@ runs that SQL, and only the findings come back as Python objects. Nothing
 here is imported by ``import streampay_incident``, and DuckDB and PySpark
 are imported only when an engine runs.
 
-``auto`` (the default) picks DuckDB for a file when nothing needs the
-records as Python objects (escrow reconciliation, a third-party payout
-check), else the reference.
+Engines read plain payout file exports only. ``auto`` (the default) picks
+DuckDB for such a file when nothing needs the records as Python objects
+(escrow reconciliation, a third-party payout check) or the reference's
+readers (an outbox export, ``--db``, a stream of unknown profile), else the
+reference.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -26,9 +27,12 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InputError
 from ..logevents import log_event
 from ..model import Finding, PayoutPolicy, Report
+from ..timefmt import format_duration, format_rfc3339
 
 if TYPE_CHECKING:  # pragma: no cover
     import pluggy
+
+    from .findings import RecordCount
 
 ENGINES = ("auto", "duckdb", "python", "spark")
 DEFAULT_SPARK_MASTER = "local[*]"
@@ -37,6 +41,7 @@ PAYOUT_CHECKS_HOOK = "streampay_incident_register_payout_checks"
 # A file larger than this gets a progress bar on a terminal's stderr.
 PROGRESS_MIN_BYTES = 16 * 2**20
 
+# The reference triage of a plain export: ``(file, source=name) -> Report``.
 PythonTriage = Callable[..., Report]
 
 
@@ -58,8 +63,9 @@ def needs_records(pm: pluggy.PluginManager, escrow_requested: bool) -> str | Non
 
 
 def choose_engine(engine: str, reason_for_python: str | None) -> str:
-    """The engine that runs: ``auto`` is DuckDB unless something needs the records
-    (or DuckDB is not installed)."""
+    """The engine that runs: ``auto`` is DuckDB unless something needs the reference
+    (or DuckDB is not installed); ``duckdb`` / ``spark`` asked for when something needs
+    the reference is exit 2 naming it."""
     if engine == "auto":
         duckdb_installed = importlib.util.find_spec("duckdb") is not None
         return "python" if reason_for_python or not duckdb_installed else "duckdb"
@@ -71,34 +77,27 @@ def choose_engine(engine: str, reason_for_python: str | None) -> str:
 def triage_payouts(
     file: Path,
     policy: PayoutPolicy,
-    escrow_request: Any = None,
     *,
     engine: str,
     python: PythonTriage,
-    now: Callable[[], datetime],
+    now: datetime,
+    now_given: bool = False,
     spark_master: str = DEFAULT_SPARK_MASTER,
-    plugin_manager: pluggy.PluginManager | None = None,
+    plain: Callable[[Path], bool] | None = None,
 ) -> Report:
-    """The payouts report from ``engine``; the reference ``python`` whenever it must judge.
+    """The payouts report of a plain payout file export from ``engine`` (``duckdb``/``spark``).
 
-    ``python(file, policy, escrow_request, source=...)`` is the reference
-    triage. DuckDB hands the input back to it (see
-    :class:`~.duckdb_engine.Fallback`) for anything it might read otherwise,
-    so the report and every error message stay the reference's.
+    ``python(file, source=name)`` is the reference triage. An engine hands the
+    input back to it (see :class:`~.duckdb_engine.Fallback`) for anything it
+    might read otherwise (an empty input, duplicate keys, non-finite numbers,
+    nesting, shapes only Python judges), so the report and every error
+    message stay the reference's.
     """
-    from .. import registry
-
-    pm = plugin_manager or registry.get_plugin_manager(
-        registry.plugin_settings_from_env(os.environ)
-    )
-    chosen = choose_engine(engine, needs_records(pm, escrow_request is not None))
-    if chosen == "python":
-        return python(file, policy, escrow_request)
     from .duckdb_engine import Fallback, spooled
 
     with spooled(file) as readable:
         try:
-            if chosen == "spark":
+            if engine == "spark":
                 from .spark_engine import run_spark
 
                 findings, records = run_spark(
@@ -107,13 +106,13 @@ def triage_payouts(
             else:
                 findings, records = _run_duckdb(readable, str(file), policy)
         except Fallback as why:
-            log_event("engine_fallback", engine=chosen, reason=str(why))
-            return python(readable, policy, escrow_request, source=str(file))
-    log_event("engine", engine=chosen, records=records, findings=len(findings))
-    return payouts_report(file, policy, findings, records, now())
+            log_event("engine_fallback", engine=engine, reason=str(why))
+            return python(readable, source=str(file))
+    log_event("engine", engine=engine, records=records, findings=len(findings))
+    return payouts_report(file, policy, findings, records, now, now_given=now_given)
 
 
-def _run_duckdb(path: Path, source: str, policy: PayoutPolicy) -> tuple[list[Finding], int]:
+def _run_duckdb(path: Path, source: str, policy: PayoutPolicy) -> tuple[list[Finding], RecordCount]:
     from .duckdb_engine import run_duckdb
 
     with progress_bar(path) as progress:
@@ -121,18 +120,32 @@ def _run_duckdb(path: Path, source: str, policy: PayoutPolicy) -> tuple[list[Fin
 
 
 def payouts_report(
-    file: Path, policy: PayoutPolicy, findings: list[Finding], records: int, generated_at: datetime
+    file: Path,
+    policy: PayoutPolicy,
+    findings: list[Finding],
+    records: RecordCount,
+    generated_at: datetime,
+    *,
+    now_given: bool = False,
 ) -> Report:
-    """The report the reference builds, from an engine's findings and record count."""
+    """The report the reference builds, from an engine's findings and record count
+    (with the reference's note on an export over 24 h older than the clock)."""
+    from ..checks.freshness import stale_export_note
+
+    note = None if now_given else stale_export_note([records.newest], now=generated_at)
+    inputs: dict[str, Any] = {
+        "payouts": str(file),
+        "records": int(records),
+        "repeat_window": format_duration(policy.repeat_window),
+    }
+    if now_given:
+        inputs["now"] = format_rfc3339(generated_at)
     return Report(
         command="payouts",
         findings=tuple(findings),
         generated_at=generated_at,
-        inputs={
-            "payouts": str(file),
-            "records": records,
-            "repeat_window": f"{int(policy.repeat_window.total_seconds())}s",
-        },
+        inputs=inputs,
+        extra={"notes": [note]} if note else {},
     )
 
 

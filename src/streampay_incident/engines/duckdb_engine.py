@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, InputProblem
-from ..io.payouts import FIELDS, _memo_bytes, _PayoutParser, parse_asset, parse_time
+from ..io.payout_fields import FIELDS, _memo_bytes, parse_asset, parse_time
+from ..io.payout_parser import _PayoutParser
 from ..io.rows import Row, contains_seed, sniff_format
 from ..model import Finding, PayoutPolicy
 from ..stellar.strkey import destination_problem
 from . import sql
-from .findings import findings_from_rows, moment
+from .findings import RecordCount, findings_from_rows, moment
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -69,7 +70,7 @@ def run_duckdb(
     threads: int | None = None,
     progress: ProgressCallback | None = None,
     on_disk: bool | None = None,
-) -> tuple[list[Finding], int]:
+) -> tuple[list[Finding], RecordCount]:
     """The findings of the five payout rules over the export at ``path``, and its record count.
 
     Raises :class:`Fallback` when the reference reader must judge the input,
@@ -113,6 +114,7 @@ def run_duckdb(
                 con.execute(f"CREATE TABLE {name} AS {query}")  # one step at a time: bounded
             rows = _dicts(con.execute(sql.findings_sql(sql.DUCKDB)))
             at_risk = _dicts(con.execute(sql.at_risk_sql()))
+            newest_us = con.execute("SELECT max(created_us) FROM payouts").fetchall()[0][0]
         except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
             raise Fallback(f"DuckDB could not read it as the reference does: {exc}") from None
         except duckdb.OutOfMemoryException:
@@ -130,7 +132,8 @@ def run_duckdb(
             raise _unavailable(f"DuckDB failed ({type(exc).__name__}: {exc})") from None
         finally:
             con.close()
-    return findings_from_rows(rows, at_risk, repeat_window=policy.repeat_window), int(records)
+    findings = findings_from_rows(rows, at_risk, repeat_window=policy.repeat_window)
+    return findings, RecordCount(records, newest=moment(newest_us))
 
 
 def _bytes(limit: str) -> int:
@@ -225,9 +228,13 @@ def _json_relation(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Any:
     raw = objects.filter(
         sql.DUCKDB.contains_match("json", sql.SEED_REGEX)
         + (" OR contains(json, '\\u')" if fmt == "json" else "")
+        # Nesting (an array, an inner object) is the strict reader's to refuse or judge.
+        + " OR contains(json, '[') OR contains(substr(json, 2), '{')"
     )
     if raw.limit(1).fetchall():
-        raise Fallback("a value shaped like a secret seed, or an escape, needs the reference")
+        raise Fallback(
+            "a value shaped like a secret seed, an escape or nesting needs the reference"
+        )
     columns = ", ".join(f"'{f}': 'JSON'" for f in FIELDS)
     con.execute(
         f"CREATE TEMP VIEW json_cells AS SELECT * FROM read_json('{_quoted(str(path))}', "

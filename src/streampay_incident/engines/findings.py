@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..amounts import format_stroops
-from ..checks.payouts import _count, _duration, _finding_order, _iso
+from ..checks.payouts import _count, _finding_order, _iso
 from ..codes import Severity
 from ..model import Finding, make_finding
+from ..timefmt import format_duration
 from .sql import RULE_CODES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -27,18 +28,40 @@ def moment(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
+class RecordCount(int):
+    """How many records an engine read, and the newest one's ``created_at`` (for the
+    reference's stale-export note)."""
+
+    newest: datetime
+
+    def __new__(cls, count: int, *, newest: datetime) -> RecordCount:
+        counted = super().__new__(cls, count)
+        counted.newest = newest
+        return counted
+
+
 def findings_from_rows(
     rows: Iterable[Mapping[str, Any]],
     at_risk: Iterable[Mapping[str, Any]],
     *,
     repeat_window: timedelta,
 ) -> list[Finding]:
-    """The findings the rule rows describe, sorted as the reference sorts them."""
-    risk: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
+    """The findings the rule rows describe, sorted as the reference sorts them.
+
+    ``at_risk``: the rows of :func:`~.sql.at_risk_sql` (``amount_at_risk`` and
+    ``amount_exposed`` per finding and asset).
+    """
+    sums: dict[tuple[str, int, str], dict[str, int]] = defaultdict(dict)
     for row in at_risk:
-        risk[(int(row["rule"]), str(row["group_key"]))][str(row["asset"])] = int(row["stroops"])
+        key = (str(row["kind"]), int(row["rule"]), str(row["group_key"]))
+        sums[key][str(row["asset"])] = int(row["stroops"])
+
+    def amounts(kind: str, row: Mapping[str, Any]) -> dict[str, str]:
+        totals = sums.get((kind, int(row["rule"]), str(row["group_key"])), {})
+        return {asset: format_stroops(total) for asset, total in sorted(totals.items()) if total}
+
     findings = [
-        _finding(row, risk.get((int(row["rule"]), str(row["group_key"])), {}), repeat_window)
+        _finding(row, amounts("at_risk", row), amounts("exposed", row), repeat_window)
         for row in rows
     ]
     findings.sort(key=_finding_order)
@@ -50,12 +73,13 @@ def _values(row: Mapping[str, Any], name: str) -> list[Any]:
     return list(row[name] or ())
 
 
-def _evidence(row: Mapping[str, Any], at_risk: Mapping[str, int]) -> dict[str, Any]:
+def _evidence(
+    row: Mapping[str, Any], at_risk: dict[str, str], exposed: dict[str, str]
+) -> dict[str, Any]:
     return {
         "payout_ids": _values(row, "payout_ids"),
-        "amount_at_risk": {
-            asset: format_stroops(total) for asset, total in sorted(at_risk.items()) if total
-        },
+        "amount_at_risk": at_risk,
+        "amount_exposed": exposed,
         "transfers": int(row["transfers"]),
         "settlement_ids": _values(row, "settlement_ids"),
         "tx_hashes": _values(row, "tx_hashes"),
@@ -64,10 +88,12 @@ def _evidence(row: Mapping[str, Any], at_risk: Mapping[str, int]) -> dict[str, A
     }
 
 
-def _finding(row: Mapping[str, Any], at_risk: Mapping[str, int], window: timedelta) -> Finding:
+def _finding(
+    row: Mapping[str, Any], at_risk: dict[str, str], exposed: dict[str, str], window: timedelta
+) -> Finding:
     code = RULE_CODES[int(row["rule"]) - 1]
     key = str(row["group_key"])
-    evidence = _evidence(row, at_risk)
+    evidence = _evidence(row, at_risk, exposed)
     settlements = _count(len(_values(row, "settlement_ids")), "settlement")
     transfers = int(row["transfers"])
     if code == "PAYOUT_DUPLICATE_TX_RECORD":
@@ -127,7 +153,7 @@ def _repeat(
         subject=str(row["destination"]),
         summary=(
             f"{row['transfers']} transfers of {amount} {asset.partition(':')[0]} to the same "
-            f"destination for {settlements}, each within {_duration(window)} of the previous"
+            f"destination for {settlements}, each within {format_duration(window)} of the previous"
         ),
         evidence={
             **evidence,

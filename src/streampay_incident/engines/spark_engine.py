@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, InputProblem
-from ..io.payouts import FIELDS, _memo_bytes, parse_asset, parse_time
+from ..io.payout_fields import FIELDS, _memo_bytes, parse_asset, parse_time
 from ..model import Finding, PayoutPolicy
 from ..stellar.strkey import destination_problem
 from . import sql
 from .duckdb_engine import Fallback, _micros, parquet_type_problem
-from .findings import findings_from_rows
+from .findings import RecordCount, findings_from_rows, moment
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -63,7 +63,7 @@ def run_spark(
     policy: PayoutPolicy,
     master: str = "local[*]",
     session: SparkSession | None = None,
-) -> tuple[list[Finding], int]:
+) -> tuple[list[Finding], RecordCount]:
     """The findings of the five payout rules over ``path`` (a file or a directory), and
     the record count. Raises :class:`Fallback` or :class:`InputError` on bad input."""
     spark = session or spark_session(master)
@@ -88,13 +88,15 @@ def run_spark(
         members.createOrReplaceTempView("members")
         rows = [r.asDict() for r in spark.sql(sql.findings_sql(sql.SPARK)).collect()]
         at_risk = [r.asDict() for r in spark.sql(sql.at_risk_sql()).collect()]
+        newest_us = spark.sql("SELECT max(created_us) FROM payouts").collect()[0][0]
         members.unpersist()
         payouts.unpersist()
     finally:
         judged.unpersist()
         for view in ("payouts", "members", "judged", "raw_payouts"):
             spark.catalog.dropTempView(view)
-    return findings_from_rows(rows, at_risk, repeat_window=policy.repeat_window), records
+    findings = findings_from_rows(rows, at_risk, repeat_window=policy.repeat_window)
+    return findings, RecordCount(records, newest=moment(newest_us))
 
 
 def _format(location: str) -> str:

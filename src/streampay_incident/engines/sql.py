@@ -28,7 +28,7 @@ from __future__ import annotations
 import attrs
 
 from ..amounts import MAX_INT64
-from ..io.payouts import FIELDS
+from ..io.payout_fields import FIELDS
 
 RULE_CODES = (
     "PAYOUT_DUPLICATE_TX_RECORD",
@@ -369,16 +369,61 @@ def rule_steps(d: Dialect, window_us: int) -> list[tuple[str, str]]:
         (
             "r5_transfers",
             """
-    SELECT destination, asset, amount_stroops, transfer_key, min(created_us) AS ts
-    FROM r5_rows GROUP BY destination, asset, amount_stroops, transfer_key
+    SELECT destination, asset, amount_stroops, transfer_key, created_us AS ts, memo_key FROM (
+        SELECT destination, asset, amount_stroops, transfer_key, created_us,
+            CASE WHEN memo_type <> 'none' AND memo_value IS NOT NULL AND memo_value <> ''
+                 THEN memo_type || ':' || memo_value END AS memo_key,
+            row_number() OVER (PARTITION BY destination, asset, amount_stroops, transfer_key
+                               ORDER BY created_us, payout_id) AS row_in_transfer
+        FROM r5_rows
+    ) firsts WHERE row_in_transfer = 1
+""",
+        ),
+        # Two transfers whose memos are present and differ are never chained (different
+        # customers of an exchange): with two or more memos in a group, each memo is
+        # chained with the memo-less transfers as its own class; else one class ''.
+        (
+            "r5_memos",
+            """
+    SELECT destination, asset, amount_stroops, memo_key AS memo_class
+    FROM r5_transfers WHERE memo_key IS NOT NULL
+    GROUP BY destination, asset, amount_stroops, memo_key
+""",
+        ),
+        (
+            "r5_split",
+            """
+    SELECT destination, asset, amount_stroops FROM r5_memos
+    GROUP BY destination, asset, amount_stroops HAVING count(*) >= 2
+""",
+        ),
+        (
+            "r5_classed",
+            """
+    SELECT t.destination, t.asset, t.amount_stroops, t.transfer_key, t.ts, '' AS memo_class
+    FROM r5_transfers t LEFT JOIN r5_split s ON t.destination = s.destination
+        AND t.asset = s.asset AND t.amount_stroops = s.amount_stroops
+    WHERE s.destination IS NULL
+    UNION ALL
+    SELECT t.destination, t.asset, t.amount_stroops, t.transfer_key, t.ts, t.memo_key
+    FROM r5_transfers t JOIN r5_split s ON t.destination = s.destination
+        AND t.asset = s.asset AND t.amount_stroops = s.amount_stroops
+    WHERE t.memo_key IS NOT NULL
+    UNION ALL
+    SELECT t.destination, t.asset, t.amount_stroops, t.transfer_key, t.ts, m.memo_class
+    FROM r5_transfers t JOIN r5_split s ON t.destination = s.destination
+        AND t.asset = s.asset AND t.amount_stroops = s.amount_stroops
+    JOIN r5_memos m ON t.destination = m.destination AND t.asset = m.asset
+        AND t.amount_stroops = m.amount_stroops
+    WHERE t.memo_key IS NULL
 """,
         ),
         (
             "r5_gaps",
             """
-    SELECT *, ts - lag(ts) OVER (PARTITION BY destination, asset, amount_stroops
+    SELECT *, ts - lag(ts) OVER (PARTITION BY destination, asset, amount_stroops, memo_class
                                  ORDER BY ts, transfer_key) AS gap
-    FROM r5_transfers
+    FROM r5_classed
 """,
         ),
         (
@@ -386,21 +431,42 @@ def rule_steps(d: Dialect, window_us: int) -> list[tuple[str, str]]:
             f"""
     SELECT *,
         sum(CASE WHEN gap IS NULL OR gap > {window_us} THEN 1 ELSE 0 END) OVER (
-            PARTITION BY destination, asset, amount_stroops ORDER BY ts, transfer_key
+            PARTITION BY destination, asset, amount_stroops, memo_class ORDER BY ts, transfer_key
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS chain_no
     FROM r5_gaps
 """,
         ),
         (
+            "r5_identities",
+            f"""
+    SELECT destination, asset, amount_stroops, memo_class, chain_no,
+        {d.sorted_list("transfer_key")} AS identity
+    FROM r5_chained GROUP BY destination, asset, amount_stroops, memo_class, chain_no
+""",
+        ),
+        (
+            "r5_kept",
+            """
+    SELECT destination, asset, amount_stroops, memo_class, chain_no FROM (
+        SELECT *, row_number() OVER (PARTITION BY destination, asset, amount_stroops, identity
+                                     ORDER BY memo_class) AS seen
+        FROM r5_identities
+    ) found WHERE seen = 1
+""",
+        ),
+        (
             "r5_chains",
             f"""
-    SELECT c.destination, c.asset, c.amount_stroops, c.chain_no,
+    SELECT c.destination, c.asset, c.amount_stroops, c.memo_class, c.chain_no,
         min(c.ts) AS first_us, max(c.ts) AS last_us,
         max(CASE WHEN c.gap IS NOT NULL AND c.gap <= {window_us} THEN c.gap END) AS largest_gap_us
     FROM r5_chained c
+    JOIN r5_kept k ON c.destination = k.destination AND c.asset = k.asset
+        AND c.amount_stroops = k.amount_stroops AND c.memo_class = k.memo_class
+        AND c.chain_no = k.chain_no
     JOIN r5_rows p ON p.destination = c.destination AND p.asset = c.asset
         AND p.amount_stroops = c.amount_stroops AND p.transfer_key = c.transfer_key
-    GROUP BY c.destination, c.asset, c.amount_stroops, c.chain_no
+    GROUP BY c.destination, c.asset, c.amount_stroops, c.memo_class, c.chain_no
     HAVING count(DISTINCT c.transfer_key) >= 2 AND count(DISTINCT p.settlement_id) >= 2
 """,
         ),
@@ -428,11 +494,12 @@ def rule_steps(d: Dialect, window_us: int) -> list[tuple[str, str]]:
     FROM payouts p JOIN r4 ON p.idempotency_key = r4.group_key
     UNION ALL
     SELECT 5, c.destination || '|' || c.asset || '|' || CAST(c.amount_stroops AS {d.text})
-        || '|' || CAST(c.chain_no AS {d.text}), {columns},
+        || '|' || c.memo_class || '|' || CAST(c.chain_no AS {d.text}), {columns},
         NULL, NULL, NULL, NULL, c.first_us, c.last_us, c.largest_gap_us
     FROM r5_chained t
     JOIN r5_chains c ON t.destination = c.destination AND t.asset = c.asset
-        AND t.amount_stroops = c.amount_stroops AND t.chain_no = c.chain_no
+        AND t.amount_stroops = c.amount_stroops AND t.memo_class = c.memo_class
+        AND t.chain_no = c.chain_no
     JOIN r5_rows p ON p.destination = t.destination AND p.asset = t.asset
         AND p.amount_stroops = t.amount_stroops AND p.transfer_key = t.transfer_key
 """,
@@ -492,11 +559,16 @@ GROUP BY m.rule, m.group_key
 
 
 def at_risk_sql() -> str:
-    """Per finding of ``members`` and asset: the sum of every transfer beyond the first.
+    """Per finding of ``members`` and asset, the two sums of its evidence (``kind``).
 
-    A transfer counts once, at the asset and amount of its earliest row
-    (``created_at``, then payout_id); the first transfer is the earliest
-    (its first row's ``created_at``, then transfer key).
+    ``at_risk``: every transfer beyond the first. A transfer counts once, at
+    the asset and amount of its earliest row (``created_at``, then payout_id);
+    the first transfer is the earliest (its first row's ``created_at``, then
+    transfer key).
+
+    ``exposed``: the group's ``pending`` (queued) rows that would add a
+    transfer beyond the first: every one when the group has a transfer, else
+    every one but the earliest (``created_at``, then payout_id).
     """
     return """
 WITH transfer_rows AS (
@@ -510,10 +582,25 @@ ranked AS (
         row_number() OVER (PARTITION BY rule, group_key
                            ORDER BY created_us, transfer_key) AS transfer_no
     FROM transfer_rows WHERE row_in_transfer = 1
+),
+has_transfer AS (
+    SELECT rule, group_key, max(CASE WHEN is_transfer THEN 1 ELSE 0 END) AS transfers
+    FROM members GROUP BY rule, group_key
+),
+queued AS (
+    SELECT rule, group_key, asset, amount_stroops,
+        row_number() OVER (PARTITION BY rule, group_key
+                           ORDER BY created_us, payout_id) AS queue_no
+    FROM members WHERE status = 'pending'
 )
-SELECT rule, group_key, asset, sum(amount_stroops) AS stroops
+SELECT 'at_risk' AS kind, rule, group_key, asset, sum(amount_stroops) AS stroops
 FROM ranked WHERE transfer_no > 1
 GROUP BY rule, group_key, asset
+UNION ALL
+SELECT 'exposed', q.rule, q.group_key, q.asset, sum(q.amount_stroops)
+FROM queued q JOIN has_transfer t ON q.rule = t.rule AND q.group_key = t.group_key
+WHERE t.transfers = 1 OR q.queue_no > 1
+GROUP BY q.rule, q.group_key, q.asset
 """
 
 

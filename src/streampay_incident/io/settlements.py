@@ -2,15 +2,18 @@
 
 Fields (pinned): ``settlement_id``, ``status`` and ``created_at`` are required;
 ``updated_at``, ``attempts`` (default 0), ``max_attempts`` (default 8),
-``lease_until``, ``tx_hash``, ``envelope_xdr``, ``tx_max_time`` (RFC 3339 or
-unix seconds; 0 means no bound) and ``last_error`` are optional. Other columns
-are ignored.
+``lease_until``, ``available_at``, ``tx_hash``, ``envelope_xdr``,
+``tx_max_time`` (RFC 3339 or unix seconds; 0 means no bound), ``last_error``
+and ``event_key`` are optional. Other columns are ignored.
 
 When ``envelope_xdr`` is given, the transaction's hash(es), max time, source
 account and sequence number are derived from it with the network passphrase
 (``--network``); without a passphrase that is an input error, because the
 wrong network silently gives another hash. A fee-bump is identified by both
-its outer and its inner hash. A ``tx_hash`` or ``tx_max_time`` that disagrees
+its outer and its inner hash. The envelope is also hashed under the public,
+testnet and futurenet passphrases (``Settlement.network_hashes``), so a chain
+record of the envelope on another network can be told apart from "not found".
+A ``tx_hash`` or ``tx_max_time`` that disagrees
 with the envelope is an input error: one of them is not what was submitted.
 
 Every bad record is reported (file, line, field), never only the first.
@@ -24,16 +27,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from ..errors import InputError, InputProblem
+from ..errors import InputError, InputProblem, shown
 from ..model import Settlement, SettlementStatus
 from ..stellar.envelope import EnvelopeError, EnvelopeIdentity, envelope_identity
+from ..stellar.hashes import TX_HASH
+from ..stellar.networks import WELL_KNOWN
 from ..timefmt import format_rfc3339, parse_rfc3339, parse_unix_or_rfc3339
 from .rows import Row, iter_rows
+from .settlement_payment import settlement_payment
 
 STATUSES: tuple[str, ...] = ("pending", "processing", "succeeded", "failed", "dead")
 REQUIRED: tuple[str, ...] = ("settlement_id", "status", "created_at")
-_TX_HASH = re.compile(r"[0-9a-fA-F]{64}\Z")
+_TX_HASH = TX_HASH
 _INTEGER = re.compile(r"[0-9]+\Z")
+# attempts and max_attempts are PostgreSQL integers in the outbox.
+MAX_COUNT = 2**31 - 1
 
 
 class _Problems:
@@ -66,7 +74,7 @@ def _time(values: dict[str, Any], field: str, problems: _Problems) -> datetime |
     try:
         return parse_rfc3339(text)
     except ValueError as exc:
-        problems.add(field, f"{text!r}: {exc}")
+        problems.add(field, f"{shown(text)}: {exc}")
         return None
 
 
@@ -75,7 +83,10 @@ def _count(values: dict[str, Any], field: str, default: int, problems: _Problems
     if text is None:
         return default
     if not _INTEGER.match(text):
-        problems.add(field, f"{text!r}: expected a non-negative whole number")
+        problems.add(field, f"{shown(text)}: expected a non-negative whole number")
+        return default
+    if len(text.lstrip("0")) > len(str(MAX_COUNT)) or int(text) > MAX_COUNT:
+        problems.add(field, f"larger than {MAX_COUNT}")
         return default
     return int(text)
 
@@ -90,7 +101,7 @@ def _max_time(values: dict[str, Any], problems: _Problems) -> tuple[bool, dateti
     try:
         moment = parse_unix_or_rfc3339(text)
     except (ValueError, OverflowError, OSError) as exc:
-        problems.add("tx_max_time", f"{text!r}: expected RFC 3339 or unix seconds ({exc})")
+        problems.add("tx_max_time", f"{shown(text)}: expected RFC 3339 or unix seconds ({exc})")
         return True, None
     # The epoch is how Horizon prints a 0 bound: no bound either.
     return True, None if moment.timestamp() == 0 else moment
@@ -110,10 +121,12 @@ def settlement_from_row(
     status_text = _text(values, "status", problems)
     status = status_text.lower() if status_text else None
     if status is not None and status not in STATUSES:
-        problems.add("status", f"{status_text!r}: expected one of {', '.join(STATUSES)}")
+        problems.add("status", f"{shown(status_text)}: expected one of {', '.join(STATUSES)}")
     created_at = _time(values, "created_at", problems)
     updated_at = _time(values, "updated_at", problems)
     lease_until = _time(values, "lease_until", problems)
+    available_at = _time(values, "available_at", problems)
+    event_key = _text(values, "event_key", problems)
     attempts = _count(values, "attempts", 0, problems)
     max_attempts = _count(values, "max_attempts", 8, problems)
     if max_attempts == 0 and not any(p.field == "max_attempts" for p in problems.items):
@@ -125,7 +138,7 @@ def settlement_from_row(
         if _TX_HASH.match(tx_hash):
             tx_hash = tx_hash.lower()
         else:
-            problems.add("tx_hash", f"{tx_hash!r}: expected 64 hex characters")
+            problems.add("tx_hash", f"{shown(tx_hash)}: expected 64 hex characters")
             tx_hash = None
     max_time_given, tx_max_time = _max_time(values, problems)
 
@@ -140,14 +153,18 @@ def settlement_from_row(
             )
         else:
             try:
-                identity = envelope_identity(envelope_xdr, network_passphrase=network_passphrase)
+                identity = envelope_identity(
+                    envelope_xdr, network_passphrase=network_passphrase, also_under=WELL_KNOWN
+                )
             except EnvelopeError as exc:
                 problems.add("envelope_xdr", exc.reason)
     tx_hashes: tuple[str, ...] = ()
     source_account: str | None = None
     sequence: int | None = None
+    network_hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     if identity is not None:
         tx_hashes = identity.hashes
+        network_hashes = identity.network_hashes
         source_account, sequence = identity.source_account, identity.sequence
         if tx_hash is not None and tx_hash not in tx_hashes:
             problems.add(
@@ -156,10 +173,12 @@ def settlement_from_row(
                 f"{network_passphrase!r}: wrong --network, or not the envelope submitted",
             )
         if max_time_given and tx_max_time != identity.max_time:
-            shown = "none" if identity.max_time is None else format_rfc3339(identity.max_time)
-            problems.add("tx_max_time", f"disagrees with the envelope's max time ({shown})")
+            bound = "none" if identity.max_time is None else format_rfc3339(identity.max_time)
+            problems.add("tx_max_time", f"disagrees with the envelope's max time ({bound})")
         tx_max_time = identity.max_time
         tx_hash = tx_hash or identity.hash
+
+    payer, destination, asset, amount = settlement_payment(values, problems.add)
 
     if problems.items:
         return None, problems.items
@@ -179,6 +198,13 @@ def settlement_from_row(
             source_account=source_account,
             sequence=sequence,
             last_error=None if last_error is None else str(last_error),
+            available_at=available_at,
+            network_hashes=network_hashes,
+            event_key=event_key,
+            payer=payer,
+            destination=destination,
+            asset=asset,
+            amount=amount,
         ),
         [],
     )

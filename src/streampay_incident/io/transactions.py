@@ -20,19 +20,20 @@ are shared with the live probes. Nothing here decodes XDR.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, InputProblem, SecretSeedError
+from ..errors import InputError, InputProblem, SecretSeedError, shown
 from ..model import ChainTransaction, ChainTxStatus
-from ..timefmt import parse_rfc3339
-from .rows import contains_seed, seed_problem
+from ..observations import as_int
+from ..stellar.hashes import TX_HASH
+from ..timefmt import from_unix, parse_rfc3339
+from .rows import contains_seed, input_name, read_text, seed_problem
+from .strict_json import JsonProblem, loads
 
-_TX_HASH = re.compile(r"[0-9a-fA-F]{64}\Z")
+_TX_HASH = TX_HASH
 _RPC_STATUS: dict[str, ChainTxStatus] = {
     "SUCCESS": "success",
     "FAILED": "failed",
@@ -56,11 +57,10 @@ def _integer(value: Any, source: str, line: int | None, field: str) -> int | Non
         return None
     if isinstance(value, bool):
         raise _problem(source, line, field, "expected a whole number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise _problem(source, line, field, f"expected a whole number, found {value!r}")
+    number = as_int(value, signed=False)
+    if number is None:
+        raise _problem(source, line, field, f"expected a whole number, found {shown(value)}")
+    return number
 
 
 def _unix_time(value: Any, source: str, line: int | None, field: str) -> datetime | None:
@@ -68,9 +68,9 @@ def _unix_time(value: Any, source: str, line: int | None, field: str) -> datetim
     if seconds is None:
         return None
     try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, ValueError, OSError):
-        raise _problem(source, line, field, f"unix time {seconds} is out of range") from None
+        return from_unix(seconds)
+    except ValueError as exc:
+        raise _problem(source, line, field, str(exc)) from None
 
 
 def chain_transaction_from_horizon(
@@ -91,9 +91,7 @@ def chain_transaction_from_horizon(
     if isinstance(successful, str) and successful.lower() in ("true", "false"):
         successful = successful.lower() == "true"
     if not isinstance(successful, bool):
-        raise _problem(
-            source, line, "successful", "required field is missing or not true/false"
-        )
+        raise _problem(source, line, "successful", "required field is missing or not true/false")
     hashes = [tx_hash]
     for part in ("fee_bump_transaction", "inner_transaction"):
         nested = record.get(part)
@@ -137,7 +135,7 @@ def chain_transaction_from_rpc(
     status = _RPC_STATUS.get(status_text.upper()) if isinstance(status_text, str) else None
     if status is None:
         raise _problem(
-            source, line, "status", f"{status_text!r}: expected SUCCESS, FAILED or NOT_FOUND"
+            source, line, "status", f"{shown(status_text)}: expected SUCCESS, FAILED or NOT_FOUND"
         )
     requested = None if requested_hash is None else _hash(requested_hash, source, line, "hash")
     if result.get("txHash") is not None:
@@ -170,9 +168,7 @@ def chain_transaction_from_rpc(
 
 
 def _is_rpc(record: Mapping[str, Any]) -> bool:
-    return "txHash" in record or (
-        isinstance(record.get("status"), str) and "hash" not in record
-    )
+    return "txHash" in record or (isinstance(record.get("status"), str) and "hash" not in record)
 
 
 def _is_problem_document(record: Mapping[str, Any]) -> bool:
@@ -195,8 +191,10 @@ def _records(doc: Any, source: str, line: int | None) -> Iterator[tuple[int | No
     if "jsonrpc" in doc or ("result" in doc and "id" in doc) or "error" in doc:
         error = doc.get("error")
         if error is not None:
-            detail = error if not isinstance(error, Mapping) else (
-                f"{error.get('code')} {error.get('message')}"
+            detail = (
+                error
+                if not isinstance(error, Mapping)
+                else (f"{error.get('code')} {error.get('message')}")
             )
             raise _problem(source, line, "error", f"JSON-RPC error: {detail}")
         yield from _records(doc.get("result"), source, line)
@@ -266,10 +264,10 @@ def _parse_text(text: str, source: str) -> list[tuple[int | None, Any]]:
     if not stripped:
         return []
     try:
-        doc = json.loads(stripped)
-    except json.JSONDecodeError as exc:
-        if not (stripped.startswith("{") and exc.msg == "Extra data"):
-            raise _problem(source, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
+        doc = loads(stripped)
+    except JsonProblem as exc:
+        if not (stripped.startswith("{") and exc.syntax == "Extra data"):
+            raise _problem(source, exc.lineno, exc.key, exc.message) from None
     else:
         # One object on one line is a one-line JSON Lines file: name its line.
         single_line = isinstance(doc, dict) and "\n" not in stripped.strip()
@@ -280,9 +278,9 @@ def _parse_text(text: str, source: str) -> list[tuple[int | None, Any]]:
         if not part.strip():
             continue
         try:
-            documents.append((number, json.loads(part)))
-        except json.JSONDecodeError as exc:
-            problems.append(InputProblem(source, number, None, f"not valid JSON ({exc.msg})"))
+            documents.append((number, loads(part)))
+        except JsonProblem as exc:
+            problems.append(InputProblem(source, number, exc.key, exc.message))
     if problems:
         raise InputError(problems)
     return documents
@@ -297,20 +295,17 @@ def transactions_from_json(doc_or_lines: Any, *, source: str) -> list[ChainTrans
     """
     if isinstance(doc_or_lines, str):
         return _from_documents(_parse_text(doc_or_lines, source), source)
-    if isinstance(doc_or_lines, list) and doc_or_lines and all(
-        isinstance(item, str) for item in doc_or_lines
+    if (
+        isinstance(doc_or_lines, list)
+        and doc_or_lines
+        and all(isinstance(item, str) for item in doc_or_lines)
     ):
         return _from_documents(_parse_text("\n".join(doc_or_lines), source), source)
     return _from_documents([(None, doc_or_lines)], source)
 
 
 def read_transactions(path: Path | str) -> list[ChainTransaction]:
-    """Read a ``--transactions`` file; see :func:`transactions_from_json`."""
-    name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _problem(name, None, None, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _problem(name, None, None, f"cannot read file ({exc})") from None
-    return transactions_from_json(text, source=name)
+    """Read a ``--transactions`` file (or ``-``, a FIFO: read once); see
+    :func:`transactions_from_json`."""
+    name = input_name(path)
+    return transactions_from_json(read_text(path, source=name), source=name)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ..logevents import log_event
+from ..observations import ChainObservations, EndpointKind, EndpointObservation
 from .horizon import HORIZON_CALLS, HorizonObservation, horizon_observation
 from .http import CallSpec, Deadline, Exchange, ExchangeSink, deadline_exchange, fetch, run_within
 from .record import RecordedEndpoint, Recorder, Recording, read_recording
@@ -27,8 +28,6 @@ from .rpc import RPC_CALLS, RpcObservation, rpc_observation
 if TYPE_CHECKING:
     import httpx
 
-EndpointKind = Literal["horizon", "rpc"]
-EndpointObservation = HorizonObservation | RpcObservation
 AfterEndpoint = Callable[[str, EndpointKind], Awaitable[None]]
 
 CALLS: dict[EndpointKind, tuple[CallSpec, ...]] = {"horizon": HORIZON_CALLS, "rpc": RPC_CALLS}
@@ -69,16 +68,6 @@ class ChainConfig:
             if (url, "rpc") not in pairs:
                 pairs.append((url, "rpc"))
         return tuple(pairs)
-
-
-@attrs.frozen
-class ChainObservations:
-    """What every endpoint said in one probe round, in the order they were given."""
-
-    endpoints: tuple[EndpointObservation, ...]
-
-    def of_kind(self, kind: EndpointKind) -> tuple[EndpointObservation, ...]:
-        return tuple(e for e in self.endpoints if e.kind == kind)
 
 
 def observations_from_exchanges(

@@ -19,26 +19,36 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
-import json
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, TypeVar
 
-import attrs
 import httpx
 
 from ..__about__ import __version__
-from ..timefmt import format_rfc3339, parse_rfc3339
+from ..observations import CallObservation
+from .exchange import (
+    KEPT_HEADER_PREFIXES,
+    KEPT_HEADERS,
+    NO_RETRY,
+    READ_RETRY,
+    CallSpec,
+    Exchange,
+    ExchangeSink,
+    RetryPolicy,
+    bad_body,
+    final_exchanges,
+    join_url,
+    json_object,
+    ok,
+    transport_outcome,
+)
 
 USER_AGENT = f"streampay-incident/{__version__}"
 
 # A proxy or a lying server could stream without end; a Horizon page is a few hundred KiB.
 MAX_BODY_BYTES = 16 * 1024 * 1024
-
-# The response headers worth keeping in a recording and a finding.
-KEPT_HEADERS = ("content-type", "retry-after", "date")
-KEPT_HEADER_PREFIXES = ("x-ratelimit-",)
 
 TransportError = Literal[
     "refused", "dns", "connect", "timeout", "deadline", "protocol", "too_large", "invalid_url"
@@ -58,126 +68,6 @@ class Deadline:
     def remaining(self) -> float:
         """Seconds left, never negative."""
         return max(0.0, self.expires_at - self._clock())
-
-
-@attrs.frozen
-class RetryPolicy:
-    """When an idempotent read is tried again: transient faults only, and only inside the deadline.
-
-    ``backoff`` gives the pause before attempt 2, 3, ...; its length bounds the
-    number of attempts. A 429 is never retried here: the server said when to
-    come back (Retry-After) and that is longer than an incident probe waits.
-    """
-
-    backoff: tuple[float, ...] = (0.1, 0.25)
-    statuses: frozenset[int] = frozenset({502, 503, 504})
-    errors: frozenset[str] = frozenset({"refused", "connect", "protocol"})
-
-    def wants_retry(self, exchange: Exchange, attempt: int) -> float | None:
-        """The pause before the next attempt, or None when this answer stands."""
-        if attempt > len(self.backoff):
-            return None
-        transient = (exchange.error is not None and exchange.error in self.errors) or (
-            exchange.status is not None and exchange.status in self.statuses
-        )
-        return self.backoff[attempt - 1] if transient else None
-
-
-NO_RETRY = RetryPolicy(backoff=())
-READ_RETRY = RetryPolicy()
-
-
-@attrs.frozen
-class Exchange:
-    """One request and what came back, or why nothing did.
-
-    ``endpoint`` is the endpoint URL exactly as the user gave it (the subject
-    of any finding), ``url`` the URL actually requested, ``call`` the logical
-    probe (``root``, ``health``, ``getHealth``, ``transaction``, ...).
-    Exactly one of ``status`` and ``error`` is set.
-    """
-
-    endpoint: str
-    call: str
-    method: str
-    url: str
-    observed_at: datetime
-    elapsed_seconds: float
-    request_body: str | None = None
-    status: int | None = None
-    headers: Mapping[str, str] = attrs.field(factory=dict, eq=False, hash=False)
-    body: str | None = None
-    error: str | None = None
-    error_detail: str | None = None
-    attempt: int = 1
-
-    @property
-    def answered(self) -> bool:
-        return self.status is not None
-
-    def json_body(self) -> Any:
-        """The body as JSON; ``ValueError`` when there is none or it is not JSON."""
-        if self.body is None:
-            raise ValueError("no body")
-        return json.loads(self.body)
-
-    def rate_limit_headers(self) -> dict[str, str]:
-        """``Retry-After`` and every ``X-RateLimit-*`` header, as served."""
-        return {
-            k: v
-            for k, v in self.headers.items()
-            if k == "retry-after" or k.startswith(KEPT_HEADER_PREFIXES)
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "endpoint": self.endpoint,
-            "call": self.call,
-            "method": self.method,
-            "url": self.url,
-            "request_body": self.request_body,
-            "status": self.status,
-            "headers": dict(self.headers),
-            "body": self.body,
-            "error": self.error,
-            "error_detail": self.error_detail,
-            "elapsed_seconds": self.elapsed_seconds,
-            "observed_at": format_rfc3339(self.observed_at),
-            "attempt": self.attempt,
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Exchange:
-        """Rebuild an exchange from :meth:`to_json` output (``KeyError``/``ValueError`` if bad)."""
-        status = doc.get("status")
-        error = doc.get("error")
-        if (status is None) == (error is None):
-            raise ValueError("an exchange has either a status or an error")
-        return cls(
-            endpoint=str(doc["endpoint"]),
-            call=str(doc["call"]),
-            method=str(doc["method"]),
-            url=str(doc["url"]),
-            observed_at=parse_rfc3339(str(doc["observed_at"])),
-            elapsed_seconds=float(doc.get("elapsed_seconds") or 0.0),
-            request_body=_opt_str(doc.get("request_body")),
-            status=None if status is None else int(status),
-            headers={str(k).lower(): str(v) for k, v in (doc.get("headers") or {}).items()},
-            body=_opt_str(doc.get("body")),
-            error=_opt_str(error),
-            error_detail=_opt_str(doc.get("error_detail")),
-            attempt=int(doc.get("attempt") or 1),
-        )
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-class ExchangeSink(Protocol):
-    """Anything that wants every exchange as it happens (a recorder)."""
-
-    def add(self, exchange: Exchange) -> None: ...
 
 
 def make_client(*, timeout: float = 5.0, max_connections: int = 256) -> httpx.AsyncClient:
@@ -425,165 +315,28 @@ async def bounded_map(
     return list(await asyncio.gather(*(one(item) for item in items)))
 
 
-def join_url(base: str, path: str) -> str:
-    """``base`` (the endpoint as given, maybe with a path prefix) joined with ``path``."""
-    head, sep, query = base.partition("?")
-    joined = head.rstrip("/") + "/" + path.lstrip("/")
-    return joined + (sep + query if sep else "")
-
-
-Outcome = Literal[
-    "ok", "unreachable", "http_error", "rate_limited", "bad_body", "rpc_error", "skipped"
+__all__ = [
+    "MAX_BODY_BYTES",
+    "NO_RETRY",
+    "READ_RETRY",
+    "USER_AGENT",
+    "CallObservation",
+    "CallSpec",
+    "Deadline",
+    "Exchange",
+    "ExchangeSink",
+    "RetryPolicy",
+    "bad_body",
+    "bounded_map",
+    "classify_transport_error",
+    "deadline_exchange",
+    "fetch",
+    "final_exchanges",
+    "join_url",
+    "json_object",
+    "make_client",
+    "ok",
+    "run_sync",
+    "run_within",
+    "transport_outcome",
 ]
-
-
-@attrs.frozen
-class CallObservation:
-    """What one probe call said, in the terms the grader uses.
-
-    ``ok`` answered as expected; ``unreachable`` no complete answer (refused,
-    DNS, hung, trickled past the deadline); ``http_error`` a 5xx;
-    ``rate_limited`` a 429 (``rate_limit`` holds Retry-After and
-    X-RateLimit-*); ``bad_body`` an answer that is not the JSON expected (an
-    HTML page from a proxy, a 4xx); ``rpc_error`` a JSON-RPC error object;
-    ``skipped`` a call the endpoint does not offer (Horizon ``/health`` 404).
-    """
-
-    call: str
-    outcome: Outcome
-    status: int | None = None
-    detail: str = ""
-    rate_limit: Mapping[str, str] = attrs.field(factory=dict, eq=False, hash=False)
-    rpc_error_code: int | None = None
-    elapsed_seconds: float = 0.0
-    attempts: int = 1
-
-
-def transport_outcome(exchange: Exchange) -> CallObservation | None:
-    """The observation when the HTTP layer already decides it (no answer, 429, 5xx), else None."""
-    base = CallObservation(
-        call=exchange.call,
-        outcome="ok",
-        status=exchange.status,
-        elapsed_seconds=exchange.elapsed_seconds,
-        attempts=exchange.attempt,
-    )
-    if exchange.status is None:
-        detail = f"{exchange.error}: {exchange.error_detail or ''}".rstrip(": ")
-        return attrs.evolve(base, outcome="unreachable", detail=detail)
-    if exchange.status == 429:
-        return attrs.evolve(
-            base,
-            outcome="rate_limited",
-            detail="HTTP 429",
-            rate_limit=exchange.rate_limit_headers(),
-        )
-    if exchange.status >= 500:
-        return attrs.evolve(
-            base,
-            outcome="http_error",
-            detail=f"HTTP {exchange.status}{_problem_title(exchange)}",
-        )
-    return None
-
-
-def _problem_title(exchange: Exchange) -> str:
-    """``: <title>`` of a problem document (RFC 7807, as Horizon serves), if the body is one."""
-    try:
-        doc = exchange.json_body()
-    except ValueError:
-        return ""
-    if isinstance(doc, dict) and isinstance(doc.get("title"), str):
-        return f": {doc['title']}"
-    return ""
-
-
-def bad_body(exchange: Exchange, why: str) -> CallObservation:
-    """A call that answered, but not with the JSON expected."""
-    content_type = exchange.headers.get("content-type", "")
-    shown = f" ({content_type})" if content_type else ""
-    return CallObservation(
-        call=exchange.call,
-        outcome="bad_body",
-        status=exchange.status,
-        detail=f"HTTP {exchange.status}{shown}: {why}",
-        elapsed_seconds=exchange.elapsed_seconds,
-        attempts=exchange.attempt,
-    )
-
-
-def ok(exchange: Exchange) -> CallObservation:
-    return CallObservation(
-        call=exchange.call,
-        outcome="ok",
-        status=exchange.status,
-        elapsed_seconds=exchange.elapsed_seconds,
-        attempts=exchange.attempt,
-    )
-
-
-def json_object(exchange: Exchange) -> dict[str, Any] | None:
-    """The body as a JSON object, or None (not JSON, or JSON of another shape)."""
-    try:
-        doc = exchange.json_body()
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def as_int(value: Any) -> int | None:
-    """An integer served as a JSON number or as a decimal string (older RPC servers), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("-").isdigit() and text.count("-") <= 1 and not text.endswith("-"):
-            return int(text)
-    return None
-
-
-def as_unix_time(value: Any) -> datetime | None:
-    """Unix seconds served as a number or a string (RPC close times), else None; 0 is None."""
-    seconds = as_int(value)
-    if seconds is None or seconds <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def as_rfc3339(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp (Horizon ``*_at`` fields), else None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_rfc3339(value)
-    except ValueError:
-        return None
-
-
-@attrs.frozen
-class CallSpec:
-    """One request a probe makes: GET ``path`` under the endpoint URL, or POST ``body`` to it."""
-
-    call: str
-    method: str
-    path: str = ""
-    body: str | None = None
-    retry: RetryPolicy = READ_RETRY
-
-    def url_for(self, endpoint: str) -> str:
-        return join_url(endpoint, self.path) if self.method == "GET" else endpoint
-
-
-def final_exchanges(exchanges: Iterable[Exchange]) -> dict[str, Exchange]:
-    """The last attempt of each call: the answer that stands."""
-    final: dict[str, Exchange] = {}
-    for exchange in exchanges:
-        current = final.get(exchange.call)
-        if current is None or exchange.attempt >= current.attempt:
-            final[exchange.call] = exchange
-    return final

@@ -19,9 +19,11 @@ from typing import Any, Literal
 import attrs
 
 from ..__about__ import __version__
-from ..errors import InputError, InputProblem
+from ..errors import InputError, InputProblem, SecretSeedError, shown
+from ..io import strict_json
+from ..io.rows import input_name, is_stream, read_text, seed_paths, seed_problem
 from ..timefmt import format_rfc3339, parse_rfc3339
-from .http import Exchange
+from .exchange import Exchange, as_seconds
 
 SCHEMA = "streampay-incident.chain-recording/v1"
 
@@ -71,7 +73,14 @@ class Recording:
 
     @classmethod
     def from_json(cls, doc: Any, *, source: str = "recording") -> Recording:
-        """Read a recording; :class:`InputError` naming every malformed part."""
+        """Read a recording; :class:`InputError` naming every malformed part.
+
+        Anything shaped like a secret seed, anywhere (an endpoint URL, a body),
+        is refused naming where it is, never what it is: a replay prints URLs.
+        """
+        secret = seed_paths(doc)
+        if secret:
+            raise SecretSeedError([seed_problem(source, None, path) for path in secret])
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
             raise InputError(
                 InputProblem(source, None, "schema", f"not a chain recording (expected {SCHEMA})")
@@ -81,21 +90,24 @@ class Recording:
         if not isinstance(passphrase, str) or not passphrase:
             problems.append(InputProblem(source, None, "network_passphrase", "missing"))
         try:
-            timeout = float(doc.get("timeout_seconds", 0))
-        except (TypeError, ValueError):
-            problems.append(InputProblem(source, None, "timeout_seconds", "not a number"))
+            timeout = as_seconds(doc.get("timeout_seconds", 0), "timeout_seconds")
+        except ValueError as exc:
+            message = str(exc).removeprefix("timeout_seconds: ")
+            problems.append(InputProblem(source, None, "timeout_seconds", message))
             timeout = 0.0
         endpoints: list[RecordedEndpoint] = []
         for index, item in enumerate(_list(doc, "endpoints", source, problems)):
             try:
                 kind = item["kind"]
                 if kind not in ("horizon", "rpc"):
-                    raise ValueError(f"kind {kind!r} is not horizon or rpc")
+                    raise ValueError(f"kind {shown(kind)} is not horizon or rpc")
                 endpoints.append(
                     RecordedEndpoint(
                         url=str(item["url"]),
                         kind=kind,
-                        duration_seconds=float(item.get("duration_seconds") or 0.0),
+                        duration_seconds=as_seconds(
+                            item.get("duration_seconds") or 0.0, "duration_seconds"
+                        ),
                     )
                 )
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -134,7 +146,7 @@ def _time(moment: datetime | None) -> str | None:
 
 def _why(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
-        return f"missing field {exc.args[0]!r}"
+        return f"missing field {shown(exc.args[0])}"
     return str(exc) or type(exc).__name__
 
 
@@ -179,12 +191,11 @@ class Recorder:
 
 
 def read_recording(path: Path | str) -> Recording:
-    """Load a recording file; :class:`InputError` when unreadable or malformed."""
-    source = Path(path).name
+    """Load a recording file (or ``-``, a FIFO: read once); :class:`InputError` when
+    unreadable or malformed."""
+    source = input_name(path) if is_stream(path) else Path(path).name
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(InputProblem(source, None, None, f"cannot read: {exc.strerror}")) from None
-    except ValueError as exc:
-        raise InputError(InputProblem(source, None, None, f"not JSON: {exc}")) from None
+        doc = strict_json.loads(read_text(path, source=source))
+    except strict_json.JsonProblem as exc:
+        raise InputError(InputProblem(source, exc.lineno, exc.key, exc.message)) from None
     return Recording.from_json(doc, source=source)

@@ -20,14 +20,18 @@ What an answer means (the pure classifier decides the rest):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-import attrs
-
 from ..errors import InputError
-from ..model import ChainTransaction, Settlement, Status
+from ..model import ChainTransaction, Settlement
+from ..observations import (
+    SequenceAnswer,
+    SettlementChainObservations,
+    TransactionAnswer,
+    as_int,
+)
 from . import ChainConfig, ChainObservations, observe_chain
+from .horizon_history import FULL_HISTORY, HorizonHistory, horizon_history
 from .http import (
     READ_RETRY,
     Deadline,
@@ -37,13 +41,13 @@ from .http import (
     fetch,
     join_url,
     run_within,
+    transport_outcome,
 )
 from .rpc import rpc_reply, rpc_request_body
 
 if TYPE_CHECKING:
     import httpx
 
-    from ..checks.chain import EndpointGrade
     from .record import Recorder
 
 DEFAULT_CONCURRENCY = 8
@@ -51,51 +55,57 @@ DEFAULT_CONCURRENCY = 8
 _GRACE = 0.5
 
 
-@attrs.frozen
-class TransactionAnswer:
-    """What one endpoint said about one hash."""
-
-    endpoint: str
-    transaction: ChainTransaction
+_NO_ANSWER = "no answer before the deadline"
 
 
-@attrs.frozen
-class SequenceAnswer:
-    """One Horizon's current sequence number for one account."""
-
-    endpoint: str
-    account: str
-    sequence: int
+def _unknown(tx_hash: str, source: str, detail: str = _NO_ANSWER) -> ChainTransaction:
+    return ChainTransaction(hash=tx_hash, status="unknown", source=source, detail=detail)
 
 
-@attrs.frozen
-class SettlementChainObservations:
-    """Everything a live lookup learned: the chain round, per-endpoint tx and sequence answers."""
-
-    chain: ChainObservations
-    transactions: tuple[TransactionAnswer, ...]
-    sequences: tuple[SequenceAnswer, ...]
-
-
-def _unknown(tx_hash: str, source: str) -> ChainTransaction:
-    return ChainTransaction(hash=tx_hash, status="unknown", source=source)
+def _exchange_problem(exchange: Exchange) -> str:
+    """What went wrong with one lookup, the way on-call says it (refused, timeout, HTTP 503)."""
+    decided = transport_outcome(exchange)
+    if decided is not None:
+        return decided.detail
+    return f"HTTP {exchange.status}"
 
 
-def horizon_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
-    """Interpret ``GET /transactions/{hash}``: record, ``not_found`` (404) or ``unknown``."""
+def horizon_transaction(
+    exchange: Exchange, tx_hash: str, history: HorizonHistory = FULL_HISTORY
+) -> ChainTransaction:
+    """Interpret ``GET /transactions/{hash}``: record, ``not_found`` (404) or ``unknown``.
+
+    A 404 covers the Horizon's ``history``: all ledgers, or from its start (kept as
+    the not-found's window, like an RPC's retention); when where it starts is
+    unknown the 404 is ``unknown``.
+    """
     from ..io.transactions import chain_transaction_from_horizon
 
     source = f"horizon {exchange.endpoint}"
     if exchange.status == 404:
-        return ChainTransaction(hash=tx_hash, status="not_found", source=source)
+        if history.full:
+            return ChainTransaction(hash=tx_hash, status="not_found", source=source)
+        if history.starts_at is None:
+            at = f"ledger {history.elder_ledger}" if history.elder_ledger else "an unknown ledger"
+            return _unknown(
+                tx_hash,
+                source,
+                f"404, but Horizon keeps history from {at} closed at an unknown time",
+            )
+        return ChainTransaction(
+            hash=tx_hash,
+            status="not_found",
+            source=source,
+            oldest_ledger_close_time=history.starts_at,
+        )
     if exchange.status != 200:
         # 410 before_history, 429, 5xx, no answer: it may exist; we cannot tell.
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, _exchange_problem(exchange))
     try:
         record = exchange.json_body()
         return chain_transaction_from_horizon(record, source=source)
     except (ValueError, InputError):
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, "HTTP 200 but not a transaction record")
 
 
 def rpc_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
@@ -105,14 +115,14 @@ def rpc_transaction(exchange: Exchange, tx_hash: str) -> ChainTransaction:
     source = f"rpc {exchange.endpoint}"
     call, result, _error = rpc_reply(exchange)
     if call.outcome != "ok" or not isinstance(result, Mapping):
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, call.detail or f"HTTP {exchange.status}")
     try:
         transaction = chain_transaction_from_rpc(result, tx_hash, source=source)
     except InputError:
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, "not a getTransaction result")
     if transaction.status == "not_found" and transaction.oldest_ledger_close_time is None:
         # Every RPC keeps a window; one that does not say where it starts proves nothing.
-        return _unknown(tx_hash, source)
+        return _unknown(tx_hash, source, "NOT_FOUND without a retention window")
     return transaction
 
 
@@ -125,11 +135,7 @@ def horizon_sequence(exchange: Exchange) -> int | None:
     except ValueError:
         return None
     value = doc.get("sequence") if isinstance(doc, dict) else None
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return None
+    return as_int(value, signed=False)
 
 
 async def lookup_transactions(
@@ -142,6 +148,7 @@ async def lookup_transactions(
     concurrency: int = DEFAULT_CONCURRENCY,
     sink: ExchangeSink | None = None,
     into: dict[tuple[str, str, str], ChainTransaction] | None = None,
+    horizon_histories: Mapping[str, HorizonHistory] | None = None,
 ) -> list[TransactionAnswer]:
     """Ask every endpoint about every hash, ``concurrency`` hashes at a time, within ``deadline``.
 
@@ -166,7 +173,8 @@ async def lookup_transactions(
                 retry=READ_RETRY,
                 sink=sink,
             )
-            answers[("horizon", url, tx_hash)] = horizon_transaction(exchange, tx_hash)
+            history = (horizon_histories or {}).get(url, FULL_HISTORY)
+            answers[("horizon", url, tx_hash)] = horizon_transaction(exchange, tx_hash, history)
 
         async def ask_rpc(url: str) -> None:
             exchange = await fetch(
@@ -263,7 +271,11 @@ async def observe_settlement_chain(
     answers: dict[tuple[str, str, str], ChainTransaction] = {}
     sequences: list[SequenceAnswer] = []
 
+    histories: dict[str, HorizonHistory] = {}
+
     async def lookups(url: str, kind: str) -> None:
+        if kind == "horizon" and hashes:
+            histories[url] = await horizon_history(active, url, deadline=deadline, sink=recorder)
         if kind == "horizon" and wanted:
             await lookup_account_sequences(
                 active,
@@ -283,6 +295,7 @@ async def observe_settlement_chain(
             concurrency=concurrency,
             sink=recorder,
             into=answers,
+            horizon_histories=histories,
         )
 
     try:
@@ -308,104 +321,41 @@ async def observe_settlement_chain(
     )
 
 
-@attrs.frozen
-class SettlementChainFacts:
-    """What the settlement classifier takes from a live lookup."""
-
-    transactions: tuple[ChainTransaction, ...]
-    account_sequences: Mapping[str, int]
-    latest_ledger_close_time: datetime | None
-
-
-def settlement_chain_facts(
-    observed: SettlementChainObservations, *, expected_network: str
-) -> SettlementChainFacts:
-    """Keep only what can be trusted. Pure.
-
-    A found transaction is trusted from any endpoint (its hash commits to the
-    network); a ``not_found`` only from an endpoint confirmed on
-    ``expected_network`` (else ``unknown``); a sequence number likewise (the
-    highest wins: sequence numbers only grow, and a lagging Horizon shows an
-    older one); the latest ledger close time is the newest on that network.
-    """
-    from ..checks.chain import latest_ledger_close_time
-
-    confirmed = {
-        obs.url for obs in observed.chain.endpoints if obs.network_passphrase == expected_network
-    }
-    transactions: list[ChainTransaction] = []
-    for answer in observed.transactions:
-        tx = answer.transaction
-        if tx.status == "not_found" and answer.endpoint not in confirmed:
-            tx = _unknown(tx.hash, tx.source)
-        transactions.append(tx)
-    sequences: dict[str, int] = {}
-    for seq in observed.sequences:
-        if seq.endpoint in confirmed:
-            sequences[seq.account] = max(seq.sequence, sequences.get(seq.account, seq.sequence))
-    return SettlementChainFacts(
-        transactions=tuple(transactions),
-        account_sequences=sequences,
-        latest_ledger_close_time=latest_ledger_close_time(
-            observed.chain, expected_network=expected_network
-        ),
-    )
-
-
 __all__ = [
     "SequenceAnswer",
-    "SettlementChainFacts",
     "SettlementChainObservations",
     "TransactionAnswer",
+    "FULL_HISTORY",
+    "HorizonHistory",
+    "horizon_history",
     "horizon_sequence",
     "horizon_transaction",
     "lookup_account_sequences",
     "lookup_transactions",
     "observe_settlement_chain",
+    "observe_settlements",
     "rpc_transaction",
-    "settlement_chain_facts",
 ]
 
 
-@attrs.frozen
-class LiveChainView:
-    """What a live lookup tells settlement triage: records, sequences, close time, chain grade."""
-
-    transactions: tuple[ChainTransaction, ...]
-    account_sequences: Mapping[str, int]
-    latest_ledger_close_time: datetime | None
-    chain_status: Status
-    endpoints: tuple[EndpointGrade, ...]
-
-    def inputs(self) -> dict[str, object]:
-        """What the report's ``inputs`` say about the lookup."""
-        return {
-            "horizon": [e.url for e in self.endpoints if e.kind == "horizon"],
-            "rpc": [e.url for e in self.endpoints if e.kind == "rpc"],
-            "chain_status": self.chain_status,
-            "live_transaction_records": len(self.transactions),
-        }
-
-
-def lookup_settlement_chain(
+def observe_settlements(
     settlements: Iterable[Settlement],
     *,
     horizon_urls: Iterable[str],
     rpc_urls: Iterable[str],
     network_passphrase: str,
     timeout: float,
-    now: datetime,
     known: Iterable[ChainTransaction] = (),
     concurrency: int = DEFAULT_CONCURRENCY,
-) -> LiveChainView:
-    """Look up what the network says now about ``settlements``, within ``timeout`` in all.
+) -> SettlementChainObservations:
+    """Ask the network now about ``settlements``, within ``timeout`` in all.
 
     Synchronous (for the CLI): every tx hash not already found in ``known``
     (success or failed), the source accounts' sequence numbers (when the
-    envelope gave them), and a chain-health round graded at ``now``. Never
-    raises on network faults: what could not be looked up is ``unknown``.
+    envelope gave them), and a chain-health round. Never raises on network
+    faults: what could not be looked up is ``unknown``. Grading the round and
+    deciding what to trust is the use case's job.
     """
-    from ..checks.chain import grade_chain
     from .http import run_sync
 
     settled = {h for tx in known if tx.status in ("success", "failed") for h in tx.all_hashes}
@@ -418,17 +368,8 @@ def lookup_settlement_chain(
         network_passphrase,
         timeout,
     )
-    observed = run_sync(
+    return run_sync(
         observe_settlement_chain(
             config, tx_hashes=hashes, accounts=accounts, concurrency=concurrency
         )
-    )
-    facts = settlement_chain_facts(observed, expected_network=network_passphrase)
-    grade = grade_chain(observed.chain, now=now, expected_network=network_passphrase)
-    return LiveChainView(
-        transactions=facts.transactions,
-        account_sequences=facts.account_sequences,
-        latest_ledger_close_time=facts.latest_ledger_close_time,
-        chain_status=grade.status,
-        endpoints=grade.endpoints,
     )

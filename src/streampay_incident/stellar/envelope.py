@@ -1,5 +1,7 @@
 """Transaction envelopes: hashes, memos, time bounds, operations (stellar-sdk, lazily).
 
+Over 400 lines as one thing: everything read from one decoded envelope.
+
 The hash of a Stellar transaction is ``sha256(network_id || envelope type ||
 transaction XDR)`` where ``network_id = sha256(passphrase)``: the signature
 payload. The wrong passphrase silently gives another hash, so it is always a
@@ -38,7 +40,7 @@ import attrs
 
 from ..amounts import format_stroops
 from ..errors import InputError, InputProblem
-from ..timefmt import format_rfc3339
+from ..timefmt import format_rfc3339, from_unix
 
 EnvelopeType = Literal["tx_v0", "tx", "tx_fee_bump"]
 MemoKind = Literal["none", "text", "id", "hash", "return"]
@@ -71,7 +73,8 @@ class EnvelopeIdentity:
     ``sequence`` are the inner transaction's: the G... account whose sequence
     number the transaction consumes (the base account of an M... source).
     ``max_time``/``min_time`` are None when absent or 0 (0 means no bound on
-    Stellar).
+    Stellar). ``network_hashes`` holds the hash(es) under each network asked
+    for with ``also_under`` (name, hashes), in the order asked.
     """
 
     hash: str
@@ -81,6 +84,7 @@ class EnvelopeIdentity:
     sequence: int
     min_time: datetime | None
     max_time: datetime | None
+    network_hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def hashes(self) -> tuple[str, ...]:
@@ -176,6 +180,13 @@ class _Decoded:
     envelope_type: EnvelopeType
     hash: str
     inner_hash: str | None
+    # What follows the network id in the signature payload(s): outer, then a fee-bump's inner.
+    payloads: tuple[bytes, ...] = ()
+
+    def hashes_under(self, network_passphrase: str) -> tuple[str, ...]:
+        """The hash(es) this envelope has under another passphrase (outer first)."""
+        nid = network_id(network_passphrase)
+        return tuple(hashlib.sha256(nid + payload).hexdigest() for payload in self.payloads)
 
 
 def _signatures_size(signatures: list[Any]) -> int:
@@ -207,21 +218,25 @@ def _decode(envelope_xdr: str, network_passphrase: str) -> _Decoded:
     kind = envelope.type.value
     if kind == 0:  # ENVELOPE_TYPE_TX_V0: raw minus signatures is the V1 transaction
         end = len(raw) - _signatures_size(envelope.v0.signatures)
-        tx_hash = hashlib.sha256(nid + _TYPE_TX + raw[:end]).hexdigest()
-        return _Decoded(envelope, "tx_v0", tx_hash, None)
+        payload = _TYPE_TX + raw[:end]
+        tx_hash = hashlib.sha256(nid + payload).hexdigest()
+        return _Decoded(envelope, "tx_v0", tx_hash, None, (payload,))
     if kind == 2:  # ENVELOPE_TYPE_TX
         end = len(raw) - _signatures_size(envelope.v1.signatures)
-        tx_hash = hashlib.sha256(nid + _TYPE_TX + raw[4:end]).hexdigest()
-        return _Decoded(envelope, "tx", tx_hash, None)
+        payload = _TYPE_TX + raw[4:end]
+        tx_hash = hashlib.sha256(nid + payload).hexdigest()
+        return _Decoded(envelope, "tx", tx_hash, None, (payload,))
     # ENVELOPE_TYPE_TX_FEE_BUMP (the decoder accepts no other type)
     fee_bump = envelope.fee_bump
     outer_end = len(raw) - _signatures_size(fee_bump.signatures)
-    outer_hash = hashlib.sha256(nid + _TYPE_TX_FEE_BUMP + raw[4:outer_end]).hexdigest()
+    outer = _TYPE_TX_FEE_BUMP + raw[4:outer_end]
+    outer_hash = hashlib.sha256(nid + outer).hexdigest()
     fee_source_size = 36 if fee_bump.tx.fee_source.type.value == 0 else 44  # G... or M...
     inner_start = 4 + fee_source_size + 8 + 4  # type, fee source, int64 fee, inner type
     inner_end = outer_end - 4 - _signatures_size(fee_bump.tx.inner_tx.v1.signatures)  # minus ext
-    inner_hash = hashlib.sha256(nid + _TYPE_TX + raw[inner_start:inner_end]).hexdigest()
-    return _Decoded(envelope, "tx_fee_bump", outer_hash, inner_hash)
+    inner = _TYPE_TX + raw[inner_start:inner_end]
+    inner_hash = hashlib.sha256(nid + inner).hexdigest()
+    return _Decoded(envelope, "tx_fee_bump", outer_hash, inner_hash, (outer, inner))
 
 
 def _inner_tx(decoded: _Decoded) -> Any:
@@ -237,8 +252,8 @@ def _timestamp(seconds: int) -> datetime | None:
     if seconds == 0:
         return None
     try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, ValueError, OSError):
+        return from_unix(seconds)
+    except ValueError:
         return _LATEST  # beyond year 9999: as good as unbounded, but not 0
 
 
@@ -377,11 +392,18 @@ def _memo(memo: Any) -> tuple[MemoKind, str | None, Literal["base64"] | None]:
     return "return", memo.ret_hash.hash.hex(), None
 
 
-def envelope_identity(envelope_xdr: str, *, network_passphrase: str) -> EnvelopeIdentity:
+def envelope_identity(
+    envelope_xdr: str,
+    *,
+    network_passphrase: str,
+    also_under: tuple[tuple[str, str], ...] = (),
+) -> EnvelopeIdentity:
     """Hash(es), source account, sequence and time bounds of an envelope: the fast path.
 
-    Raises :class:`EnvelopeError` (an :class:`InputError`) for text that is not
-    a transaction envelope.
+    ``also_under``: ``(name, passphrase)`` pairs to hash the same envelope under
+    too (one decode, a sha256 per network), into ``network_hashes``. Raises
+    :class:`EnvelopeError` (an :class:`InputError`) for text that is not a
+    transaction envelope.
     """
     decoded = _decode(envelope_xdr, network_passphrase)
     tx = _inner_tx(decoded)
@@ -394,6 +416,7 @@ def envelope_identity(envelope_xdr: str, *, network_passphrase: str) -> Envelope
         sequence=tx.seq_num.sequence_number.int64,
         min_time=min_time,
         max_time=max_time,
+        network_hashes=tuple((name, decoded.hashes_under(p)) for name, p in also_under),
     )
 
 

@@ -16,6 +16,13 @@ NAMED: dict[str, str] = {
     "standalone": STANDALONE,
 }
 
+#: The networks a settlement's envelope is also hashed under, to tell a wrong ``--network``.
+WELL_KNOWN: tuple[tuple[str, str], ...] = (
+    ("public", PUBLIC),
+    ("testnet", TESTNET),
+    ("futurenet", FUTURENET),
+)
+
 
 def resolve_network(name_or_passphrase: str) -> str:
     """``public`` / ``testnet`` / ``futurenet`` / ``standalone``, or a full passphrase as given."""

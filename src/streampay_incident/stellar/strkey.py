@@ -17,6 +17,7 @@ field, and a mistyped value could be a secret.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import functools
 
@@ -29,6 +30,7 @@ _BASE32 = frozenset(_ALPHABET)
 _AS_INT_DIGITS = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
 _LENGTH = {"G": 56, "M": 69, "C": 56}
 _VERSION_BYTE = {"G": 6 << 3, "M": 12 << 3, "C": 2 << 3}
+_SEED_VERSION_BYTE = 18 << 3
 _KIND = {"G": "account ID (G...)", "M": "muxed account (M...)", "C": "contract ID (C...)"}
 
 
@@ -56,6 +58,49 @@ def decode(address: str) -> bytes | None:
     if binascii.crc_hqx(raw[:-2], 0).to_bytes(2, "little") != raw[-2:]:
         return None
     return raw[1:-2]
+
+
+def is_secret_seed(text: str) -> bool:
+    """True when ``text`` is a well-formed secret seed StrKey: ``S`` + 55 base32, checksum valid.
+
+    For finding a seed hidden in a longer run of base32 characters, where the
+    shape alone cannot tell it from the rest of the run; never for accepting one.
+    """
+    if len(text) != 56 or text[:1] != "S" or not _BASE32.issuperset(text):
+        return False
+    raw = int(text.translate(_AS_INT_DIGITS), 32).to_bytes(35, "big")  # 280 bits, no padding
+    return raw[0] == _SEED_VERSION_BYTE and binascii.crc_hqx(raw[:-2], 0) == int.from_bytes(
+        raw[-2:], "little"
+    )
+
+
+def encode(kind: str, payload: bytes) -> str:
+    """The StrKey of ``payload`` as a ``G``/``M``/``C`` address (``kind`` is the letter)."""
+    raw = bytes([_VERSION_BYTE[kind]]) + payload
+    checksum = binascii.crc_hqx(raw, 0).to_bytes(2, "little")
+    return base64.b32encode(raw + checksum).decode("ascii").rstrip("=")
+
+
+def base_account(address: str) -> str:
+    """The ``G...`` account behind an ``M...`` muxed address; anything else unchanged."""
+    if address[:1] != "M":
+        return address
+    payload = decode(address)
+    if payload is None:
+        return address
+    return encode("G", payload[:32])
+
+
+def muxed_address(account: str, muxed_id: int) -> str:
+    """The ``M...`` address of ``account`` (a valid ``G...``) with ``muxed_id`` (uint64).
+
+    Raises :class:`StrKeyError` for an invalid account or an id outside uint64.
+    """
+    if not 0 <= muxed_id < 1 << 64:
+        raise StrKeyError("a muxed account id is a 64-bit unsigned integer")
+    key = decode(require_account(account))
+    assert key is not None  # require_account checked it
+    return encode("M", key + muxed_id.to_bytes(8, "big"))
 
 
 def _problem(address: str, allowed: str) -> str | None:
@@ -109,6 +154,12 @@ def is_muxed_account(address: str) -> bool:
 def is_contract(address: str) -> bool:
     """True for a valid ``C...`` contract ID."""
     return contract_problem(address) is None
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def address_problem(address: str) -> str | None:
+    """None when ``address`` is a valid ``G...``, ``M...`` or ``C...`` address, else why not."""
+    return _problem(address, "GMC")
 
 
 def require_account(address: str) -> str:

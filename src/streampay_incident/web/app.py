@@ -13,13 +13,10 @@ logs.
 
 from __future__ import annotations
 
-import logging
 import os
-import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 import pluggy
 from starlette.applications import Starlette
@@ -30,263 +27,36 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..auth import AuthFailure, HmacVerifier, bearer_token_matches
-from ..codes import all_codes
+from .. import usecases
 from ..errors import InputError, InputProblem
 from ..logevents import log_event
 from ..model import Finding, PayoutPolicy, Report, Status, make_finding
-from ..registry import get_plugin_manager, loaded_plugins, plugin_settings_from_env
+from ..registry import (
+    checks_document,
+    failed_plugins,
+    get_plugin_manager,
+    plugin_settings_from_env,
+    register_plugin,
+)
 from ..report import render_markdown, report_to_json
 from ..stellar.networks import network_name, resolve_network
-from ..timefmt import format_rfc3339, parse_duration, parse_rfc3339
-from . import triage
+from ..timefmt import format_duration, format_rfc3339, parse_duration
+from . import query, triage
 from .config import WebConfig
+from .gate import (
+    INSECURE_HEADER,
+    INSECURE_WARNING,
+    NOT_FOUND_BODY,
+    AuthGate,
+    not_found,
+    route_path,
+    signed_target,
+)
 from .health import MEDIA_TYPE as HEALTH_MEDIA_TYPE
 from .health import HealthMonitor, HealthSource, chain_health_source, health_document
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import IncidentMetrics
 from .openapi import openapi_document
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-_log = logging.getLogger("streampay_incident.web")
-
-INSECURE_HEADER = "x-streampay-incident-warning"
-INSECURE_WARNING = "authentication disabled (--insecure-no-auth); loopback use only"
-
-# Route templates for metrics labels (the raw path would explode cardinality).
-_ROUTE_LABELS = (
-    "/health",
-    "/livez",
-    "/checks",
-    "/metrics",
-    "/openapi.json",
-    "/triage/payouts",
-    "/triage/settlements",
-)
-
-NOT_FOUND_BODY = {"error": "not found"}
-
-
-def not_found() -> JSONResponse:
-    """The one 404: an unknown path and every auth failure look exactly alike."""
-    return JSONResponse(NOT_FOUND_BODY, status_code=404)
-
-
-def route_path(scope: Scope) -> str:
-    """The path below the mount point (``/health``), whatever the ASGI server's convention."""
-    path: str = scope.get("path", "")
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
-        return path[len(root) :] or "/"
-    return path
-
-
-def signed_target(scope: Scope) -> str:
-    """Raw path and query exactly as the client sent them, mount prefix included.
-
-    ASGI servers hand over ``raw_path`` (uvicorn, hypercorn, httpx, TestClient).
-    When one does not, rebuild it from ``root_path`` + ``path`` and re-encode it
-    the way JavaScript's ``encodeURIComponent`` encodes each segment: right for
-    StreamPay's callers, a best effort for others.
-    """
-    raw = scope.get("raw_path")
-    if raw:
-        # A literal '?' cannot be part of a path: a server that left the query in raw_path
-        # still has it in query_string.
-        path = raw.partition(b"?")[0].decode("latin-1")
-    else:
-        path = scope.get("path", "")
-        root = scope.get("root_path", "")
-        # Older servers give path below root_path; newer ones (ASGI spec) include it.
-        if root and not path.startswith(root):
-            path = root + path
-        path = quote(path, safe="/!*'()")
-    query = scope.get("query_string", b"").decode("latin-1")
-    return f"{path}?{query}" if query else path
-
-
-def _route_label(path: str) -> str:
-    if path in _ROUTE_LABELS:
-        return path
-    if path.startswith("/settlements/"):
-        return "/settlements/{settlement_id}"
-    return "other"
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class _ClientGone(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    """The whole body, refusing as soon as it grows past ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that hands the already-read body downstream, then defers to the server."""
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-class AuthGate:
-    """Pure ASGI middleware: authentication, the body limit, the catch-all 500, metrics."""
-
-    def __init__(self, app: ASGIApp, *, config: WebConfig, metrics: IncidentMetrics) -> None:
-        self.app = app
-        self.config = config
-        self.metrics = metrics
-        self.verifier = HmacVerifier(
-            config.hmac_keys,
-            clock_skew_seconds=config.clock_skew_seconds,
-            allowed_services=config.allowed_services,
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            await self.app(scope, receive, send)
-            return
-        path = route_path(scope)
-        method = scope.get("method", "GET")
-        received = time.perf_counter()
-        status = [500]
-        started = [False]
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started[0] = True
-                status[0] = message["status"]
-                if self.config.insecure_no_auth:
-                    headers = list(message.get("headers", []))
-                    headers.append((INSECURE_HEADER.encode(), INSECURE_WARNING.encode()))
-                    message["headers"] = headers
-            await send(message)
-
-        try:
-            await self._handle(scope, receive, send_wrapper, path, method)
-        except _ClientGone:
-            status[0] = 499  # nginx's "client closed request"; nothing is sent
-        except Exception as exc:  # noqa: BLE001 - never let a trace reach the caller
-            log_event(
-                "internal_error",
-                level=logging.ERROR,
-                error=type(exc).__name__,
-                path=signed_target({**scope, "query_string": b""}),
-            )
-            _log.error("unhandled error in %s %s", method, _route_label(path), exc_info=exc)
-            if not started[0]:
-                await JSONResponse({"error": "internal error"}, status_code=500)(
-                    scope, receive, send_wrapper
-                )
-        finally:
-            self.metrics.observe_request(
-                _route_label(path), method, status[0], time.perf_counter() - received
-            )
-
-    async def _handle(
-        self, scope: Scope, receive: Receive, send: Send, path: str, method: str
-    ) -> None:
-        if path == "/livez":
-            await self.app(scope, receive, send)
-            return
-        limit = self.config.max_body_bytes
-        bearer_ok = path == "/metrics" and bearer_token_matches(
-            _header(scope, b"authorization"), self.config.metrics_token
-        )
-        if self.config.insecure_no_auth or bearer_ok:
-            body = await self._body_or_413(scope, receive, send, limit)
-            if body is not None:
-                await self.app(scope, _replay(body, receive), send)
-            return
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        signed = self.verifier.check_headers(headers)
-        if isinstance(signed, AuthFailure):
-            if (
-                signed.reason == "MISSING_SIGNATURE"
-                and path == "/metrics"
-                and _header(scope, b"authorization")
-            ):
-                signed = AuthFailure("BAD_BEARER_TOKEN")  # type: ignore[arg-type]
-            await self._refuse(scope, receive, send, signed)
-            return
-        body = await self._body_or_413(scope, receive, send, limit)
-        if body is None:
-            return
-        failure = self.verifier.check_body(signed, method, signed_target(scope), body)
-        if failure is not None:
-            await self._refuse(scope, receive, send, failure)
-            return
-        await self.app(scope, _replay(body, receive), send)
-
-    async def _body_or_413(
-        self, scope: Scope, receive: Receive, send: Send, limit: int
-    ) -> bytes | None:
-        """The body, or None after answering 413 (from Content-Length, else while reading)."""
-        declared = _header(scope, b"content-length")
-        too_large = declared is not None and declared.strip().isdigit() and int(declared) > limit
-        if not too_large:
-            try:
-                return await _read_body(receive, limit)
-            except _BodyTooLarge:
-                pass
-        log_event("body_too_large", limit=limit, declared=declared)
-        await JSONResponse(
-            {"error": "request body too large", "limit_bytes": limit}, status_code=413
-        )(scope, receive, send)
-        return None
-
-    async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, failure: AuthFailure
-    ) -> None:
-        self.metrics.observe_auth_failure(failure.reason)
-        log_event(
-            "auth_failed",
-            level=logging.WARNING,
-            reason=failure.reason,
-            service=failure.service,
-            key_id=failure.key_id,
-            # The path as the client sent it (mount prefix included, query left out).
-            path=signed_target({**scope, "query_string": b""}),
-        )
-        await not_found()(scope, receive, send)
 
 
 def _sanitised(findings: Iterable[Finding]) -> tuple[Finding, ...]:
@@ -339,20 +109,10 @@ class _Endpoints:
         )
 
     async def checks(self, request: Request) -> Response:
-        return JSONResponse(
-            {
-                "codes": [
-                    {
-                        "code": c.code,
-                        "severity": c.severity.value,
-                        "title": c.title,
-                        "runbook": c.runbook,
-                    }
-                    for c in all_codes()
-                ],
-                "plugins": loaded_plugins(self.pm),
-            }
-        )
+        doc = checks_document(self.pm)
+        # The plugins left out, without their exception text (as in every report).
+        doc["plugin_errors"] = [f.to_json() for f in _sanitised(failed_plugins(self.pm).values())]
+        return JSONResponse(doc)
 
     async def metrics_text(self, request: Request) -> Response:
         if self.monitor.configured:
@@ -383,7 +143,9 @@ class _Endpoints:
         return JSONResponse(report_to_json(report))
 
     def _query_problems(self, request: Request, allowed: dict[str, str]) -> list[InputProblem]:
-        problems = []
+        problems = query.seed_problems(request.query_params.multi_items())
+        if problems:
+            return problems  # nothing else about these parameters is looked at
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "markdown"):
             problems.append(InputProblem("query", None, "format", "must be json or markdown"))
@@ -397,17 +159,14 @@ class _Endpoints:
         return JSONResponse({"error": "invalid input", "problems": problems}, status_code=422)
 
     def _query_error(self, problems: list[InputProblem]) -> JSONResponse:
+        problems = query.only_seed_problems(problems)
         return self._unprocessable([{"parameter": p.field, "message": p.message} for p in problems])
 
     def _now(self, request: Request, problems: list[InputProblem]) -> datetime:
         text = request.query_params.get("now")
         if text is None:
             return self.clock()
-        try:
-            return parse_rfc3339(text)
-        except ValueError as exc:
-            problems.append(InputProblem("query", None, "now", str(exc)))
-            return self.clock()
+        return query.query_time("now", text, problems) or self.clock()
 
     async def triage_payouts(self, request: Request) -> Response:
         problems = self._query_problems(request, {"repeat_window": "", "now": ""})
@@ -424,7 +183,7 @@ class _Endpoints:
         body = await request.body()
         inputs = {
             "payouts": triage.SOURCE,
-            "repeat_window": f"{int(policy.repeat_window.total_seconds())}s",
+            "repeat_window": format_duration(policy.repeat_window),
         }
 
         def work() -> Report | tuple[triage.BodyFormat, InputError]:
@@ -433,11 +192,16 @@ class _Endpoints:
             if isinstance(rows, InputError):
                 return fmt, rows
             try:
-                return triage.triage_payouts(
-                    rows, pm=self.pm, policy=policy, now=now, inputs=inputs
-                )
+                payouts = triage.payouts_from_body_rows(rows)
             except InputError as error:
                 return fmt, error
+            return usecases.triage_payouts(
+                payouts,
+                policy=policy,
+                now=now,
+                pm=self.pm,
+                inputs={**inputs, "records": len(payouts)},
+            )
 
         outcome = await run_in_threadpool(work)
         if not isinstance(outcome, Report):
@@ -454,10 +218,7 @@ class _Endpoints:
         close_time = None
         close_text = request.query_params.get("latest_ledger_close_time")
         if close_text is not None:
-            try:
-                close_time = parse_rfc3339(close_text)
-            except ValueError as exc:
-                problems.append(InputProblem("query", None, "latest_ledger_close_time", str(exc)))
+            close_time = query.query_time("latest_ledger_close_time", close_text, problems)
         if problems:
             return self._query_error(problems)
         body = await request.body()
@@ -480,15 +241,17 @@ class _Endpoints:
                 return fmt, rows
             try:
                 settlements = triage.settlements_from_body_rows(rows, network_passphrase=passphrase)
+                payouts = triage.payouts_beside_settlements(body, fmt)
             except InputError as error:
                 return fmt, error
-            return triage.triage_settlements(
-                settlements,
-                pm=self.pm,
-                now=now,
-                latest_ledger_close_time=ledger_close,
-                chain_status=chain_status,
-                inputs=inputs,
+            chain = usecases.settlement_chain(
+                latest_ledger_close_time=ledger_close, chain_status=chain_status
+            )
+            run_inputs = {**inputs, "records": len(settlements)}
+            if payouts is not None:
+                run_inputs["payout_records"] = len(payouts)
+            return usecases.triage_settlements(
+                settlements, chain=chain, now=now, pm=self.pm, inputs=run_inputs, payouts=payouts
             )
 
         outcome = await run_in_threadpool(work)
@@ -510,8 +273,11 @@ class _Endpoints:
 
     async def settlement(self, request: Request) -> Response:
         settlement_id = request.path_params["settlement_id"]
+        seeds = query.seed_problems([("settlement_id", settlement_id)])
+        if seeds:
+            return self._query_error(seeds)  # never handed to a lookup, never echoed
         settlement, transaction, error = await run_in_threadpool(
-            triage.find_settlement, self.pm, settlement_id
+            usecases.find_settlement, self.pm, settlement_id
         )
         if error is not None:
             report = Report(
@@ -534,15 +300,18 @@ class _Endpoints:
             inputs["latest_ledger_close_time"] = format_rfc3339(chain_close_time)
         if chain_status is not None:
             inputs["chain_status"] = chain_status
-        report = await run_in_threadpool(
-            triage.triage_settlements,
-            [settlement],
-            pm=self.pm,
-            transactions=[transaction] if transaction is not None else [],
-            now=now,
+        chain = usecases.settlement_chain(
+            [transaction] if transaction is not None else [],
             latest_ledger_close_time=chain_close_time,
             chain_status=chain_status,
-            inputs=inputs,
+        )
+        report = await run_in_threadpool(
+            usecases.triage_settlements,
+            [settlement],
+            chain=chain,
+            now=now,
+            pm=self.pm,
+            inputs={**inputs, "records": 1},
         )
         return self._render(request, report, "settlement")
 
@@ -574,12 +343,13 @@ def create_app(
     let the host register its ``streampay_incident_find_settlement`` lookup.
     """
     config = config if config is not None else WebConfig.from_env(os.environ)
-    pm = plugin_manager or get_plugin_manager(plugin_settings_from_env(os.environ))
+    pm = plugin_manager or get_plugin_manager(
+        plugin_settings_from_env(os.environ, timeout=config.probe_timeout_seconds)
+    )
     for plugin in plugins:
         # Name host plugins after their module or class so a PLUGIN_ERROR finding says who.
         name = getattr(plugin, "__name__", None) or type(plugin).__qualname__
-        pm.register(plugin, name=None if pm.has_plugin(name) else name)
-    pm.check_pending()
+        register_plugin(pm, plugin, name=None if pm.has_plugin(name) else name)
     metrics = IncidentMetrics()
     clock = clock or (lambda: datetime.now(UTC))
     source = health_source if health_source is not None else chain_health_source(config, pm)
@@ -612,3 +382,15 @@ def create_app(
     app.state.health = monitor
     app.state.metrics = metrics
     return app
+
+
+__all__ = [
+    "INSECURE_HEADER",
+    "INSECURE_WARNING",
+    "NOT_FOUND_BODY",
+    "AuthGate",
+    "create_app",
+    "not_found",
+    "route_path",
+    "signed_target",
+]

@@ -14,12 +14,14 @@ from collections.abc import Mapping
 
 import attrs
 
+from .. import envvars
 from ..auth import DEFAULT_CLOCK_SKEW_SECONDS, key_table
 from ..stellar.networks import resolve_network
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_HEALTH_TTL_SECONDS = 5.0
 DEFAULT_PROBE_TIMEOUT_SECONDS = 5.0
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0
 
 ENV_KEYS = "INTERNAL_SERVICE_HMAC_KEYS"
 ENV_SKEW = "INTERNAL_SERVICE_CLOCK_SKEW_SECONDS"
@@ -28,9 +30,10 @@ ENV_METRICS_TOKEN = "STREAMPAY_INCIDENT_METRICS_TOKEN"  # noqa: S105 - a variabl
 ENV_HEALTH_TTL = "STREAMPAY_INCIDENT_HEALTH_TTL"
 ENV_MAX_BODY = "STREAMPAY_INCIDENT_MAX_BODY_BYTES"
 ENV_TIMEOUT = "STREAMPAY_INCIDENT_PROBE_TIMEOUT"
-ENV_HORIZON = "STREAMPAY_INCIDENT_HORIZON_URLS"
-ENV_RPC = "STREAMPAY_INCIDENT_RPC_URLS"
-ENV_NETWORK = "STREAMPAY_INCIDENT_NETWORK"
+ENV_HORIZON = envvars.HORIZON_URLS
+ENV_RPC = envvars.RPC_URLS
+ENV_NETWORK = envvars.NETWORK
+ENV_REQUEST_TIMEOUT = "STREAMPAY_INCIDENT_REQUEST_TIMEOUT"
 
 
 class WebConfigError(ValueError):
@@ -79,6 +82,7 @@ class WebConfig:
     ``hmac_keys`` maps key id to secret (several at once during a rotation).
     ``insecure_no_auth`` turns authentication off (``serve --insecure-no-auth``,
     loopback only); every response then carries a warning header.
+    ``request_timeout_seconds`` bounds the wait for a request body (``408``).
     """
 
     hmac_keys: Mapping[str, str] = attrs.field(factory=dict, repr=False, converter=key_table)
@@ -92,6 +96,7 @@ class WebConfig:
     network_passphrase: str | None = None
     probe_timeout_seconds: float = DEFAULT_PROBE_TIMEOUT_SECONDS
     insecure_no_auth: bool = False
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
 
     @property
     def key_ids(self) -> tuple[str, ...]:
@@ -124,6 +129,9 @@ class WebConfig:
             network_passphrase=resolve_network(network) if network else None,
             probe_timeout_seconds=_number(
                 environ, ENV_TIMEOUT, DEFAULT_PROBE_TIMEOUT_SECONDS, minimum=0.1
+            ),
+            request_timeout_seconds=_number(
+                environ, ENV_REQUEST_TIMEOUT, DEFAULT_REQUEST_TIMEOUT_SECONDS, minimum=0.1
             ),
         )
         if config.chain_configured and config.network_passphrase is None:

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
     from ..model import Finding
     from .config import WebConfig
-    from .metrics import IncidentMetrics
 
 MEDIA_TYPE = "application/health+json"
 
@@ -98,8 +97,9 @@ def chain_health_source(
     network = config.network_passphrase or ""  # WebConfig.from_env insists on one
 
     async def probe_round() -> ChainReading:
-        from ..checks.chain import grade_chain, latest_ledger_close_time
+        from ..checks.chain import latest_ledger_close_time
         from ..probes import ChainConfig, observe_chain
+        from ..usecases import grade_observations
 
         chain_config = ChainConfig(
             horizon_urls=config.horizon_urls,
@@ -108,7 +108,10 @@ def chain_health_source(
             timeout=config.probe_timeout_seconds,
         )
         observations = await observe_chain(chain_config)
-        grade = grade_chain(
+        # In a worker thread: a plugin's chain check may take its whole time budget, and
+        # the event loop must go on answering meanwhile.
+        grade = await asyncio.to_thread(
+            grade_observations,
             observations,
             now=datetime.now(UTC),
             expected_network=network,
@@ -117,6 +120,16 @@ def chain_health_source(
         return ChainReading(grade, latest_ledger_close_time(observations, expected_network=network))
 
     return probe_round
+
+
+class RoundObserver(Protocol):
+    """Whatever records each probe round (the app's :class:`~.metrics.IncidentMetrics`).
+
+    A protocol rather than an import, so that the metrics (which read health
+    rounds) and the health monitor (which reports them) do not import each other.
+    """
+
+    def observe_round(self, health_round: HealthRound) -> None: ...
 
 
 class HealthMonitor:
@@ -128,7 +141,7 @@ class HealthMonitor:
         *,
         ttl: float,
         deadline: float,
-        metrics: IncidentMetrics | None = None,
+        metrics: RoundObserver | None = None,
         clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -7,10 +7,12 @@ holds the app to it (malformed input of every kind gets a 4xx, never a 5xx).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from ..__about__ import __version__
+from ..checks.verdict_facts import COUNTED_ACTIONS
 from ..io import payouts, settlements
+from ..model import SettlementAction, SettlementState
 
 _ERROR = {
     "type": "object",
@@ -63,20 +65,30 @@ _REPORT = {
         "tool": {"type": "object"},
         "inputs": {"type": "object"},
         "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
+        "summary": {
+            "type": "object",
+            "description": "Settlement reports: how many verdicts call for each action.",
+            "properties": {
+                "actions": {
+                    "type": "object",
+                    "properties": {a: {"type": "integer", "minimum": 0} for a in COUNTED_ACTIONS},
+                    "required": list(COUNTED_ACTIONS),
+                }
+            },
+        },
+        "notes": {"type": "array", "items": {"type": "string"}},
         "settlements": {
             "type": "array",
             "items": {
                 "type": "object",
                 "properties": {
                     "settlement_id": {"type": "string"},
-                    "state": {
-                        "type": "string",
-                        "enum": ["settled", "failed", "stuck", "in_flight"],
-                    },
+                    "state": {"type": "string", "enum": list(get_args(SettlementState))},
                     "retry_safe": {"type": "boolean"},
                     "retry_reason": {"type": "string"},
+                    "action": {"type": "string", "enum": list(get_args(SettlementAction))},
                 },
-                "required": ["settlement_id", "state", "retry_safe", "retry_reason"],
+                "required": ["settlement_id", "state", "retry_safe", "retry_reason", "action"],
             },
         },
     },
@@ -125,18 +137,24 @@ _SETTLEMENT = {
 }
 
 
-def _records_body(kind: str, schema_ref: str) -> dict[str, Any]:
+def _records_body(
+    kind: str, schema_ref: str, beside: dict[str, Any] | None = None, note: str = ""
+) -> dict[str, Any]:
     array = {"type": "array", "items": {"$ref": schema_ref}}
     return {
         "required": True,
         "description": f"A JSON array of {kind}, an object holding it under {kind!r}, "
-        "or JSON Lines (one record per line).",
+        f"or JSON Lines (one record per line).{note}",
         "content": {
             "application/json": {
                 "schema": {
                     "oneOf": [
                         array,
-                        {"type": "object", "properties": {kind: array}, "required": [kind]},
+                        {
+                            "type": "object",
+                            "properties": {kind: array, **(beside or {})},
+                            "required": [kind],
+                        },
                     ]
                 }
             },
@@ -319,7 +337,18 @@ def openapi_document(root_path: str = "") -> dict[str, Any]:
                             "schema": {"type": "string"},
                         },
                     ],
-                    "requestBody": _records_body("settlements", "#/components/schemas/Settlement"),
+                    "requestBody": _records_body(
+                        "settlements",
+                        "#/components/schemas/Settlement",
+                        beside={
+                            "payouts": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/Payout"},
+                            }
+                        },
+                        note=" The object may also hold the payouts export under 'payouts': "
+                        "a settlement another payout already paid is never retry-safe.",
+                    ),
                     "responses": _report_responses(),
                 }
             },

@@ -1,33 +1,31 @@
-"""Triage over HTTP: request bodies into rows, rows into the CLI's report.
+"""Request bodies into records: the web app's input parsing.
 
 A body is a JSON array of records, an object holding that array under
-``payouts`` / ``settlements``, or JSON Lines (``application/x-ndjson``). The
-records go through the same parsers and checks as the CLI's files, so the
-answer is the same ``streampay-incident.report/v1`` document.
+``payouts`` / ``settlements``, or JSON Lines (``application/x-ndjson``). A
+``settlements`` object may also hold a ``payouts`` array (the payouts export,
+for the already-paid check). The
+records go through the same parsers as the CLI's files and then the same use
+cases (:mod:`streampay_incident.usecases`), so the answer is the same
+``streampay-incident.report/v1`` document.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any, Literal
 
-import pluggy
-
-from ..errors import InputError, InputProblem
-from ..io.rows import JsonNumber, Row, iter_text_rows, rows_from_json_document
-from ..model import (
-    ChainTransaction,
-    Finding,
-    PayoutPolicy,
-    Report,
-    Settlement,
-    SettlementPolicy,
-    Status,
-    make_finding,
+from ..errors import InputError, InputProblem, SecretSeedError
+from ..io import strict_json
+from ..io.rows import (
+    JsonNumber,
+    Row,
+    contains_seed,
+    iter_text_rows,
+    rows_from_json_document,
+    seed_problem,
 )
-from ..registry import plugin_name, run_checks
+from ..model import Payout, Settlement
 
 SOURCE = "request body"
 RecordKind = Literal["payouts", "settlements"]
@@ -56,8 +54,8 @@ def body_format(content_type: str | None, text: str) -> BodyFormat:
     if stripped.startswith("{"):
         # One object is the {"payouts": [...]} form; several lines of objects are JSON Lines.
         try:
-            json.loads(stripped)
-        except ValueError:
+            strict_json.loads(stripped)
+        except strict_json.JsonProblem:
             return "jsonl"
     return "json"
 
@@ -95,23 +93,34 @@ def read_body(
     name problems by array index or by line either way.
     """
     fmt: BodyFormat = "json"
+    text = ""
     try:
         text = decode_body(body)
         fmt = body_format(content_type, text)
         return fmt, rows_from_text(text, fmt, kind=kind)
     except InputError as error:
+        if contains_seed(text) and not isinstance(error, SecretSeedError):
+            # A seed where no record field holds it (a stray array item): refuse it all the same.
+            return fmt, SecretSeedError(seed_problem(SOURCE, None, None))
         return fmt, error
 
 
 def _rows_from_object(text: str, kind: RecordKind) -> list[Row]:
-    from ..io.rows import contains_seed, seed_problem
-
     try:
-        doc = json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
-    except ValueError as exc:
+        doc = strict_json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
+    except strict_json.JsonProblem as exc:
         if contains_seed(text):
             raise InputError(seed_problem(SOURCE, None, None)) from None
-        raise InputError(InputProblem(SOURCE, None, None, f"not valid JSON ({exc})")) from None
+        raise InputError(InputProblem(SOURCE, exc.lineno, exc.key, exc.message)) from None
+    if isinstance(doc, dict):
+        # Keys beside the records array are never read, but a seed there is refused too.
+        fields = [
+            "<field name>" if contains_seed(key) else key
+            for key, value in doc.items()
+            if key != kind and contains_seed(f"{key}\n{json.dumps(value, default=str)}")
+        ]
+        if fields:
+            raise SecretSeedError([seed_problem(SOURCE, None, f) for f in fields])
     if not isinstance(doc, dict) or not isinstance(doc.get(kind), list):
         raise InputError(
             InputProblem(
@@ -127,83 +136,6 @@ def problems_json(error: InputError, fmt: BodyFormat) -> list[dict[str, Any]]:
     return [{where: p.line, "field": p.field, "message": p.message} for p in error.problems]
 
 
-def _plugin_error(plugin: str, where: str, exc: BaseException) -> Finding:
-    return make_finding(
-        "PLUGIN_ERROR",
-        subject=plugin,
-        summary=f"plugin {plugin!r} failed in {where}: {type(exc).__name__}",
-        evidence={"plugin": plugin, "check": where, "error": type(exc).__name__},
-    )
-
-
-def triage_payouts(
-    rows: Sequence[Row],
-    *,
-    pm: pluggy.PluginManager,
-    policy: PayoutPolicy,
-    now: datetime,
-    inputs: Mapping[str, Any],
-) -> Report:
-    """Parse the rows as payouts and run every registered payout check (built-ins included)."""
-    from ..io.payouts import payouts_from_rows
-
-    payouts = payouts_from_rows(rows, source=SOURCE)
-    findings = run_checks(pm, "streampay_incident_register_payout_checks", payouts, policy=policy)
-    return Report(
-        command="payouts",
-        findings=findings,
-        generated_at=now,
-        inputs={**inputs, "records": len(payouts)},
-    )
-
-
-def triage_settlements(
-    settlements: Sequence[Settlement],
-    *,
-    pm: pluggy.PluginManager,
-    transactions: Iterable[ChainTransaction] = (),
-    now: datetime,
-    chain_status: Status | None,
-    inputs: Mapping[str, Any],
-    latest_ledger_close_time: datetime | None = None,
-    policy: SettlementPolicy | None = None,
-) -> Report:
-    """Verdicts from the classifier, findings from every registered settlement check.
-
-    The same split as ``streampay-incident settlements``: the built-in rules are
-    one registered check, so a plugin that raises becomes a finding.
-    """
-    from ..checks.settlements import TransactionIndex, classify_settlements
-
-    policy = policy or SettlementPolicy()
-    index = TransactionIndex(
-        transactions, latest_ledger_close_time=latest_ledger_close_time, chain_status=chain_status
-    )
-    triage = classify_settlements(
-        settlements,
-        transactions=index,
-        now=now,
-        latest_ledger_close_time=latest_ledger_close_time,
-        policy=policy,
-        chain_status=chain_status,
-    )
-    findings = run_checks(
-        pm,
-        "streampay_incident_register_settlement_checks",
-        settlements,
-        transactions=index,
-        now=now,
-        policy=policy,
-    )
-    return Report(
-        command="settlements",
-        findings=findings,
-        generated_at=now,
-        inputs={**inputs, "records": len(settlements)},
-        settlements=tuple(triage.verdicts),
-    )
-
-
 def settlements_from_body_rows(
     rows: Sequence[Row], *, network_passphrase: str | None
 ) -> list[Settlement]:
@@ -212,34 +144,43 @@ def settlements_from_body_rows(
     return list(settlements_from_rows(rows, source=SOURCE, network_passphrase=network_passphrase))
 
 
-LookupResult = tuple[Settlement | None, ChainTransaction | None, Finding | None]
+def payouts_from_body_rows(rows: Sequence[Row]) -> list[Payout]:
+    from ..io.payouts import payouts_from_rows
+
+    return list(payouts_from_rows(rows, source=SOURCE))
 
 
-def find_settlement(pm: pluggy.PluginManager, settlement_id: str) -> LookupResult:
-    """Ask the host's ``streampay_incident_find_settlement`` hooks, first answer wins.
+def payouts_beside_settlements(body: bytes, fmt: BodyFormat) -> list[Payout] | None:
+    """The ``payouts`` array of a ``{"settlements": [...], "payouts": [...]}`` body, or None.
 
-    Calls each implementation on its own (in pluggy's order) so that one that
-    raises, or answers something that is not a Settlement, becomes a
-    ``PLUGIN_ERROR`` finding naming it.
+    Read with the payouts parser; a problem names the field as
+    ``payouts[INDEX].FIELD`` (a secret seed is refused unechoed).
     """
-    caller = pm.hook.streampay_incident_find_settlement
-    for impl in reversed(caller.get_hookimpls()):
-        if getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False):
-            continue
-        name = plugin_name(pm, impl.plugin)
-        try:
-            answer = impl.function(settlement_id=settlement_id)
-        except Exception as exc:  # noqa: BLE001 - the host's fault becomes a finding
-            return None, None, _plugin_error(name, "streampay_incident_find_settlement", exc)
-        if answer is None:
-            continue
-        transaction = None
-        if isinstance(answer, tuple) and len(answer) == 2:
-            answer, transaction = answer
-        if not isinstance(answer, Settlement) or not (
-            transaction is None or isinstance(transaction, ChainTransaction)
-        ):
-            problem = TypeError("answered something other than a Settlement")
-            return None, None, _plugin_error(name, "streampay_incident_find_settlement", problem)
-        return answer, transaction, None
-    return None, None, None
+    if fmt != "json":
+        return None
+    text = decode_body(body)
+    if not text.lstrip("\ufeff \t\r\n").startswith("{"):
+        return None
+    doc = json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
+    if not isinstance(doc, dict) or "payouts" not in doc:
+        return None
+    value = doc["payouts"]
+    if not isinstance(value, list):
+        raise InputError(InputProblem(SOURCE, None, "payouts", "expected a JSON array of payouts"))
+    try:
+        return payouts_from_body_rows(list(rows_from_json_document(value, source=SOURCE)))
+    except InputError as error:
+        problems = [
+            InputProblem(
+                p.source,
+                p.line,
+                "payouts"
+                + ("" if p.line is None else f"[{p.line}]")
+                + ("" if not p.field else f".{p.field}"),
+                p.message,
+            )
+            for p in error.problems
+        ]
+        raise (SecretSeedError if isinstance(error, SecretSeedError) else InputError)(
+            problems
+        ) from None
