@@ -171,3 +171,32 @@ def spark_or_skip() -> Any:
     session = spark_session("local[2]")
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+@st.composite
+def queued_and_memo_rows(draw: st.DrawFn, max_rows: int = 12) -> list[dict[str, str]]:
+    """Rows that stress ``amount_exposed`` and the memo rule of repeats: one destination,
+    asset and amount paid minutes apart under a few differing memos (or none), and
+    pending (queued) rows under conflicting idempotency keys, with or without a transfer."""
+    memos = [("", ""), ("text", "inv-1"), ("text", "inv-2"), ("id", "7"), ("id", "007")]
+    rows = []
+    for i in range(draw(st.integers(2, max_rows))):
+        moment = T0 + timedelta(seconds=draw(st.integers(0, 12)) * 120)
+        memo_type, memo = draw(st.sampled_from(memos))
+        rows.append(
+            {
+                "payout_id": f"q{i}",
+                "settlement_id": draw(st.sampled_from(["s1", "s2", "s3"])),
+                "destination": DESTINATIONS[0],
+                "asset": draw(st.sampled_from(ASSETS[:2])),
+                "amount": draw(st.sampled_from(["25", "25", "30"])),
+                "status": draw(st.sampled_from(["pending", "pending", "submitted", "confirmed"])),
+                "created_at": spell_time(moment, 0),
+                "tx_hash": "",
+                "memo_type": memo_type,
+                "memo": memo,
+                "idempotency_key": draw(st.sampled_from(["", "k1", "k1", "k2"])),
+                "ledger": "",
+            }
+        )
+    return rows

@@ -59,6 +59,13 @@ def needs_records(pm: pluggy.PluginManager, escrow_requested: bool) -> str | Non
     )
     if others:
         return f"third-party payout checks ({', '.join(others)}) read the records"
+    # Any other plugin may add to the report (its codes, a PLUGIN_ERROR when it fails):
+    # the reference's use case reports it.
+    plugins = sorted(
+        name for name, _ in pm.list_name_plugin() if not name.startswith("streampay_incident.")
+    )
+    if plugins:
+        return f"plugins ({', '.join(plugins)}) take part in the report"
     return None
 
 

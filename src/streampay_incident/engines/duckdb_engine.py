@@ -1,6 +1,6 @@
 """The payout rules run in-process by DuckDB over CSV, JSON Lines, JSON arrays and Parquet.
 
-The shell around :mod:`.sql`: DuckDB reads the file into the typed
+Over 400 lines as one shell around :mod:`.sql`: DuckDB reads the file into the typed
 ``payouts`` table (validating in SQL what SQL can judge), Python judges each
 distinct value SQL cannot (StrKey checksums, assets, timestamps in a rarer
 RFC 3339 shape, base64 memos, identifiers that may be blank), and the rules
@@ -56,6 +56,10 @@ ProgressCallback = Callable[[float], None]
 PROGRESS_POLL_SECONDS = 0.2
 
 
+# The reference reads timestamps from 1970-01-01T00:00:00Z to before 9000-01-01T00:00:00Z.
+_LAST_US = 221_845_392_000 * 1_000_000
+
+
 class Fallback(Exception):
     """This input is the reference reader's to judge; the message says why (for logs)."""
 
@@ -109,6 +113,10 @@ def run_duckdb(
                 raise Fallback("no record: the reference judges an empty input")
             records = con.execute("SELECT count(*) FROM judged").fetchall()[0][0]
             _judge(con, source, fmt)
+            if con.execute(
+                f"SELECT count(*) FROM payouts WHERE created_us < 0 OR created_us >= {_LAST_US}"
+            ).fetchall()[0][0]:
+                raise Fallback("a created_at outside 1970-9000: the reference refuses it")
             window_us = int(policy.repeat_window.total_seconds() * 1_000_000)
             for name, query in sql.rule_steps(sql.DUCKDB, window_us):
                 con.execute(f"CREATE TABLE {name} AS {query}")  # one step at a time: bounded

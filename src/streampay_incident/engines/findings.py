@@ -60,12 +60,28 @@ def findings_from_rows(
         totals = sums.get((kind, int(row["rule"]), str(row["group_key"])), {})
         return {asset: format_stroops(total) for asset, total in sorted(totals.items()) if total}
 
+    # Ties of the reference's order (two repeat chains from one transfer under two
+    # memos) keep the reference's generation order: memo classes as it orders them.
+    ordered = sorted(rows, key=_memo_class_order)
     findings = [
         _finding(row, amounts("at_risk", row), amounts("exposed", row), repeat_window)
-        for row in rows
+        for row in ordered
     ]
     findings.sort(key=_finding_order)
     return findings
+
+
+def _memo_class_order(row: Mapping[str, Any]) -> str:
+    """A repeat chain's memo class as ``repr`` of the reference's memo key, else ""."""
+    if int(row["rule"]) != 5:
+        return ""
+    memo_class = str(row["group_key"]).split("|", 3)[3].rsplit("|", 1)[0]
+    kind, _, value = memo_class.partition(":")
+    if not kind:
+        return ""
+    if kind == "id" and value.isdigit():
+        return repr((kind, int(value)))
+    return repr((kind, value.encode()))
 
 
 def _values(row: Mapping[str, Any], name: str) -> list[Any]:

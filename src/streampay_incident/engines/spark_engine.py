@@ -84,13 +84,19 @@ def run_spark(
         _judge(spark, source, location, fmt)
         window_us = int(policy.repeat_window.total_seconds() * 1_000_000)
         payouts = spark.table("payouts").cache()
-        members = spark.sql(sql.members_sql(sql.SPARK, window_us)).cache()
-        members.createOrReplaceTempView("members")
+        # One step at a time, each materialised without its lineage: as one query of
+        # CTEs Spark inlines every step wherever it is used and the plan outgrows the heap.
+        steps = []
+        for name, query in sql.rule_steps(sql.SPARK, window_us):
+            step = spark.sql(query).localCheckpoint(eager=True)
+            step.createOrReplaceTempView(name)
+            steps.append(name)
         rows = [r.asDict() for r in spark.sql(sql.findings_sql(sql.SPARK)).collect()]
         at_risk = [r.asDict() for r in spark.sql(sql.at_risk_sql()).collect()]
         newest_us = spark.sql("SELECT max(created_us) FROM payouts").collect()[0][0]
-        members.unpersist()
         payouts.unpersist()
+        for name in steps:
+            spark.catalog.dropTempView(name)
     finally:
         judged.unpersist()
         for view in ("payouts", "members", "judged", "raw_payouts"):

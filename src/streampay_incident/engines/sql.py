@@ -1,8 +1,8 @@
 """The payout rules as SQL: one definition, rendered for each engine's dialect.
 
-Two relations, both built here from a handful of dialect primitives
-(:class:`Dialect`), so DuckDB, Spark and (later) PostgreSQL run the same
-statements:
+Over 400 lines as one thing: two relations, both built here from a handful
+of dialect primitives (:class:`Dialect`), so DuckDB, Spark and (later)
+PostgreSQL run the same statements:
 
 ``typed_payouts_sql``
     the typed ``payouts`` relation from a relation of text columns named
@@ -379,9 +379,8 @@ def rule_steps(d: Dialect, window_us: int) -> list[tuple[str, str]]:
     ) firsts WHERE row_in_transfer = 1
 """,
         ),
-        # Two transfers whose memos are present and differ are never chained (different
-        # customers of an exchange): with two or more memos in a group, each memo is
-        # chained with the memo-less transfers as its own class; else one class ''.
+        # Two present, different memos are never chained: with two or more memos in a
+        # group each memo and the memo-less transfers are a class; else one class ''.
         (
             "r5_memos",
             """
@@ -559,17 +558,9 @@ GROUP BY m.rule, m.group_key
 
 
 def at_risk_sql() -> str:
-    """Per finding of ``members`` and asset, the two sums of its evidence (``kind``).
-
-    ``at_risk``: every transfer beyond the first. A transfer counts once, at
-    the asset and amount of its earliest row (``created_at``, then payout_id);
-    the first transfer is the earliest (its first row's ``created_at``, then
-    transfer key).
-
-    ``exposed``: the group's ``pending`` (queued) rows that would add a
-    transfer beyond the first: every one when the group has a transfer, else
-    every one but the earliest (``created_at``, then payout_id).
-    """
+    """Per finding of ``members`` and asset, the sums of its evidence (``kind``): ``at_risk``,
+    every transfer but the earliest, each at its earliest row; ``exposed``, the pending rows
+    (each once), but the earliest when the group has no transfer (as checks/payouts.py)."""
     return """
 WITH transfer_rows AS (
     SELECT rule, group_key, transfer_key, asset, amount_stroops, created_us,
