@@ -38,9 +38,9 @@ RULE_CODES = (
     "PAYOUT_SUSPECTED_REPEAT",
 )
 
-# A secret seed's shape, glued to other base32 characters too (the reference finds those by
-# checksum): any S and 55 base32 characters. RE2 and Java lack rows.SEED_PATTERN's look-arounds.
-SEED_REGEX = "S[A-Z2-7]{55}"
+# A seed's shape (RE2 and Java lack rows.SEED_PATTERN's look-arounds); in free text also glued
+# to other base32 characters (the reference finds those by checksum).
+SEED_REGEX, GLUED_SEED_REGEX = "(^|[^A-Z2-7])S[A-Z2-7]{55}([^A-Z2-7]|$)", "S[A-Z2-7]{55}"
 MAX_UINT64_TEXT = str(2**64 - 1)
 MAX_LEDGER_TEXT = str(2**32 - 1)
 
@@ -167,7 +167,7 @@ def typed_payouts_sql(
     # Only free text can hold a seed and still be valid: every other field is checked
     # whole (a StrKey, hex, digits, a short memo), so a seed there is already refused.
     seeds = " OR ".join(
-        f"coalesce(length({c}) >= 56 AND {d.contains_match(c, SEED_REGEX)}, false)"
+        f"coalesce(length({c}) >= 56 AND {d.contains_match(c, GLUED_SEED_REGEX)}, false)"
         for c in (*_FREE_TEXT, *extra_seed_columns)
     )
     required = " OR ".join(f"{c} IS NULL" for c in _REQUIRED)
