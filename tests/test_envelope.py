@@ -202,8 +202,9 @@ def test_hash_matches_the_sdk_for_every_envelope_shape(kind: str, signatures: in
     if kind.startswith("fee_bump"):
         assert summary.envelope_type == "tx_fee_bump"
         assert summary.inner_hash == sdk.transaction.inner_transaction_envelope.hash_hex()
-        assert summary.fee_source == (muxed_fee_source if kind == "fee_bump_muxed" else
-                                      summary.fee_source)
+        assert summary.fee_source == (
+            muxed_fee_source if kind == "fee_bump_muxed" else summary.fee_source
+        )
         assert summary.fee == 400 and summary.inner_fee == 100
         doc = summary.to_json()
         assert doc["inner_hash"] == summary.inner_hash and doc["inner_fee"] == 100
@@ -325,8 +326,11 @@ def test_operations_that_move_money_are_described() -> None:
     assert send["type"] == "path_payment_strict_send"
     assert send["send_amount"] == "10.0000000" and send["dest_min"] == "0.0000001"
     assert "amount" not in send and send["asset"].startswith("LONGASSET12:")
-    assert merge == {"type": "account_merge", "destination": merge["destination"],
-                     "asset": "native"}
+    assert merge == {
+        "type": "account_merge",
+        "destination": merge["destination"],
+        "asset": "native",
+    }
     assert claimable["amount"] == "3.0000000" and "destination" not in claimable
     assert clawback["from"].startswith("G") and clawback["amount"] == "4.0000000"
     assert muxed["destination"].startswith("M")

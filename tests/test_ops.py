@@ -145,8 +145,9 @@ def test_the_alerts_the_issue_asks_for_exist() -> None:
     assert "streampay_incident_chain_overall_status" in chain_down["expr"]
     assert chain_down["for"] == "2m"
     assert "streampay_incident_ledger_age_seconds" in by_name["StreampayLedgerStale"]["expr"]
-    assert "streampay_incident_horizon_ingest_lag_ledgers" in (
-        by_name["StreampayHorizonIngestLag"]["expr"]
+    assert (
+        "streampay_incident_horizon_ingest_lag_ledgers"
+        in (by_name["StreampayHorizonIngestLag"]["expr"])
     )
     stale = by_name["StreampayIncidentProbeStale"]["expr"]
     assert re.search(

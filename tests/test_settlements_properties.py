@@ -131,9 +131,7 @@ def test_a_tx_that_can_still_land_is_never_retry_safe(
     for s, verdict in zip(settlements, triage.verdicts, strict=True):
         if verdict.state != "stuck" or not s.all_tx_hashes or verdict.retry_reason == "tx_failed":
             continue
-        provably_passed = (
-            s.tx_max_time is not None and close is not None and close > s.tx_max_time
-        )
+        provably_passed = s.tx_max_time is not None and close is not None and close > s.tx_max_time
         if not provably_passed:
             # Only a consumed sequence number proves it can never land.
             assert not verdict.retry_safe or verdict.retry_reason == "sequence_consumed"
@@ -188,7 +186,10 @@ def clean_settlements(draw: Any) -> tuple[list[Settlement], list[ChainTransactio
 def test_no_findings_on_clean_data(clean: Any, chain_status: str | None) -> None:
     settlements, records = clean
     triage = classify_settlements(
-        settlements, transactions=records, now=NOW, chain_status=chain_status  # type: ignore[arg-type]
+        settlements,
+        transactions=records,
+        now=NOW,
+        chain_status=chain_status,  # type: ignore[arg-type]
     )
     assert triage.findings == ()
     assert {v.state for v in triage.verdicts} <= {"settled", "in_flight"}

@@ -63,9 +63,10 @@ def test_every_recorded_rpc_get_transaction(path: Path) -> None:
     result = doc["result"]
     (tx,) = read_transactions(path)
     assert tx.hash == result["txHash"]
-    assert tx.status == {"SUCCESS": "success", "FAILED": "failed", "NOT_FOUND": "not_found"}[
-        result["status"]
-    ]
+    assert (
+        tx.status
+        == {"SUCCESS": "success", "FAILED": "failed", "NOT_FOUND": "not_found"}[result["status"]]
+    )
     # The same result without the JSON-RPC envelope, through the probes' entry point.
     assert chain_transaction_from_rpc(result, source=str(path)) == tx
     if result["status"] == "NOT_FOUND":

@@ -326,9 +326,12 @@ def test_each_app_has_its_own_registry():
 def test_request_counter_labels_routes_not_raw_paths():
     text = metrics_text(app_with(FakeChain()))
     assert 'route="/health"' in text
-    assert samples(text)[
-        ("streampay_incident_http_request_duration_seconds_count", (("route", "/health"),))
-    ] == 1
+    assert (
+        samples(text)[
+            ("streampay_incident_http_request_duration_seconds_count", (("route", "/health"),))
+        ]
+        == 1
+    )
     app = app_with(FakeChain())
 
     async def go():

@@ -20,7 +20,8 @@ from typing import Any
 
 import click
 
-from .. import registry, usecases
+from .. import engines, registry, usecases
+from ..engines import DEFAULT_SPARK_MASTER, ENGINES
 from ..errors import shown
 from ..io.payouts import read_payouts
 from ..io.rows import input_name, is_stream
@@ -29,7 +30,13 @@ from ..model import Payout, PayoutPolicy, Report
 from ..timefmt import format_duration, format_rfc3339, parse_duration
 from .common import RFC3339, emit, handle_input_errors, output_options, utc_now
 from .escrow import EscrowRequest, escrow_observation, escrow_options
-from .outbox import PAYOUT_OUTBOX_OPTIONS, OutboxSource, outbox_payout_options, read_payout_input
+from .outbox import (
+    PAYOUT_OUTBOX_OPTIONS,
+    OutboxSource,
+    _generic_file,
+    outbox_payout_options,
+    read_payout_input,
+)
 
 # Show a progress bar (stderr, TTY only) for exports longer than this many lines.
 PROGRESS_MIN_LINES = 100_000
@@ -113,14 +120,15 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_payouts(path: Path) -> list[Payout]:
+def load_payouts(path: Path, *, source: str | None = None) -> list[Payout]:
     """Read and validate the export, with a progress bar for long files."""
     with progress_bar(path, label=f"reading {path.name}") as progress:
-        return read_payouts(path, source=input_name(path), progress=progress)
+        return read_payouts(path, source=source or input_name(path), progress=progress)
 
 
 @click.command("payouts")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+# A folder (of part files) only for --engine spark; checked in the command.
+@click.argument("file", type=click.Path(path_type=Path), required=False)
 @click.option(
     "--repeat-window",
     type=Duration(),
@@ -133,6 +141,17 @@ def load_payouts(path: Path) -> list[Payout]:
     type=RFC3339(),
     help="Stamp the report with this time (default: the clock); judge an old export as of then.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="auto",
+    show_default=True,
+    help="auto: DuckDB for a plain payout file export unless --escrow or a plugin needs the "
+    "records (else python, the reference); spark: PySpark (--spark-master).",
+)
+@click.option(
+    "--spark-master", default=DEFAULT_SPARK_MASTER, show_default=True, help="For --engine spark."
+)
 @escrow_options
 @outbox_payout_options
 @output_options
@@ -143,6 +162,8 @@ def payouts(
     fmt: str,
     fail_on: str,
     now: datetime | None = None,
+    engine: str = "auto",
+    spark_master: str = DEFAULT_SPARK_MASTER,
     **escrow_opts: Any,
 ) -> None:
     """Find double payouts in a payout export (CSV, JSON Lines or a JSON array).
@@ -170,8 +191,12 @@ def payouts(
     db_timeout = escrow_opts.get("timeout") or escrow_opts.get("chain_timeout") or 5.0
     source = OutboxSource.from_options(file, outbox_opts, db_timeout)
     policy = PayoutPolicy(repeat_window=repeat_window)
-    with collector_paused():
-        report = triage_file(source, policy, escrow_request, now=now)  # the records are freed here
+    if file is not None and engine != "spark" and file.is_dir():
+        raise click.BadParameter(f"File {shown(str(file))} is a directory.", param_hint="'FILE'")
+    with collector_paused():  # the records are freed inside
+        report = triage_file(
+            source, policy, escrow_request, now=now, engine=engine, spark_master=spark_master
+        )
     log_event("report", command="payouts", status=report.overall, findings=len(report.findings))
     emit(report, fmt, fail_on)
 
@@ -182,17 +207,87 @@ def triage_file(
     escrow_request: EscrowRequest | None = None,
     *,
     now: datetime | None = None,
+    engine: str = "python",
+    spark_master: str = DEFAULT_SPARK_MASTER,
 ) -> Report:
     """Read the export or the outbox (and the escrow's chain source), triage it; the report.
 
     ``now`` (``--now``) stamps the report and goes into its inputs; without it
-    the clock does, and an export over 24 h older gets a note.
+    the clock does, and an export over 24 h older gets a note. ``engine``
+    ``auto`` (DuckDB when it may), ``duckdb`` / ``spark`` run the rules as SQL
+    over a plain payout file export; anything else (an outbox, --db, --escrow,
+    third-party payout checks) is the reference's, and asking an engine for it
+    is exit 2.
     """
-    records, inputs, outbox = read_payout_input(source, load_payouts)
     budget_cap = escrow_request.timeout if escrow_request is not None else None  # --timeout
     pm = registry.get_plugin_manager(
         registry.plugin_settings_from_env(os.environ, timeout=budget_cap)
     )
+    if engine != "python":
+        reason = engines.needs_records(pm, escrow_request is not None) or _not_plain(
+            source, spooled=engine != "auto"
+        )
+        engine = engines.choose_engine(engine, reason)  # an engine asked for in vain: exit 2
+    if engine != "python":
+        assert source.file is not None  # _not_plain: a file
+        return engines.triage_payouts(
+            Path(source.file),
+            policy,
+            engine=engine,
+            python=lambda readable, *, source: _reference_of_copy(
+                readable, source, policy, pm=pm, now=now
+            ),
+            now=now or utc_now(),
+            now_given=now is not None,
+            spark_master=spark_master,
+            plain=lambda copy: source.profile == "generic" or _generic_file(str(copy)),
+        )
+    records, inputs, outbox = read_payout_input(source, load_payouts)
+    return _reference(records, inputs, policy, escrow_request, pm=pm, now=now, outbox=outbox)
+
+
+def _not_plain(source: OutboxSource, *, spooled: bool) -> str | None:
+    """Why ``source`` is not a plain payout file export an engine may read, or None.
+
+    ``spooled``: an engine asked for spools a stream and checks the copy; ``auto``
+    leaves a stream to the reference, which reads it once.
+    """
+    if source.db is not None:
+        return "--db reads the outbox as the streampay payouts view"
+    assert source.file is not None
+    if source.profile == "generic":
+        return None
+    path = Path(source.file)
+    if path.is_dir() or path.suffix.lower() == ".parquet" or "://" in source.file:
+        return None  # psql writes no Parquet nor folders: not an outbox export
+    if is_stream(path):
+        return None if spooled else "a stream's profile is known once read (--profile generic)"
+    if source.profile == "streampay" or not _generic_file(source.file):
+        return "an outbox export is read as the streampay payouts view"
+    return None
+
+
+def _reference_of_copy(
+    readable: Path, name: str, policy: PayoutPolicy, *, pm: Any, now: datetime | None
+) -> Report:
+    """The reference's report of a plain export an engine handed back (``readable`` may be
+    a spooled copy of a stream named ``name``)."""
+    records = load_payouts(readable, source=name)
+    inputs: dict[str, Any] = {"payouts": name, "records": len(records)}
+    return _reference(records, inputs, policy, None, pm=pm, now=now, outbox=None)
+
+
+def _reference(
+    records: list[Payout],
+    inputs: dict[str, Any],
+    policy: PayoutPolicy,
+    escrow_request: EscrowRequest | None,
+    *,
+    pm: Any,
+    now: datetime | None,
+    outbox: Any,
+) -> Report:
+    """Every payout check (and the escrow reconciliation) over the records: the report."""
     escrow = (
         escrow_observation(escrow_request, payouts=records) if escrow_request is not None else None
     )
