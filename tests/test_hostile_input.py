@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from stellar_sdk import Keypair
 
 from streampay_incident.cli import main
 from streampay_incident.io import strict_json
@@ -27,7 +28,8 @@ ENV = {"STREAMPAY_INCIDENT_DISABLE_PLUGINS": "all", "STREAMPAY_INCIDENT_DEBUG": 
 DESTINATION = "GBVFTZL5HIPT4PFQVTZVIWR77V7LWYCXU4CLYWWHHOEXB64XPG5LDMTU"
 TX_HASH = "fd976c454dd44dfbf0a4a52bdaee7f9ebbf1f3c8ec4e87d81ef2954098ee3494"
 # A real secret seed shape (checksum-valid); never printed by the tool.
-SEED = "SBMSVD4KKELKGZXHBUQTIROWUAPQASDX7KEJITARP4VMZ6KLUHOGPTYW"
+# Built at run time: no secret-seed-shaped string is committed.
+SEED = Keypair.from_raw_ed25519_seed(bytes(range(32))).secret
 
 
 def run(args: Sequence[str], stdin: str | None = None, **env: str | None) -> Result:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 import pytest
+from stellar_sdk import Keypair
 
 from streampay_incident.logevents import MAX_VALUE_CHARS, format_event, log_event
 
-SEED = "SDJHRQF4GCMIIKAAAQ6IHY42X73FQFLHUULAPSKKD4DFDM7UXWWCRHBE"
+# Built at run time: no secret-seed-shaped string is committed.
+SEED = Keypair.from_raw_ed25519_seed(bytes(range(32))).secret
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from stellar_sdk import Keypair
 
 from streampay_incident import hookimpl
 from streampay_incident.cli.serve import build_sidecar_app
@@ -37,7 +38,8 @@ from web_harness import (
 pytestmark = pytest.mark.network
 
 # Shaped like a Stellar secret seed (S + 55 base32 characters); never a real one.
-SEED = "SDJHRQF4GCMIIKAAAQ6IHY42X73FQFLHUULAPSKKD4DFDM7UXWWCRHBE"
+# Built at run time: no secret-seed-shaped string is committed.
+SEED = Keypair.from_raw_ed25519_seed(bytes(range(32))).secret
 CONFIG = WebConfig(hmac_keys={KEY_ID: SECRET})
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 
