@@ -48,7 +48,7 @@ from ..amounts import format_stroops
 from ..codes import Severity
 from ..hookspecs import PayoutCheck, hookimpl
 from ..model import NO_MEMO, Finding, Memo, Payout, PayoutPolicy, make_finding
-from ..timefmt import format_duration
+from ..timefmt import format_duration, format_rfc3339
 
 TRANSFER_STATUSES = frozenset({"submitted", "confirmed"})
 
@@ -85,7 +85,7 @@ def find_payout_anomalies(
         *_idempotency_conflicts(records),
         *_suspected_repeats(transfer_rows, policy.repeat_window),
     ]
-    findings.sort(key=_finding_order)
+    findings.sort(key=finding_order)
     return findings
 
 
@@ -107,7 +107,7 @@ def _duplicate_tx_records(payouts: Sequence[Payout]) -> list[Finding]:
                 subject=str(tx_hash),
                 summary=(
                     f"{len(rows)} payout rows record the same transaction "
-                    f"for {_count(settlements, 'settlement')}"
+                    f"for {count_noun(settlements, 'settlement')}"
                 ),
                 evidence=_evidence(rows, _transfers(rows)),
             )
@@ -219,7 +219,7 @@ def _duplicate_memos(payouts: Sequence[Payout]) -> list[Finding]:
                 subject=subject,
                 summary=(
                     f"memo {subject} is on {len(transfers)} confirmed transfers "
-                    f"for {_count(settlements, 'settlement')}"
+                    f"for {count_noun(settlements, 'settlement')}"
                 ),
                 evidence={
                     **_evidence(rows, transfers),
@@ -321,15 +321,15 @@ def _suspected_repeats(transfer_rows: Sequence[Payout], repeat_window: timedelta
                     summary=(
                         f"{len(chain)} transfers of {format_stroops(amount)} "
                         f"{asset.partition(':')[0]} to the same "
-                        f"destination for {_count(settlements, 'settlement')}, each within "
+                        f"destination for {count_noun(settlements, 'settlement')}, each within "
                         f"{format_duration(repeat_window)} of the previous"
                     ),
                     evidence={
                         **_evidence(chain_rows, chain),
                         "asset": asset,
                         "amount": format_stroops(amount),
-                        "first_created_at": _iso(times[0]),
-                        "last_created_at": _iso(times[-1]),
+                        "first_created_at": format_rfc3339(times[0]),
+                        "last_created_at": format_rfc3339(times[-1]),
                         "largest_gap_seconds": max(gaps).total_seconds(),
                         "repeat_window_seconds": repeat_window.total_seconds(),
                     },
@@ -492,18 +492,14 @@ def _distinct(rows: Iterable[Payout], field: str) -> set[Any]:
     return set(map(attrgetter(field), rows))
 
 
-def _count(items: Iterable[Any] | int, noun: str) -> str:
+def count_noun(items: Iterable[Any] | int, noun: str) -> str:
+    """``1 payout``, ``3 payouts``: how the payout summaries count (the engines use it too)."""
     n = items if isinstance(items, int) else len(list(items))
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _iso(moment: datetime) -> str:
-    from ..timefmt import format_rfc3339
-
-    return format_rfc3339(moment)
-
-
-def _finding_order(finding: Finding) -> tuple[int, str, str, str, str]:
+def finding_order(finding: Finding) -> tuple[int, str, str, str, str]:
+    """The order payout findings are reported in, by every engine."""
     evidence = finding.evidence
     return (
         _CODE_ORDER.get(finding.code, len(_CODE_ORDER)),

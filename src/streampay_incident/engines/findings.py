@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..amounts import format_stroops
-from ..checks.payouts import _count, _finding_order, _iso
+from ..checks.payouts import count_noun, finding_order
 from ..codes import Severity
 from ..model import Finding, make_finding
-from ..timefmt import format_duration
+from ..timefmt import format_duration, format_rfc3339
 from .sql import RULE_CODES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -67,7 +67,7 @@ def findings_from_rows(
         _finding(row, amounts("at_risk", row), amounts("exposed", row), repeat_window)
         for row in ordered
     ]
-    findings.sort(key=_finding_order)
+    findings.sort(key=finding_order)
     return findings
 
 
@@ -110,7 +110,7 @@ def _finding(
     code = RULE_CODES[int(row["rule"]) - 1]
     key = str(row["group_key"])
     evidence = _evidence(row, at_risk, exposed)
-    settlements = _count(len(_values(row, "settlement_ids")), "settlement")
+    settlements = count_noun(len(_values(row, "settlement_ids")), "settlement")
     transfers = int(row["transfers"])
     if code == "PAYOUT_DUPLICATE_TX_RECORD":
         summary = f"{row['row_count']} payout rows record the same transaction for {settlements}"
@@ -175,8 +175,8 @@ def _repeat(
             **evidence,
             "asset": asset,
             "amount": amount,
-            "first_created_at": _iso(moment(int(row["first_us"]))),
-            "last_created_at": _iso(moment(int(row["last_us"]))),
+            "first_created_at": format_rfc3339(moment(int(row["first_us"]))),
+            "last_created_at": format_rfc3339(moment(int(row["last_us"]))),
             "largest_gap_seconds": largest_gap.total_seconds(),
             "repeat_window_seconds": window.total_seconds(),
         },
