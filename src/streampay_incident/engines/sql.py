@@ -1,7 +1,7 @@
 """The payout rules as SQL: one definition, rendered for each engine's dialect.
 
 Over 400 lines as one thing: two relations, both built here from a handful
-of dialect primitives (:class:`Dialect`), so DuckDB, Spark and (later)
+of dialect primitives (:class:`~.dialect.Dialect`), so DuckDB, Spark and (later)
 PostgreSQL run the same statements:
 
 ``typed_payouts_sql``
@@ -25,10 +25,13 @@ through the dialect.
 
 from __future__ import annotations
 
-import attrs
-
 from ..amounts import MAX_INT64
 from ..io.payout_fields import FIELDS
+
+# Re-exported: the engines render the rules with ``sql.DUCKDB`` / ``sql.SPARK``.
+from .dialect import DUCKDB as DUCKDB
+from .dialect import SPARK as SPARK
+from .dialect import Dialect
 
 RULE_CODES = (
     "PAYOUT_DUPLICATE_TX_RECORD",
@@ -43,66 +46,6 @@ RULE_CODES = (
 SEED_REGEX, GLUED_SEED_REGEX = "(^|[^A-Z2-7])S[A-Z2-7]{55}([^A-Z2-7]|$)", "S[A-Z2-7]{55}"
 MAX_UINT64_TEXT = str(2**64 - 1)
 MAX_LEDGER_TEXT = str(2**32 - 1)
-
-
-@attrs.frozen
-class Dialect:
-    """The few spellings the engines do not share (``duckdb`` or ``spark``).
-
-    PostgreSQL (for push-down) needs the same five: ``~`` with ``^...$``,
-    ``octet_length``, ``to_timestamp``/``to_char`` with ``HH24:MI:SS``,
-    ``array_agg(x ORDER BY x COLLATE "C")`` and ``TEXT``.
-    """
-
-    name: str
-
-    def full_match(self, expr: str, pattern: str) -> str:
-        """``expr`` matches ``pattern`` as a whole (Python's ``re.match(... \\Z)``)."""
-        if self.name == "duckdb":
-            return f"regexp_full_match({expr}, '{pattern}')"
-        # Java's $ also matches before a final newline; \z does not.
-        return f"({expr} RLIKE '^(?:{pattern})\\\\z')"
-
-    def contains_match(self, expr: str, pattern: str) -> str:
-        if self.name == "duckdb":
-            return f"regexp_matches({expr}, '{pattern}')"
-        return f"({expr} RLIKE '{pattern}')"
-
-    def utf8_bytes(self, expr: str) -> str:
-        return f"strlen({expr})" if self.name == "duckdb" else f"octet_length({expr})"
-
-    def local_epoch_seconds(self, text19: str) -> str:
-        """Seconds since the epoch of ``YYYY-MM-DDTHH:MM:SS`` read as UTC; NULL if no such time.
-
-        Strict, as Python's ``datetime.fromisoformat``: no Feb 30, no hour 24, no
-        leap second (Spark's parser is lenient, so its answer must print back unchanged).
-        """
-        if self.name == "duckdb":  # try_strptime is strict already (tests hold it to that)
-            return f"CAST(epoch(try_strptime({text19}, '%Y-%m-%dT%H:%M:%S')) AS BIGINT)"
-        parsed = f"try_to_timestamp({text19}, \"yyyy-MM-dd'T'HH:mm:ss\")"
-        return (
-            f"CASE WHEN date_format({parsed}, \"yyyy-MM-dd'T'HH:mm:ss\") = {text19} "
-            f"THEN unix_seconds({parsed}) END"
-        )
-
-    def sorted_list(self, expr: str, *, distinct: bool = False) -> str:
-        """The values of ``expr`` in a group, NULLs left out, in code-point order."""
-        if self.name == "duckdb":
-            inner = f"DISTINCT {expr}" if distinct else expr
-            return f"list_sort(list({inner}) FILTER (WHERE {expr} IS NOT NULL))"
-        return f"sort_array({'collect_set' if distinct else 'collect_list'}({expr}))"
-
-    @property
-    def decimal38(self) -> str:
-        return "DECIMAL(38, 0)"
-
-    @property
-    def text(self) -> str:
-        return "VARCHAR" if self.name == "duckdb" else "STRING"
-
-
-DUCKDB = Dialect("duckdb")
-SPARK = Dialect("spark")
 
 
 # -- the typed relation ---------------------------------------------------------------------
