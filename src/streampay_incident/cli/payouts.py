@@ -152,8 +152,9 @@ SPARK_CAVEAT = (
     type=click.Choice(ENGINES),
     default="auto",
     show_default=True,
-    help="auto: DuckDB for a plain payout file export unless --escrow or a plugin needs the "
-    "records (else python, the reference); spark: PySpark (--spark-master).",
+    help="auto: DuckDB for a plain payout file export, PostgreSQL for --db, unless --escrow "
+    "or a plugin needs the records (else python, the reference); spark: PySpark "
+    "(--spark-master); postgres: --db only.",
 )
 @click.option(
     "--spark-master", default=DEFAULT_SPARK_MASTER, show_default=True, help="For --engine spark."
@@ -224,7 +225,8 @@ def triage_file(
     ``now`` (``--now``) stamps the report and goes into its inputs; without it
     the clock does, and an export over 24 h older gets a note. ``engine``
     ``auto`` (DuckDB when it may), ``duckdb`` / ``spark`` run the rules as SQL
-    over a plain payout file export; anything else (an outbox, --db, --escrow,
+    over a plain payout file export; ``auto`` / ``postgres`` run them inside
+    PostgreSQL for ``--db``; anything else (an outbox export, --escrow,
     third-party payout checks) is the reference's, and asking an engine for it
     is exit 2.
     """
@@ -232,7 +234,25 @@ def triage_file(
     pm = registry.get_plugin_manager(
         registry.plugin_settings_from_env(os.environ, timeout=budget_cap)
     )
-    if engine != "python":
+    if source.db is not None and engine in ("auto", "postgres"):
+        reason = engines.needs_records(pm, escrow_request is not None)
+        if reason is None:  # the rules run inside PostgreSQL (the reference when they cannot)
+            from .payouts_db import pushed_down_report
+
+            return pushed_down_report(
+                source,
+                policy,
+                now=now or utc_now(),
+                now_given=now is not None,
+                reference=lambda: _db_reference(source, policy, pm=pm, now=now),
+            )
+        engine = engines.choose_engine(engine, reason)  # postgres asked for in vain: exit 2
+    elif engine == "postgres":
+        raise engines.EngineUnavailable(
+            "--engine postgres runs payouts --db inside PostgreSQL; "
+            "a file is read by --engine auto, duckdb or python"
+        )
+    elif engine != "python":
         reason = engines.needs_records(pm, escrow_request is not None) or _not_plain(
             source, spooled=engine != "auto"
         )
@@ -255,6 +275,14 @@ def triage_file(
     return _reference(records, inputs, policy, escrow_request, pm=pm, now=now, outbox=outbox)
 
 
+def _db_reference(
+    source: OutboxSource, policy: PayoutPolicy, *, pm: Any, now: datetime | None
+) -> Report:
+    """The reference's report of ``--db`` (the push-down handed the rows back to it)."""
+    records, inputs, outbox = read_payout_input(source, load_payouts, note=False)
+    return _reference(records, inputs, policy, None, pm=pm, now=now, outbox=outbox)
+
+
 def _not_plain(source: OutboxSource, *, spooled: bool) -> str | None:
     """Why ``source`` is not a plain payout file export an engine may read, or None.
 
@@ -262,7 +290,7 @@ def _not_plain(source: OutboxSource, *, spooled: bool) -> str | None:
     leaves a stream to the reference, which reads it once.
     """
     if source.db is not None:
-        return "--db reads the outbox as the streampay payouts view"
+        return "--db is pushed down to PostgreSQL (--engine auto or postgres)"
     assert source.file is not None
     if source.profile == "generic":
         return None

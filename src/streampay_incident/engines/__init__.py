@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .findings import RecordCount
 
-ENGINES = ("auto", "duckdb", "python", "spark")
+ENGINES = ("auto", "duckdb", "postgres", "python", "spark")
 DEFAULT_SPARK_MASTER = "local[*]"
 BUILTIN_PAYOUT_PLUGIN = "streampay_incident.checks.payouts"
 PAYOUT_CHECKS_HOOK = "streampay_incident_register_payout_checks"

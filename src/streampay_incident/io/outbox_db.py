@@ -27,7 +27,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -140,10 +140,10 @@ class OutboxQuery:
             return f"{keep} and updated_at > {since}" if self.since is not None else keep
         return f"status <> 'succeeded' or updated_at > {since}"
 
-    def sql(self, psycopg: Any) -> tuple[Any, list[Any]]:
+    def where(self) -> tuple[Any, list[Any]]:
+        """The WHERE condition over the table aliased ``t``, and its parameters."""
         from psycopg import sql
 
-        table = sql.Identifier(*self.table.split("."))
         params: list[Any] = []
         where: sql.Composable
         if self.settlement_id is not None:
@@ -167,9 +167,22 @@ class OutboxQuery:
             else:
                 where = sql.SQL("t.status::text <> 'succeeded' or {}").format(after)
                 params = [since_param]
+        return where, params
+
+    @property
+    def table_sql(self) -> Any:
+        """The table (``schema.table`` accepted) as a quoted identifier."""
+        from psycopg import sql
+
+        return sql.Identifier(*self.table.split("."))
+
+    def sql(self, psycopg: Any) -> tuple[Any, list[Any]]:
+        from psycopg import sql
+
+        where, params = self.where()
         query = sql.SQL(
             "select row_to_json(t)::text from {} t where {} order by t.created_at, t.id"
-        ).format(table, where)
+        ).format(self.table_sql, where)
         return query, params
 
 
@@ -205,19 +218,32 @@ class _Deadline:
         return self.end - time.monotonic()
 
 
-def stream_outbox_json(
-    dsn: str, query: OutboxQuery, *, timeout: float, fetch_rows: int = FETCH_ROWS
-) -> Iterator[str]:
-    """The ``row_to_json`` text of each selected row, streamed in a READ ONLY transaction.
+@attrs.frozen
+class ReadOnlySession:
+    """A connection inside the read-only transaction, and how to fail naming the table."""
 
-    Raises :class:`InputError` naming host, database and table (never the
-    password) when the server cannot be reached, the login fails, the table is
-    missing, the statement times out or the rows do not all arrive in ``timeout``.
+    conn: Any
+    fail: Callable[[str], InputError]
+    deadline: _Deadline
+    timeout: float
+
+
+@contextlib.contextmanager
+def read_only_transaction(
+    dsn: str, table: str, *, timeout: float, repeatable_read: bool = False
+) -> Iterator[ReadOnlySession]:
+    """One transaction begun READ ONLY (``repeatable_read``: every statement sees one
+    snapshot), ``statement_timeout`` set to what is left of ``timeout``, session zone UTC;
+    rolled back at the end.
+
+    Raises :class:`InputError` naming host, database and table (never the password) when
+    the server cannot be reached, the login fails, the table is missing, the statement
+    times out or a query fails (inside the block too).
     """
     psycopg = _psycopg()
     target = database_target(dsn)
     password = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
-    where = target.where(query.table)
+    where = target.where(table)
     deadline = _Deadline(timeout)
 
     def fail(message: str) -> InputError:
@@ -230,6 +256,8 @@ def stream_outbox_json(
     try:
         # Every statement below runs in one transaction begun READ ONLY.
         conn.read_only = True
+        if repeatable_read:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         ms = max(1, int(deadline.left() * 1000))
         try:
             with conn.cursor() as setup:
@@ -239,15 +267,7 @@ def stream_outbox_json(
                     " set_config('TimeZone', 'UTC', true)",
                     (f"{ms}ms", f"{ms}ms"),
                 )
-            sql_query, params = query.sql(psycopg)
-            with conn.cursor(name=CURSOR_NAME) as cursor:
-                cursor.itersize = fetch_rows
-                cursor.execute(sql_query, params)
-                while batch := cursor.fetchmany(fetch_rows):
-                    for (text,) in batch:
-                        yield text
-                    if deadline.left() <= 0:
-                        raise fail(f"the rows did not all arrive within --timeout {timeout:g}s")
+            yield ReadOnlySession(conn, fail, deadline, timeout)
         except psycopg.errors.UndefinedTable:
             raise fail("table not found (--table names it; schema.table is accepted)") from None
         except psycopg.errors.QueryCanceled:
@@ -263,6 +283,27 @@ def stream_outbox_json(
         with contextlib.suppress(psycopg.Error):  # the connection may already be gone
             conn.rollback()
         conn.close()
+
+
+def stream_outbox_json(
+    dsn: str, query: OutboxQuery, *, timeout: float, fetch_rows: int = FETCH_ROWS
+) -> Iterator[str]:
+    """The ``row_to_json`` text of each selected row, streamed in a READ ONLY transaction.
+
+    Raises :class:`InputError` naming host, database and table (never the
+    password) when the server cannot be reached, the login fails, the table is
+    missing, the statement times out or the rows do not all arrive in ``timeout``.
+    """
+    with read_only_transaction(dsn, query.table, timeout=timeout) as session:
+        sql_query, params = query.sql(None)
+        with session.conn.cursor(name=CURSOR_NAME) as cursor:
+            cursor.itersize = fetch_rows
+            cursor.execute(sql_query, params)
+            while batch := cursor.fetchmany(fetch_rows):
+                for (text,) in batch:
+                    yield text
+                if session.deadline.left() <= 0:
+                    raise session.fail(f"the rows did not all arrive within --timeout {timeout:g}s")
 
 
 def outbox_json_rows(dsn: str, query: OutboxQuery, *, timeout: float, source: str) -> Iterator[Row]:

@@ -1,0 +1,369 @@
+"""The payout rules pushed down into PostgreSQL: ``payouts --db`` without pulling the outbox.
+
+The ``streampay`` payouts view (:mod:`streampay_incident.io.outbox_payouts`)
+is written here as SQL over ``settlement_outbox`` (:func:`outbox_cells_sql`):
+the text cells the reference hands its payout reader, row for row. The typed
+relation and the five rules are the same SQL as DuckDB's and Spark's
+(:mod:`.sql`, rendered with :data:`~.dialect.POSTGRES`), run as one SELECT of
+CTEs: a READ ONLY transaction cannot create even a temporary table. Only the
+finding groups, the counts and the distinct values Python must judge (StrKey
+checksums, assets, rarer timestamp shapes, base64 memos, base32 runs that may
+hide a seed) cross the wire.
+
+Anything the reference would refuse, or might read otherwise (a missing id,
+a bad timestamp, a payload that is not an object, a value shaped like a seed,
+deep nesting, an amount with a non-zero 8th decimal...), raises
+:class:`~.duckdb_engine.Fallback`: the caller then runs the reference, whose
+exit 2 names every problem. The guarantees of the read (READ ONLY,
+statement_timeout within ``--timeout``, session zone UTC, the password never
+printed) are :func:`~streampay_incident.io.outbox_db.read_only_transaction`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
+
+import attrs
+
+from ..io.outbox_db import OutboxQuery, read_only_transaction
+from ..io.payout_fields import FIELDS, _memo_bytes, parse_time
+from ..io.rows import contains_seed
+from ..io.streampay import PAYLOAD_FIELDS, OutboxReading
+from ..model import Finding, PayoutPolicy
+from ..stellar.strkey import destination_problem
+from . import sql
+from .dialect import POSTGRES, postgres_local_epoch_seconds
+from .duckdb_engine import _LAST_US, Fallback, _asset_problem, _micros
+from .findings import RecordCount, findings_from_rows, moment
+
+# The reference refuses JSON nested deeper than 64 levels; fewer brackets than this in a
+# row's text cannot nest that deep (its own object adds a level).
+_MAX_BRACKETS = 62
+_TIME_COLUMNS = ("created_at", "updated_at", "lease_until", "available_at")
+# What row_to_json prints for a timestamp (UTC: no offset) or a timestamptz in a UTC session.
+_ROW_TIME = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?([+]00:00)?$"
+_COLUMNS = (
+    "payout_id, settlement_id, destination, asset, amount_stroops, status, created_us, "
+    "tx_hash, memo_type, memo_value, idempotency_key, is_transfer, transfer_key"
+)
+
+
+@attrs.frozen
+class PushedDown:
+    """What the push-down found: the findings (not yet annotated), the record count with
+    the newest ``created_at``, how many outbox rows named no payout, and each finding's
+    payout's stream (``aggregate_id``)."""
+
+    findings: list[Finding]
+    records: RecordCount
+    skipped: int = 0
+    streams: Mapping[str, str] = attrs.field(factory=dict)
+
+
+# -- the streampay payouts view as SQL ------------------------------------------------------
+
+
+def _present(value: str) -> str:
+    """A top-level JSON value the reference keeps (its reader drops null and "")."""
+    return f"({value} IS NOT NULL AND {value} <> 'null'::jsonb AND {value} <> '\"\"'::jsonb)"
+
+
+def _path(steps: tuple[str | int, ...], quote: Callable[[str], str]) -> str:
+    """The payload value at ``steps``, as :meth:`~..io.streampay.PayloadPaths.find` follows
+    them: a key only into an object, an index only into an array (jsonb's ``->`` agrees)."""
+    expr = "payload"
+    for step in steps:
+        expr = f"({expr} -> {step if isinstance(step, int) else quote(step)})"
+    return f"nullif({expr}, 'null'::jsonb)"
+
+
+def outbox_cells_sql(
+    reading: OutboxReading, table: str, where: str, quote: Callable[[str], str]
+) -> str:
+    """CTEs ``outbox_rows`` (every selected row: ``doubtful``, ``seedish``, ``is_payout``)
+    and ``cells`` (the payout rows as the text cells of FIELDS, ``aggregate_id`` kept).
+
+    ``table`` and ``where`` are SQL (the table aliased ``t``); ``quote`` renders a
+    string literal. ``doubtful``: the reference refuses the row or might read it
+    otherwise; ``seedish``: its text may hold a secret seed (Python judges the runs).
+    """
+    found = {
+        field: "coalesce("
+        + ", ".join(_path(steps, quote) for steps in reading.payload_paths.paths[field])
+        + ")"
+        for field in PAYLOAD_FIELDS
+    }
+    wrong_kind = " OR ".join(
+        f"coalesce(jsonb_typeof(f_{field}) IN ('object', 'array', 'boolean'), false)"
+        for field in PAYLOAD_FIELDS
+    )
+    times = " OR ".join(
+        f"({_present(f'j -> {quote(c)}')} AND NOT coalesce(jsonb_typeof(j -> {quote(c)}) = "
+        f"'string' AND (j ->> {quote(c)}) ~ '{_ROW_TIME}' AND "
+        f"{postgres_local_epoch_seconds(f'substr(j ->> {quote(c)}, 1, 19)')} IS NOT NULL, false))"
+        for c in _TIME_COLUMNS
+    )
+    texts = " OR ".join(
+        f"({_present(f'j -> {quote(c)}')} AND jsonb_typeof(j -> {quote(c)}) <> 'string')"
+        for c in ("id", "event_key", "status", "aggregate_id")
+    )
+    text = POSTGRES.text
+    c = 'COLLATE "C"'
+    return f"""
+outbox_src AS (
+    SELECT to_jsonb(t) AS j, t::text AS line FROM {table} t WHERE {where}
+), outbox_payload AS (
+    SELECT j, line,
+        CASE WHEN {_present("j -> 'payload'")} THEN j -> 'payload' END AS payload
+    FROM outbox_src
+), outbox_found AS (
+    SELECT j, line, payload,
+        {", ".join(f"{expr} AS f_{field}" for field, expr in found.items())}
+    FROM outbox_payload
+), outbox_rows AS (
+    SELECT *,
+        (f_amount IS NOT NULL AND f_destination IS NOT NULL AND f_asset IS NOT NULL)
+            AS is_payout,
+        (NOT {_present("j -> 'id'")} OR NOT {_present("j -> 'event_key'")}
+            OR {texts} OR {times}
+            OR coalesce(jsonb_typeof(payload) <> 'object', false)
+            OR {wrong_kind}
+            OR coalesce((f_amount #>> '{{}}') ~ '^[0-9]+[.][0-9]{{7}}[0-9]*[1-9][0-9]*$', false)
+            OR length(line) - length(translate(line, '[{{', '')) > {_MAX_BRACKETS}
+        ) AS doubtful,
+        line ~ 'S[A-Z2-7]{{55}}' AS seedish
+    FROM outbox_found
+), cells AS (
+    SELECT
+        CAST(j ->> 'id' AS {text}) {c} AS payout_id,
+        CAST(j ->> 'event_key' AS {text}) {c} AS settlement_id,
+        CAST(f_destination #>> '{{}}' AS {text}) {c} AS destination,
+        CAST(f_asset #>> '{{}}' AS {text}) {c} AS asset,
+        CAST(CASE WHEN (f_amount #>> '{{}}') ~ '^[0-9]+[.][0-9]{{8,}}$'
+             THEN left(f_amount #>> '{{}}', strpos(f_amount #>> '{{}}', '.') + 7)
+             ELSE f_amount #>> '{{}}' END AS {text}) {c} AS amount,
+        CAST(CASE WHEN j ->> 'status' = 'succeeded' THEN 'confirmed'
+             WHEN j ->> 'status' = 'processing' AND coalesce(f_tx_hash #>> '{{}}', '') <> ''
+             THEN 'submitted'
+             WHEN j ->> 'status' IN ('failed', 'dead') THEN 'failed'
+             ELSE 'pending' END AS {text}) {c} AS status,
+        CAST(regexp_replace(j ->> 'created_at', '([+]00:00)?$', 'Z') AS {text}) {c}
+            AS created_at,
+        CAST(f_tx_hash #>> '{{}}' AS {text}) {c} AS tx_hash,
+        CAST(NULL AS {text}) {c} AS memo_type,
+        CAST(NULL AS {text}) {c} AS memo,
+        CAST(j ->> 'event_key' AS {text}) {c} AS idempotency_key,
+        CAST(f_ledger #>> '{{}}' AS {text}) {c} AS ledger,
+        CASE WHEN {_present("j -> 'aggregate_id'")} THEN j ->> 'aggregate_id' END
+            AS aggregate_id
+    FROM outbox_rows WHERE is_payout
+)"""
+
+
+# -- the rules over text cells --------------------------------------------------------------
+
+
+def rules_sql(cells: str, window_us: int, *, outbox: bool) -> str:
+    """One SELECT: the census of the input and, as JSON, the finding rows, the amounts at
+    risk and the streams of the payouts in findings.
+
+    ``cells``: CTEs ending in ``cells`` (text columns named by FIELDS, COLLATE "C",
+    and ``aggregate_id``), after ``outbox_rows`` when ``outbox``. Parameters: the odd
+    timestamps and memos Python judged (``%(odd_times)s`` / ``%(odd_us)s``,
+    ``%(odd_memos)s`` / ``%(odd_hex)s``, arrays).
+    """
+    d = POSTGRES
+    typed = sql.typed_payouts_sql(d, "cells", keep=("aggregate_id",))
+    steps = ",\n".join(f"{name} AS (\n{query}\n)" for name, query in sql.rule_steps(d, window_us))
+    prefixed = ", ".join(f"j.{c.strip()}" for c in _COLUMNS.split(","))
+    prefixed = prefixed.replace("j.created_us", "coalesce(j.created_us, t.us) AS created_us")
+    prefixed = prefixed.replace("j.memo_value", "coalesce(j.memo_value, m.hex) AS memo_value")
+    census_outbox = (
+        """
+        (SELECT count(*) FROM outbox_rows) AS selected,
+        (SELECT count(*) FROM outbox_rows WHERE doubtful) AS doubtful,
+        (SELECT array_agg(DISTINCT run[1]) FROM outbox_rows,
+            regexp_matches(line, '([A-Z2-7]{56,})', 'g') AS run WHERE seedish) AS seed_runs,"""
+        if outbox
+        else """
+        (SELECT count(*) FROM judged) AS selected, 0 AS doubtful,
+        CAST(NULL AS TEXT[]) AS seed_runs,"""
+    )
+    return f"""
+WITH {cells},
+judged AS ({typed}),
+odd_times AS (
+    SELECT * FROM unnest(CAST(%(odd_times)s AS TEXT[]), CAST(%(odd_us)s AS BIGINT[]))
+        AS o(text, us)
+), odd_memos AS (
+    SELECT * FROM unnest(CAST(%(odd_memos)s AS TEXT[]), CAST(%(odd_hex)s AS TEXT[]))
+        AS o(text, hex)
+), payouts AS (
+    SELECT {prefixed} FROM judged j
+    LEFT JOIN odd_times t ON j.created_odd = t.text
+    LEFT JOIN odd_memos m ON j.memo_odd = m.text
+),
+{steps},
+found AS ({sql.findings_sql(d)}),
+risk AS ({sql.at_risk_sql()}),
+streams AS (
+    SELECT DISTINCT j.payout_id, j.aggregate_id FROM judged j
+    JOIN members m ON m.payout_id = j.payout_id WHERE j.aggregate_id IS NOT NULL
+)
+SELECT {census_outbox}
+    (SELECT count(*) FROM judged) AS records,
+    (SELECT count(*) FROM judged WHERE bad) AS bad,
+    (SELECT count(*) - count(DISTINCT payout_id) FROM judged) AS duplicated,
+    (SELECT count(*) FROM payouts
+     WHERE created_us < 0 OR created_us >= {_LAST_US}) AS out_of_range,
+    (SELECT array_agg(DISTINCT destination) FROM judged WHERE NOT bad) AS destinations,
+    (SELECT array_agg(DISTINCT asset_text) FROM judged WHERE NOT bad) AS assets,
+    (SELECT array_agg(DISTINCT created_odd) FROM judged) AS odd_times,
+    (SELECT array_agg(DISTINCT memo_odd) FROM judged) AS odd_memos,
+    (SELECT array_agg(DISTINCT v) FROM judged,
+        unnest(ARRAY[payout_id, settlement_id, idempotency_key]) AS v
+     WHERE blank_odd AND v IS NOT NULL) AS blanks,
+    (SELECT max(created_us) FROM payouts) AS newest_us,
+    (SELECT json_agg(found) FROM found) AS finding_rows,
+    (SELECT json_agg(risk) FROM risk) AS risk_rows,
+    (SELECT json_object_agg(payout_id, aggregate_id) FROM streams) AS streams
+"""
+
+
+def _wrong(census: Mapping[str, Any]) -> str | None:
+    """Why the reference must judge this input (it refuses it, or may read it otherwise)."""
+    if census["doubtful"]:
+        return f"{census['doubtful']} outbox rows the reference must judge"
+    if census["bad"] or census["duplicated"] or census["out_of_range"]:
+        return "a missing, malformed, duplicate or out-of-range payout value"
+    judged: list[tuple[str, Iterable[str] | None, Callable[[str], Any]]] = [
+        ("a destination", census["destinations"], destination_problem),
+        ("an asset", census["assets"], _asset_problem),
+        ("a created_at", census["odd_times"], _refused(parse_time)),
+        ("a memo", census["odd_memos"], _refused(_memo_bytes)),
+        ("an identifier", census["blanks"], str.isspace),
+        ("a secret seed", census["seed_runs"], contains_seed),
+    ]
+    for what, values, problem in judged:
+        if any(value is not None and problem(value) for value in values or ()):
+            return f"{what} the reference refuses"
+    return None
+
+
+def _refused(parse: Callable[[str], Any]) -> Callable[[str], bool]:
+    def refused(value: str) -> bool:
+        try:
+            parse(value)
+        except ValueError:
+            return True
+        return False
+
+    return refused
+
+
+def run_rules(
+    conn: Any, cells: str, policy: PayoutPolicy, *, outbox: bool = False
+) -> tuple[PushedDown, Mapping[str, Any]]:
+    """Run the rules over ``cells`` (see :func:`rules_sql`) on ``conn``, in its transaction.
+
+    One statement, or two when some timestamps or memos are in shapes only Python
+    reads (the second joins what Python made of them). Raises :class:`Fallback`
+    when the reference must judge the input. Returns the findings and the census.
+    """
+    query = rules_sql(cells, int(policy.repeat_window.total_seconds() * 1_000_000), outbox=outbox)
+    params: dict[str, list[Any]] = {"odd_times": [], "odd_us": [], "odd_memos": [], "odd_hex": []}
+    for _attempt in range(2):
+        with conn.cursor() as cursor:
+            cursor.execute(query, params)
+            names = [column.name for column in cursor.description]
+            census = dict(zip(names, cursor.fetchone(), strict=True))
+        reason = _wrong(census)
+        if reason is not None:
+            raise Fallback(reason)
+        times = [t for t in census["odd_times"] or () if t is not None]
+        memos = [m for m in census["odd_memos"] or () if m is not None]
+        if times == params["odd_times"] and memos == params["odd_memos"]:
+            break  # nothing (more) for Python to fill in
+        params = {
+            "odd_times": times,
+            "odd_us": [_micros(parse_time(t)) for t in times],
+            "odd_memos": memos,
+            "odd_hex": [_memo_bytes(m).hex() for m in memos],
+        }
+    else:  # pragma: no cover - a safeguard: every odd value was judged before the second run
+        raise Fallback("values Python judged did not join")
+    findings = findings_from_rows(
+        census["finding_rows"] or [], census["risk_rows"] or [], repeat_window=policy.repeat_window
+    )
+    newest = moment(census["newest_us"]) if census["newest_us"] is not None else _NO_RECORD
+    pushed = PushedDown(
+        findings,
+        RecordCount(census["records"], newest=newest),
+        skipped=int(census["selected"]) - int(census["records"]),
+        streams=census["streams"] or {},
+    )
+    return pushed, census
+
+
+# A record count of nothing: no note about the newest record (there is none).
+_NO_RECORD = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def pushdown_outbox_payouts(
+    dsn: str,
+    query: OutboxQuery,
+    reading: OutboxReading,
+    policy: PayoutPolicy,
+    *,
+    timeout: float,
+) -> PushedDown:
+    """The five rules over the ``streampay`` payouts view of the selected outbox rows, run
+    inside PostgreSQL in one READ ONLY, REPEATABLE READ transaction.
+
+    Raises :class:`Fallback` when the reference must read the rows (a doubtful row, an
+    offset-less time read in another zone than UTC, a database not in UTF-8), and
+    :class:`~streampay_incident.errors.InputError` (exit 2, naming host, database and
+    table) when the server, the login, the table or the statement timeout fails.
+    """
+    if _not_utc(reading.source_timezone):
+        raise Fallback("--source-timezone other than UTC: the reference reads the times")
+    with read_only_transaction(dsn, query.table, timeout=timeout, repeatable_read=True) as session:
+        import psycopg
+        from psycopg import sql as pgsql
+
+        conn = session.conn
+        with conn.cursor() as cursor:
+            cursor.execute("select current_setting('server_encoding')")
+            (encoding,) = cursor.fetchone()
+        if encoding != "UTF8":
+            raise Fallback(f"a {encoding} database: the reference reads its text")
+        where, params = query.where()
+        where_text = psycopg.ClientCursor(conn).mogrify(where, params)
+        table = query.table_sql.as_string(conn)
+
+        def quote(text: str) -> str:  # the query has parameters: a literal % is doubled
+            return pgsql.Literal(text).as_string(conn).replace("%", "%%")
+
+        cells = outbox_cells_sql(reading, table, where_text.replace("%", "%%"), quote)
+        pushed, _ = run_rules(conn, cells, policy, outbox=True)
+    return pushed
+
+
+def _not_utc(zone: tzinfo) -> bool:
+    """A zone other than UTC or a fixed offset of zero (``+00:00``)."""
+    return not (isinstance(zone, timezone) and zone.utcoffset(None) == timedelta(0))
+
+
+def cells_sql(header: list[str], table: str) -> str:
+    """``cells`` over a table of text columns ``c0``, ``c1``... in ``header`` order (as
+    :func:`~.sql.csv_cells_sql`), every text in code-point order, no ``aggregate_id``."""
+    select = [
+        f"nullif(c{header.index(f)}, '') COLLATE \"C\" AS {f}"
+        if f in header
+        else f'CAST(NULL AS TEXT) COLLATE "C" AS {f}'
+        for f in FIELDS
+    ]
+    select.append("CAST(NULL AS TEXT) AS aggregate_id")
+    return f"cells AS (SELECT {', '.join(select)} FROM {table})"
