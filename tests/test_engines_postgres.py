@@ -70,6 +70,11 @@ CREDIT = "USDC:GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN"
 SETUP = f"""
 create table if not exists diff_cells ({", ".join(f"c{i} text" for i in range(len(FIELDS)))});
 create table if not exists random_outbox (like settlement_outbox including defaults);
+create or replace view json_outbox as
+    select o.id, o.event_key, o.aggregate_id, o.payload::json as payload, o.status,
+           o.created_at, o.updated_at from settlement_outbox o;
+create or replace view keyless_outbox as
+    select o.id, o.status, o.updated_at, o.payload from settlement_outbox o;
 create or replace view slow_payouts as
     select o.* from settlement_outbox o, (select pg_sleep(5)) s;
 create or replace function bump_payout_attempts() returns integer language plpgsql as $$
@@ -79,7 +84,8 @@ begin
 end $$;
 create or replace view writing_payouts as
     select o.* from settlement_outbox o, lateral (select bump_payout_attempts()) w;
-grant select on diff_cells, random_outbox, slow_payouts, writing_payouts to {READER};
+grant select on diff_cells, random_outbox, slow_payouts, writing_payouts, json_outbox,
+    keyless_outbox to {READER};
 """
 
 
@@ -313,6 +319,19 @@ def test_a_bad_row_gives_the_reference_exit_2(
     pushed, python = both(cluster, "--table", "random_outbox")
     same_report(pushed, python)
     assert pushed.exit_code == 2 and seed not in pushed.stderr
+
+
+def test_tables_only_the_reference_reads(cluster: PostgresCluster) -> None:
+    """A json (not jsonb) payload, a table without the outbox's keys: the reference's report."""
+    from streampay_incident.engines.postgres_engine import _columns_problem
+
+    for table in ("json_outbox", "keyless_outbox"):
+        same_report(*both(cluster, "--table", table, "--now", NOW))
+    seed = "S" + "B" * 55
+    columns = {"id": 2950, "event_key": 25, "created_at": 1114}
+    assert _columns_problem(columns) is None
+    assert "secret seed" in str(_columns_problem({**columns, seed: 25}))
+    assert "json" in str(_columns_problem({**columns, "payload": 114}))
 
 
 def test_source_timezone_other_than_utc_is_the_reference(

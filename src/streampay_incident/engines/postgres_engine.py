@@ -130,7 +130,8 @@ outbox_src AS (
             OR {texts} OR {times}
             OR coalesce(jsonb_typeof(payload) <> 'object', false)
             OR {wrong_kind}
-            OR coalesce((f_amount #>> '{{}}') ~ '^[0-9]+[.][0-9]{{7}}[0-9]*[1-9][0-9]*$', false)
+            OR coalesce(f_destination IS NOT NULL AND f_asset IS NOT NULL
+                AND (f_amount #>> '{{}}') ~ '^[0-9]+[.][0-9]{{7}}[0-9]*[1-9][0-9]*$', false)
             OR length(line) - length(translate(line, '[{{', '')) > {_MAX_BRACKETS}
         ) AS doubtful,
         line ~ 'S[A-Z2-7]{{55}}' AS seedish
@@ -339,6 +340,12 @@ def pushdown_outbox_payouts(
             (encoding,) = cursor.fetchone()
         if encoding != "UTF8":
             raise Fallback(f"a {encoding} database: the reference reads its text")
+        with conn.cursor() as cursor:
+            cursor.execute(f"select * from {query.table_sql.as_string(conn)} t limit 0")
+            columns = {column.name: column.type_code for column in cursor.description}
+        reason = _columns_problem(columns)
+        if reason is not None:
+            raise Fallback(reason)
         where, params = query.where()
         where_text = psycopg.ClientCursor(conn).mogrify(where, params)
         table = query.table_sql.as_string(conn)
@@ -349,6 +356,22 @@ def pushdown_outbox_payouts(
         cells = outbox_cells_sql(reading, table, where_text.replace("%", "%%"), quote)
         pushed, _ = run_rules(conn, cells, policy, outbox=True)
     return pushed
+
+
+# json and json[] (not jsonb): their text reaches the reference as written (duplicate keys,
+# number spellings) while to_jsonb normalises it.
+_JSON_TYPES = (114, 199)
+
+
+def _columns_problem(columns: Mapping[str, int]) -> str | None:
+    """Why the reference must read a table with these columns (name -> type oid), or None."""
+    if not {"id", "event_key", "created_at"} <= set(columns):
+        return "the table lacks id, event_key or created_at: the reference says what it needs"
+    if any(contains_seed(name) for name in columns):
+        return "a column name shaped like a secret seed"
+    if any(kind in _JSON_TYPES for kind in columns.values()):
+        return "a json (not jsonb) column: the reference reads its text as written"
+    return None
 
 
 def _not_utc(zone: tzinfo) -> bool:
