@@ -43,8 +43,18 @@ CODES = (
     "PAYOUT_SUSPECTED_REPEAT",
 )
 HEADER = [
-    "payout_id", "settlement_id", "destination", "asset", "amount", "status", "tx_hash",
-    "memo_type", "memo", "idempotency_key", "created_at", "ledger",
+    "payout_id",
+    "settlement_id",
+    "destination",
+    "asset",
+    "amount",
+    "status",
+    "tx_hash",
+    "memo_type",
+    "memo",
+    "idempotency_key",
+    "created_at",
+    "ledger",
 ]
 PLANTED_PER_RULE = 5
 # The installed console script, as on-call runs it.
@@ -83,12 +93,32 @@ def write_payouts(path: Path, rows: int, seed: int = 7) -> None:
         index += 1
         moment += timedelta(seconds=rnd.expovariate(PAYOUTS_PER_SECOND))
         status = rnd.choices(("confirmed", "submitted", "pending", "failed"), (92, 2, 3, 3))[0]
-        out.append(_row(rnd, index, f"stl-{index:09d}", rnd.choice(destinations),
-                        rnd.choice(assets), _amount(rnd), status, moment))
+        out.append(
+            _row(
+                rnd,
+                index,
+                f"stl-{index:09d}",
+                rnd.choice(destinations),
+                rnd.choice(assets),
+                _amount(rnd),
+                status,
+                moment,
+            )
+        )
         if status == "failed" and len(out) < normal:
             # A retry: the failed attempt is followed by one that landed (not a finding).
-            out.append(_row(rnd, f"{index}r", f"stl-{index:09d}", out[-1][2], out[-1][3],
-                            out[-1][4], "confirmed", moment + timedelta(seconds=30)))
+            out.append(
+                _row(
+                    rnd,
+                    f"{index}r",
+                    f"stl-{index:09d}",
+                    out[-1][2],
+                    out[-1][3],
+                    out[-1][4],
+                    "confirmed",
+                    moment + timedelta(seconds=30),
+                )
+            )
     _plant(rnd, out, destinations, assets)
     assert len(out) == rows, (len(out), rows)
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -103,8 +133,16 @@ def _amount(rnd: random.Random) -> str:
     return f"{rnd.randint(0, 4999)}.{rnd.randint(1, 9_999_999):07d}"  # as Horizon prints
 
 
-def _row(rnd: random.Random, index: object, settlement_id: str, destination: str, asset: str,
-         amount: str, status: str, moment: datetime) -> list[str]:
+def _row(
+    rnd: random.Random,
+    index: object,
+    settlement_id: str,
+    destination: str,
+    asset: str,
+    amount: str,
+    status: str,
+    moment: datetime,
+) -> list[str]:
     tx_hash = "" if status == "pending" else rnd.randbytes(32).hex()
     if tx_hash and rnd.random() < 0.01:
         tx_hash = tx_hash.upper()
@@ -120,12 +158,25 @@ def _row(rnd: random.Random, index: object, settlement_id: str, destination: str
         memo_type = "none"
     seconds = int((moment - START).total_seconds())
     ledger = str(50_000_000 + seconds // 5) if status == "confirmed" else ""
-    return [f"po-{index}", settlement_id, destination, asset, amount, status, tx_hash,
-            memo_type, memo, f"idem-{index}", moment.strftime("%Y-%m-%dT%H:%M:%SZ"), ledger]
+    return [
+        f"po-{index}",
+        settlement_id,
+        destination,
+        asset,
+        amount,
+        status,
+        tx_hash,
+        memo_type,
+        memo,
+        f"idem-{index}",
+        moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ledger,
+    ]
 
 
-def _plant(rnd: random.Random, out: list[list[str]], destinations: list[str],
-           assets: tuple[str, ...]) -> None:
+def _plant(
+    rnd: random.Random, out: list[list[str]], destinations: list[str], assets: tuple[str, ...]
+) -> None:
     """A few cases of each rule, far apart so they do not trigger each other."""
     step = max(len(out) // (PLANTED_PER_RULE * 5 + 1), 1)
     for case in range(PLANTED_PER_RULE * 5):
@@ -335,15 +386,20 @@ def main() -> None:
         duckdb_child(args.duckdb_child, args.window)
         return
     results = []
-    print(f"{'rows':>9} {'tool s':>8} {'duckdb s':>9} {'ratio':>6} {'tool MiB':>9} "
-          f"{'duckdb MiB':>10} {'us/row':>7} same")
+    print(
+        f"{'rows':>9} {'tool s':>8} {'duckdb s':>9} {'ratio':>6} {'tool MiB':>9} "
+        f"{'duckdb MiB':>10} {'us/row':>7} same"
+    )
     for size in (int(s) for s in args.sizes.split(",")):
         result = bench(size, args.runs, args.window)
         results.append(result)
-        print(f"{result['rows']:>9} {result['tool_seconds']:>8} {result['duckdb_seconds']:>9} "
-              f"{result['ratio']:>6} {result['tool_peak_rss_mib']:>9} "
-              f"{result['duckdb_peak_rss_mib']:>10} {result['tool_us_per_row']:>7} "
-              f"{result['same_findings']}", flush=True)
+        print(
+            f"{result['rows']:>9} {result['tool_seconds']:>8} {result['duckdb_seconds']:>9} "
+            f"{result['ratio']:>6} {result['tool_peak_rss_mib']:>9} "
+            f"{result['duckdb_peak_rss_mib']:>10} {result['tool_us_per_row']:>7} "
+            f"{result['same_findings']}",
+            flush=True,
+        )
     doc = {
         "benchmark": "payouts_vs_duckdb",
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

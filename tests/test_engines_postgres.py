@@ -332,6 +332,21 @@ def test_tables_only_the_reference_reads(cluster: PostgresCluster) -> None:
     assert _columns_problem(columns) is None
     assert "secret seed" in str(_columns_problem({**columns, seed: 25}))
     assert "json" in str(_columns_problem({**columns, "payload": 114}))
+    assert "not a timestamp" in str(_columns_problem({**columns, "updated_at": 25}))
+
+
+def test_every_layer_of_the_typed_relation_is_fenced() -> None:
+    """PostgreSQL computes each CTE layer once only when it is fenced (a performance
+    guarantee a changed shape of sql.py would silently lose)."""
+    import re
+
+    from streampay_incident.engines import sql
+    from streampay_incident.engines.dialect import POSTGRES
+    from streampay_incident.engines.postgres_engine import fenced
+
+    typed = sql.typed_payouts_sql(POSTGRES, "cells")
+    layers = len(re.findall(r"\b\w+ AS \(\n", typed))
+    assert layers >= 4 and fenced(typed).count("OFFSET 0") == layers
 
 
 def test_source_timezone_other_than_utc_is_the_reference(

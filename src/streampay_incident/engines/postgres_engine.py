@@ -21,6 +21,7 @@ printed) are :func:`~streampay_incident.io.outbox_db.read_only_transaction`'s.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -34,7 +35,7 @@ from ..io.streampay import PAYLOAD_FIELDS, OutboxReading
 from ..model import Finding, PayoutPolicy
 from ..stellar.strkey import destination_problem
 from . import sql
-from .dialect import POSTGRES, postgres_local_epoch_seconds
+from .dialect import POSTGRES
 from .duckdb_engine import _LAST_US, Fallback, _asset_problem, _micros
 from .findings import RecordCount, findings_from_rows, moment
 
@@ -65,9 +66,10 @@ class PushedDown:
 # -- the streampay payouts view as SQL ------------------------------------------------------
 
 
-def _present(value: str) -> str:
-    """A top-level JSON value the reference keeps (its reader drops null and "")."""
-    return f"({value} IS NOT NULL AND {value} <> 'null'::jsonb AND {value} <> '\"\"'::jsonb)"
+def _present(column: str) -> str:
+    """A top-level column's JSON value the reference keeps (its reader drops null and "")."""
+    kind, text = f"k_{column}", f"s_{column}"
+    return f"({kind} IS NOT NULL AND {kind} <> 'null' AND NOT ({kind} = 'string' AND {text} = ''))"
 
 
 def _path(steps: tuple[str | int, ...], quote: Callable[[str], str]) -> str:
@@ -82,12 +84,13 @@ def _path(steps: tuple[str | int, ...], quote: Callable[[str], str]) -> str:
 def outbox_cells_sql(
     reading: OutboxReading, table: str, where: str, quote: Callable[[str], str]
 ) -> str:
-    """CTEs ``outbox_rows`` (every selected row: ``doubtful``, ``seedish``, ``is_payout``)
-    and ``cells`` (the payout rows as the text cells of FIELDS, ``aggregate_id`` kept).
+    """CTEs ``outbox_rows`` (every selected row: ``doubtful``, ``seed_runs``, ``is_payout``
+    and its text cells) and ``cells`` (the payout rows: FIELDS and ``aggregate_id``).
 
     ``table`` and ``where`` are SQL (the table aliased ``t``); ``quote`` renders a
     string literal. ``doubtful``: the reference refuses the row or might read it
-    otherwise; ``seedish``: its text may hold a secret seed (Python judges the runs).
+    otherwise; ``seed_runs``: where its text may hold a secret seed, the base32 runs of 56
+    characters or more (Python judges them).
     """
     found = {
         field: "coalesce("
@@ -99,67 +102,76 @@ def outbox_cells_sql(
         f"coalesce(jsonb_typeof(f_{field}) IN ('object', 'array', 'boolean'), false)"
         for field in PAYLOAD_FIELDS
     )
+    # The time columns are timestamps (_columns_problem): what row_to_json prints of one in
+    # this shape is a valid time; infinity, BC and years past 9999 are not in this shape.
     times = " OR ".join(
-        f"({_present(f'j -> {quote(c)}')} AND NOT coalesce(jsonb_typeof(j -> {quote(c)}) = "
-        f"'string' AND (j ->> {quote(c)}) ~ '{_ROW_TIME}' AND "
-        f"{postgres_local_epoch_seconds(f'substr(j ->> {quote(c)}, 1, 19)')} IS NOT NULL, false))"
+        f"({_present(c)} AND NOT coalesce(k_{c} = 'string' AND s_{c} ~ '{_ROW_TIME}', false))"
         for c in _TIME_COLUMNS
     )
     texts = " OR ".join(
-        f"({_present(f'j -> {quote(c)}')} AND jsonb_typeof(j -> {quote(c)}) <> 'string')"
+        f"({_present(c)} AND k_{c} <> 'string')"
         for c in ("id", "event_key", "status", "aggregate_id")
     )
+    top = ("id", "event_key", "status", "aggregate_id", "payload", *_TIME_COLUMNS)
     text = POSTGRES.text
     c = 'COLLATE "C"'
+    # Each step is fenced (OFFSET 0): PostgreSQL would otherwise inline it, copying its
+    # expressions (to_jsonb of the whole row above all) into every place a column is used.
+    # Only the narrow outbox_rows is materialized (the census and cells both read it).
     return f"""
 outbox_src AS (
-    SELECT to_jsonb(t) AS j, t::text AS line FROM {table} t WHERE {where}
-), outbox_payload AS (
-    SELECT j, line,
-        CASE WHEN {_present("j -> 'payload'")} THEN j -> 'payload' END AS payload
-    FROM outbox_src
+    SELECT to_jsonb(t) AS j, t::text AS line FROM {table} t WHERE {where} OFFSET 0
+), outbox_top AS (
+    SELECT line, {", ".join(f"j -> {quote(c)} AS v_{c}" for c in top)}
+    FROM outbox_src OFFSET 0
+), outbox_typed AS (
+    SELECT line, {
+        ", ".join(f"jsonb_typeof(v_{c}) AS k_{c}, v_{c} #>> '{{}}' AS s_{c}" for c in top)
+    },
+        CASE WHEN jsonb_typeof(v_payload) = 'object' THEN v_payload END AS payload
+    FROM outbox_top OFFSET 0
 ), outbox_found AS (
-    SELECT j, line, payload,
-        {", ".join(f"{expr} AS f_{field}" for field, expr in found.items())}
-    FROM outbox_payload
-), outbox_rows AS (
-    SELECT *,
+    SELECT *, {", ".join(f"{expr} AS f_{field}" for field, expr in found.items())}
+    FROM outbox_typed OFFSET 0
+), outbox_rows AS MATERIALIZED (
+    SELECT
         (f_amount IS NOT NULL AND f_destination IS NOT NULL AND f_asset IS NOT NULL)
             AS is_payout,
-        (NOT {_present("j -> 'id'")} OR NOT {_present("j -> 'event_key'")}
+        (NOT {_present("id")} OR NOT {_present("event_key")}
             OR {texts} OR {times}
-            OR coalesce(jsonb_typeof(payload) <> 'object', false)
+            OR ({_present("payload")} AND k_payload <> 'object')
             OR {wrong_kind}
             OR coalesce(f_destination IS NOT NULL AND f_asset IS NOT NULL
                 AND (f_amount #>> '{{}}') ~ '^[0-9]+[.][0-9]{{7}}[0-9]*[1-9][0-9]*$', false)
-            OR length(line) - length(translate(line, '[{{', '')) > {_MAX_BRACKETS}
+            OR length(line) - length(replace(replace(line, '[', ''), '{{', '')) > {_MAX_BRACKETS}
         ) AS doubtful,
-        line ~ 'S[A-Z2-7]{{55}}' AS seedish
-    FROM outbox_found
-), cells AS (
-    SELECT
-        CAST(j ->> 'id' AS {text}) {c} AS payout_id,
-        CAST(j ->> 'event_key' AS {text}) {c} AS settlement_id,
+        CASE WHEN line ~ 'S[A-Z2-7]{{55}}' THEN ARRAY(
+            SELECT run[1] FROM regexp_matches(line, '([A-Z2-7]{{56,}})', 'g') AS run
+        ) END AS seed_runs,
+        CAST(s_id AS {text}) {c} AS payout_id,
+        CAST(s_event_key AS {text}) {c} AS settlement_id,
         CAST(f_destination #>> '{{}}' AS {text}) {c} AS destination,
         CAST(f_asset #>> '{{}}' AS {text}) {c} AS asset,
         CAST(CASE WHEN (f_amount #>> '{{}}') ~ '^[0-9]+[.][0-9]{{8,}}$'
              THEN left(f_amount #>> '{{}}', strpos(f_amount #>> '{{}}', '.') + 7)
              ELSE f_amount #>> '{{}}' END AS {text}) {c} AS amount,
-        CAST(CASE WHEN j ->> 'status' = 'succeeded' THEN 'confirmed'
-             WHEN j ->> 'status' = 'processing' AND coalesce(f_tx_hash #>> '{{}}', '') <> ''
+        CAST(CASE WHEN s_status = 'succeeded' THEN 'confirmed'
+             WHEN s_status = 'processing' AND coalesce(f_tx_hash #>> '{{}}', '') <> ''
              THEN 'submitted'
-             WHEN j ->> 'status' IN ('failed', 'dead') THEN 'failed'
+             WHEN s_status IN ('failed', 'dead') THEN 'failed'
              ELSE 'pending' END AS {text}) {c} AS status,
-        CAST(regexp_replace(j ->> 'created_at', '([+]00:00)?$', 'Z') AS {text}) {c}
+        CAST(regexp_replace(s_created_at, '([+]00:00)?$', 'Z') AS {text}) {c}
             AS created_at,
         CAST(f_tx_hash #>> '{{}}' AS {text}) {c} AS tx_hash,
         CAST(NULL AS {text}) {c} AS memo_type,
         CAST(NULL AS {text}) {c} AS memo,
-        CAST(j ->> 'event_key' AS {text}) {c} AS idempotency_key,
+        CAST(s_event_key AS {text}) {c} AS idempotency_key,
         CAST(f_ledger #>> '{{}}' AS {text}) {c} AS ledger,
-        CASE WHEN {_present("j -> 'aggregate_id'")} THEN j ->> 'aggregate_id' END
+        CASE WHEN {_present("aggregate_id")} THEN s_aggregate_id END
             AS aggregate_id
-    FROM outbox_rows WHERE is_payout
+    FROM outbox_found
+), cells AS (
+    SELECT {", ".join(FIELDS)}, aggregate_id FROM outbox_rows WHERE is_payout
 )"""
 
 
@@ -171,12 +183,13 @@ def rules_sql(cells: str, window_us: int, *, outbox: bool) -> str:
     risk and the streams of the payouts in findings.
 
     ``cells``: CTEs ending in ``cells`` (text columns named by FIELDS, COLLATE "C",
-    and ``aggregate_id``), after ``outbox_rows`` when ``outbox``. Parameters: the odd
+    and ``aggregate_id``), after ``outbox_rows`` (``doubtful``, ``seed_runs``) when
+    ``outbox``. Parameters: the odd
     timestamps and memos Python judged (``%(odd_times)s`` / ``%(odd_us)s``,
     ``%(odd_memos)s`` / ``%(odd_hex)s``, arrays).
     """
     d = POSTGRES
-    typed = sql.typed_payouts_sql(d, "cells", keep=("aggregate_id",))
+    typed = fenced(sql.typed_payouts_sql(d, "cells", keep=("aggregate_id",)))
     steps = ",\n".join(f"{name} AS (\n{query}\n)" for name, query in sql.rule_steps(d, window_us))
     prefixed = ", ".join(f"j.{c.strip()}" for c in _COLUMNS.split(","))
     prefixed = prefixed.replace("j.created_us", "coalesce(j.created_us, t.us) AS created_us")
@@ -185,8 +198,8 @@ def rules_sql(cells: str, window_us: int, *, outbox: bool) -> str:
         """
         (SELECT count(*) FROM outbox_rows) AS selected,
         (SELECT count(*) FROM outbox_rows WHERE doubtful) AS doubtful,
-        (SELECT array_agg(DISTINCT run[1]) FROM outbox_rows,
-            regexp_matches(line, '([A-Z2-7]{56,})', 'g') AS run WHERE seedish) AS seed_runs,"""
+        (SELECT array_agg(DISTINCT run) FROM outbox_rows, unnest(seed_runs) AS run)
+            AS seed_runs,"""
         if outbox
         else """
         (SELECT count(*) FROM judged) AS selected, 0 AS doubtful,
@@ -231,6 +244,14 @@ SELECT {census_outbox}
     (SELECT json_agg(risk) FROM risk) AS risk_rows,
     (SELECT json_object_agg(payout_id, aggregate_id) FROM streams) AS streams
 """
+
+
+def fenced(query: str) -> str:
+    """``query`` (a WITH of layered CTEs, each used once by the next) with each CTE fenced
+    by ``OFFSET 0``: PostgreSQL would inline the layers, copying each expression into every
+    place its column is used (DuckDB computes a layer once); fenced, each is computed once
+    per row, streaming (no tuplestore, as ``MATERIALIZED`` would write)."""
+    return re.sub(r"\n\)(, \w+ AS \(|\nSELECT)", r"\nOFFSET 0\n)\1", query)
 
 
 def _wrong(census: Mapping[str, Any]) -> str | None:
@@ -361,6 +382,7 @@ def pushdown_outbox_payouts(
 # json and json[] (not jsonb): their text reaches the reference as written (duplicate keys,
 # number spellings) while to_jsonb normalises it.
 _JSON_TYPES = (114, 199)
+_TIMESTAMP, _TIMESTAMPTZ = 1114, 1184
 
 
 def _columns_problem(columns: Mapping[str, int]) -> str | None:
@@ -371,6 +393,8 @@ def _columns_problem(columns: Mapping[str, int]) -> str | None:
         return "a column name shaped like a secret seed"
     if any(kind in _JSON_TYPES for kind in columns.values()):
         return "a json (not jsonb) column: the reference reads its text as written"
+    if any(columns.get(c, _TIMESTAMP) not in (_TIMESTAMP, _TIMESTAMPTZ) for c in _TIME_COLUMNS):
+        return "a time column that is not a timestamp: the reference reads its text"
     return None
 
 
