@@ -7,11 +7,12 @@ runs that SQL, and only the findings come back as Python objects. Nothing
 here is imported by ``import streampay_incident``, and DuckDB and PySpark
 are imported only when an engine runs.
 
-Engines read plain payout file exports only. ``auto`` (the default) picks
-DuckDB for such a file when nothing needs the records as Python objects
+DuckDB and Spark read plain payout file exports only. ``auto`` (the default)
+picks DuckDB for such a file when nothing needs the records as Python objects
 (escrow reconciliation, a third-party payout check) or the reference's
-readers (an outbox export, ``--db``, a stream of unknown profile), else the
-reference.
+readers (an outbox export, a stream of unknown profile), else the reference;
+for ``--db`` it pushes the rules down into PostgreSQL (:mod:`.postgres_engine`,
+``--engine postgres``).
 """
 
 from __future__ import annotations
