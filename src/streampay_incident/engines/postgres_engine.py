@@ -1,5 +1,8 @@
 """The payout rules pushed down into PostgreSQL: ``payouts --db`` without pulling the outbox.
 
+Over 400 lines as one thing: the streampay payouts view written as SQL, the one
+SELECT around the shared rules, and the judgement of what it sends back.
+
 The ``streampay`` payouts view (:mod:`streampay_incident.io.outbox_payouts`)
 is written here as SQL over ``settlement_outbox`` (:func:`outbox_cells_sql`):
 the text cells the reference hands its payout reader, row for row. The typed
@@ -198,15 +201,17 @@ def rules_sql(cells: str, window_us: int, *, outbox: bool) -> str:
     prefixed = prefixed.replace("j.memo_value", "coalesce(j.memo_value, m.hex) AS memo_value")
     census_outbox = (
         """
-        (SELECT count(*) FROM outbox_rows) AS selected,
-        (SELECT count(*) FROM outbox_rows WHERE doubtful) AS doubtful,
-        (SELECT array_agg(DISTINCT run) FROM outbox_rows, unnest(seed_runs) AS run)
-            AS seed_runs,"""
+    (SELECT row_to_json(c) FROM (
+        SELECT count(*) AS selected, count(*) FILTER (WHERE doubtful) AS doubtful,
+            (SELECT array_agg(DISTINCT run) FROM outbox_rows, unnest(seed_runs) AS run)
+                AS seed_runs
+        FROM outbox_rows) c) AS outbox,"""
         if outbox
         else """
-        (SELECT count(*) FROM judged) AS selected, 0 AS doubtful,
-        CAST(NULL AS TEXT[]) AS seed_runs,"""
+    NULL AS outbox,"""
     )
+    # One scan of each relation for the whole census (each is materialized: a scan reads
+    # it back, from disk past work_mem).
     return f"""
 WITH {cells},
 judged AS ({typed}),
@@ -229,19 +234,23 @@ streams AS (
     JOIN members m ON m.payout_id = j.payout_id WHERE j.aggregate_id IS NOT NULL
 )
 SELECT {census_outbox}
-    (SELECT count(*) FROM judged) AS records,
-    (SELECT count(*) FROM judged WHERE bad) AS bad,
-    (SELECT count(*) - count(DISTINCT payout_id) FROM judged) AS duplicated,
-    (SELECT count(*) FROM payouts
-     WHERE created_us < 0 OR created_us >= {_LAST_US}) AS out_of_range,
-    (SELECT array_agg(DISTINCT destination) FROM judged WHERE NOT bad) AS destinations,
-    (SELECT array_agg(DISTINCT asset_text) FROM judged WHERE NOT bad) AS assets,
-    (SELECT array_agg(DISTINCT created_odd) FROM judged) AS odd_times,
-    (SELECT array_agg(DISTINCT memo_odd) FROM judged) AS odd_memos,
-    (SELECT array_agg(DISTINCT v) FROM judged,
-        unnest(ARRAY[payout_id, settlement_id, idempotency_key]) AS v
-     WHERE blank_odd AND v IS NOT NULL) AS blanks,
-    (SELECT max(created_us) FROM payouts) AS newest_us,
+    (SELECT row_to_json(c) FROM (
+        SELECT count(*) AS records, count(*) FILTER (WHERE bad) AS bad,
+            count(*) - count(DISTINCT payout_id) AS duplicated,
+            array_agg(DISTINCT destination) FILTER (WHERE NOT bad) AS destinations,
+            array_agg(DISTINCT asset_text) FILTER (WHERE NOT bad) AS assets,
+            array_agg(DISTINCT created_odd) FILTER (WHERE created_odd IS NOT NULL)
+                AS odd_times,
+            array_agg(DISTINCT memo_odd) FILTER (WHERE memo_odd IS NOT NULL) AS odd_memos,
+            array_agg(DISTINCT payout_id) FILTER (WHERE blank_odd) AS blank_ids,
+            array_agg(DISTINCT settlement_id) FILTER (WHERE blank_odd) AS blank_settlements,
+            array_agg(DISTINCT idempotency_key) FILTER (WHERE blank_odd) AS blank_keys
+        FROM judged) c) AS judged,
+    (SELECT row_to_json(c) FROM (
+        SELECT count(*) FILTER (WHERE created_us < 0 OR created_us >= {_LAST_US})
+                AS out_of_range,
+            max(created_us) AS newest_us
+        FROM payouts) c) AS payouts,
     (SELECT json_agg(found) FROM found) AS finding_rows,
     (SELECT json_agg(risk) FROM risk) AS risk_rows,
     (SELECT json_object_agg(payout_id, aggregate_id) FROM streams) AS streams
@@ -308,8 +317,20 @@ def run_rules(
     for _attempt in range(2):
         with conn.cursor() as cursor:
             cursor.execute(query, params)
-            names = [column.name for column in cursor.description]
-            census = dict(zip(names, cursor.fetchone(), strict=True))
+            outbox_census, judged, payouts, rows, risks, streams = cursor.fetchone()
+        census: dict[str, Any] = {
+            **(outbox_census or {"doubtful": 0, "seed_runs": None, "selected": judged["records"]}),
+            **judged,
+            **payouts,
+            "blanks": [
+                *(judged["blank_ids"] or ()),
+                *(judged["blank_settlements"] or ()),
+                *(judged["blank_keys"] or ()),
+            ],
+            "finding_rows": rows,
+            "risk_rows": risks,
+            "streams": streams,
+        }
         reason = _wrong(census)
         if reason is not None:
             raise Fallback(reason)
