@@ -25,7 +25,7 @@ printed) are :func:`~streampay_incident.io.outbox_db.read_only_transaction`'s.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
@@ -86,16 +86,25 @@ def _path(steps: tuple[str | int, ...], quote: Callable[[str], str]) -> str:
     return f"nullif({expr}, 'null'::jsonb)"
 
 
+def _json_of(column: str, columns: Collection[str]) -> str:
+    """The column's value as row_to_json writes it (jsonb), NULL when the table has none."""
+    return f'to_jsonb(t."{column}")' if column in columns else "CAST(NULL AS jsonb)"
+
+
 def outbox_cells_sql(
-    reading: OutboxReading, table: str, where: str, quote: Callable[[str], str]
+    reading: OutboxReading,
+    table: str,
+    where: str,
+    quote: Callable[[str], str],
+    columns: Collection[str],
 ) -> str:
     """CTEs ``outbox_rows`` (every selected row: ``doubtful``, ``seed_runs``, ``is_payout``
     and its text cells) and ``cells`` (the payout rows: FIELDS and ``aggregate_id``).
 
     ``table`` and ``where`` are SQL (the table aliased ``t``); ``quote`` renders a
-    string literal. ``doubtful``: the reference refuses the row or might read it
-    otherwise; ``seed_runs``: where its text may hold a secret seed, the base32 runs of 56
-    characters or more (Python judges them).
+    string literal; ``columns``: the table's column names. ``doubtful``: the reference
+    refuses the row or might read it otherwise; ``seed_runs``: where its text may hold a
+    secret seed, the base32 runs of 56 characters or more (Python judges them).
     """
     found = {
         field: "coalesce("
@@ -121,14 +130,13 @@ def outbox_cells_sql(
     text = POSTGRES.text
     c = 'COLLATE "C"'
     # Each step is fenced (OFFSET 0): PostgreSQL would otherwise inline it, copying its
-    # expressions (to_jsonb of the whole row above all) into every place a column is used.
+    # expressions into every place a column is used. Each column is read as to_jsonb of
+    # it alone: what row_to_json writes of it, without serialising the whole row.
     # Only the narrow outbox_rows is materialized (the census and cells both read it).
     return f"""
-outbox_src AS (
-    SELECT to_jsonb(t) AS j, t::text AS line FROM {table} t WHERE {where} OFFSET 0
-), outbox_top AS (
-    SELECT line, {", ".join(f"j -> {quote(c)} AS v_{c}" for c in top)}
-    FROM outbox_src OFFSET 0
+outbox_top AS (
+    SELECT t::text AS line, {", ".join(f"{_json_of(c, columns)} AS v_{c}" for c in top)}
+    FROM {table} t WHERE {where} OFFSET 0
 ), outbox_typed AS (
     SELECT line, {
         ", ".join(f"jsonb_typeof(v_{c}) AS k_{c}, v_{c} #>> '{{}}' AS s_{c}" for c in top)
@@ -404,7 +412,7 @@ def pushdown_outbox_payouts(
         def quote(text: str) -> str:  # the query has parameters: a literal % is doubled
             return pgsql.Literal(text).as_string(conn).replace("%", "%%")
 
-        cells = outbox_cells_sql(reading, table, where_text.replace("%", "%%"), quote)
+        cells = outbox_cells_sql(reading, table, where_text.replace("%", "%%"), quote, columns)
         pushed, _ = run_rules(conn, cells, policy, outbox=True)
     return pushed
 
