@@ -73,6 +73,10 @@ create table if not exists random_outbox (like settlement_outbox including defau
 create or replace view json_outbox as
     select o.id, o.event_key, o.aggregate_id, o.payload::json as payload, o.status,
            o.created_at, o.updated_at from settlement_outbox o;
+create or replace view tz_outbox as
+    select o.id, o.event_key, o.aggregate_id, o.payload, o.status,
+           o.created_at at time zone 'UTC' as created_at,
+           o.updated_at at time zone 'UTC' as updated_at from settlement_outbox o;
 create or replace view keyless_outbox as
     select o.id, o.status, o.updated_at, o.payload from settlement_outbox o;
 create or replace view slow_payouts as
@@ -85,7 +89,7 @@ end $$;
 create or replace view writing_payouts as
     select o.* from settlement_outbox o, lateral (select bump_payout_attempts()) w;
 grant select on diff_cells, random_outbox, slow_payouts, writing_payouts, json_outbox,
-    keyless_outbox to {READER};
+    keyless_outbox, tz_outbox to {READER};
 """
 
 
@@ -319,6 +323,15 @@ def test_a_bad_row_gives_the_reference_exit_2(
     pushed, python = both(cluster, "--table", "random_outbox")
     same_report(pushed, python)
     assert pushed.exit_code == 2 and seed not in pushed.stderr
+
+
+def test_timestamptz_columns_are_pushed_down(cluster: PostgresCluster) -> None:
+    """row_to_json writes a timestamptz with +00:00 in the UTC session: read as UTC."""
+    for statuses in ((), ("succeeded",)):
+        status_options = [f"--status={status}" for status in statuses]
+        same_report(*both(cluster, "--table", "tz_outbox", "--now", NOW, *status_options))
+        query = OutboxQuery(table="tz_outbox", statuses=statuses)
+        pushdown_outbox_payouts(cluster.dsn(), query, OutboxReading(), PayoutPolicy(), timeout=30)
 
 
 def test_tables_only_the_reference_reads(cluster: PostgresCluster) -> None:

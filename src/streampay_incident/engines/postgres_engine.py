@@ -173,7 +173,8 @@ outbox_top AS (
              THEN 'submitted'
              WHEN s_status IN ('failed', 'dead') THEN 'failed'
              ELSE 'pending' END AS {text}) {c} AS status,
-        CAST(regexp_replace(s_created_at, '([+]00:00)?$', 'Z') AS {text}) {c}
+        CAST(CASE WHEN right(s_created_at, 6) = '+00:00' THEN left(s_created_at, -6)
+             ELSE s_created_at END || 'Z' AS {text}) {c}
             AS created_at,
         CAST(f_tx_hash #>> '{{}}' AS {text}) {c} AS tx_hash,
         CAST(NULL AS {text}) {c} AS memo_type,
