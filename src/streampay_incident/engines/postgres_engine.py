@@ -39,7 +39,14 @@ from ..model import Finding, PayoutPolicy
 from ..stellar.strkey import destination_problem
 from . import sql
 from .dialect import POSTGRES
-from .duckdb_engine import _LAST_US, Fallback, _asset_problem, _micros
+from .duckdb_engine import (
+    _LAST_US,
+    Fallback,
+    _asset_problem,
+    _memo_problem,
+    _micros,
+    _time_problem,
+)
 from .findings import RecordCount, findings_from_rows, moment
 
 # Memory for each sort or hash of the rules, in the push-down's transaction only.
@@ -283,8 +290,8 @@ def _wrong(census: Mapping[str, Any]) -> str | None:
     judged: list[tuple[str, Iterable[str] | None, Callable[[str], Any]]] = [
         ("a destination", census["destinations"], destination_problem),
         ("an asset", census["assets"], _asset_problem),
-        ("a created_at", census["odd_times"], _refused(parse_time)),
-        ("a memo", census["odd_memos"], _refused(_memo_bytes)),
+        ("a created_at", census["odd_times"], _time_problem),
+        ("a memo", census["odd_memos"], _memo_problem),
         ("an identifier", census["blanks"], str.isspace),
         ("a secret seed", census["seed_runs"], contains_seed),
     ]
@@ -292,17 +299,6 @@ def _wrong(census: Mapping[str, Any]) -> str | None:
         if any(value is not None and problem(value) for value in values or ()):
             return f"{what} the reference refuses"
     return None
-
-
-def _refused(parse: Callable[[str], Any]) -> Callable[[str], bool]:
-    def refused(value: str) -> bool:
-        try:
-            parse(value)
-        except ValueError:
-            return True
-        return False
-
-    return refused
 
 
 def run_rules(
