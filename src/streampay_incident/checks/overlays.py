@@ -20,16 +20,29 @@ from .tx_index import index_transactions
 PayoutIndex = Mapping[str, Sequence[Payout]]
 
 
-def index_payouts(payouts: Iterable[Payout]) -> dict[str, list[Payout]]:
+#: The last tuple of payouts indexed and its index: a triage run a batch at a time
+#: (:mod:`streampay_incident.usecases.settlement_stream`) asks for the same one per batch.
+_LAST_INDEX: list[tuple[tuple[Payout, ...], PayoutIndex]] = []
+
+
+def index_payouts(payouts: Iterable[Payout]) -> PayoutIndex:
     """Settlement id and idempotency key -> the payouts that name it (a payout under both
-    keys once per key). What :func:`assess_settlement` takes as ``payouts``."""
+    keys once per key). What :func:`assess_settlement` takes as ``payouts``.
+
+    A tuple (immutable) indexed just before is not indexed again: same tuple, same index.
+    """
+    if isinstance(payouts, tuple) and _LAST_INDEX and _LAST_INDEX[0][0] is payouts:
+        return _LAST_INDEX[0][1]
     index: dict[str, list[Payout]] = defaultdict(list)
     for payout in payouts:
         index[payout.settlement_id].append(payout)
         key = payout.idempotency_key
         if key is not None and key != payout.settlement_id:
             index[key].append(payout)
-    return dict(index)
+    built = dict(index)
+    if isinstance(payouts, tuple):
+        _LAST_INDEX[:] = [(payouts, built)]
+    return built
 
 
 def payouts_paying(s: Settlement, payouts: PayoutIndex) -> list[Payout]:

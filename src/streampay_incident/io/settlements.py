@@ -22,7 +22,7 @@ Every bad record is reported (file, line, field), never only the first.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -218,7 +218,14 @@ def settlements_from_rows(
     Raises :class:`InputError` listing every bad record (file, line, field);
     no settlement is returned when any record is bad.
     """
-    settlements: list[Settlement] = []
+    return list(iter_settlements(rows, source=source, network_passphrase=network_passphrase))
+
+
+def iter_settlements(
+    rows: Iterable[Row], *, source: str, network_passphrase: str | None
+) -> Iterator[Settlement]:
+    """:func:`settlements_from_rows` a record at a time. After a bad record nothing more is
+    yielded; when the rows run out, InputError lists every bad record."""
     problems: list[InputProblem] = []
     for row in rows:
         settlement, row_problems = settlement_from_row(
@@ -226,11 +233,10 @@ def settlements_from_rows(
         )
         if settlement is None:
             problems.extend(row_problems)
-        else:
-            settlements.append(settlement)
+        elif not problems:
+            yield settlement
     if problems:
         raise InputError(problems)
-    return settlements
 
 
 def read_settlements(path: Path | str, *, network_passphrase: str | None) -> list[Settlement]:

@@ -315,7 +315,22 @@ def outbox_rows(
     network_passphrase: str | None,
 ) -> list[OutboxRow]:
     """Every row of an outbox export or query, in order; InputError naming every bad row."""
-    read: list[OutboxRow] = []
+    return list(
+        iter_outbox_rows(
+            rows, source=source, reading=reading, network_passphrase=network_passphrase
+        )
+    )
+
+
+def iter_outbox_rows(
+    rows: Iterable[Row],
+    *,
+    source: str,
+    reading: OutboxReading,
+    network_passphrase: str | None,
+) -> Iterator[OutboxRow]:
+    """:func:`outbox_rows` a row at a time. After a bad row nothing more is yielded; when the
+    rows run out, InputError names every bad row (a consumer gives no report for them)."""
     problems: list[InputProblem] = []
     for row in rows:
         outbox_row, row_problems = outbox_row_to_settlement(
@@ -323,11 +338,10 @@ def outbox_rows(
         )
         if outbox_row is None:
             problems.extend(row_problems)
-        else:
-            read.append(outbox_row)
+        elif not problems:
+            yield outbox_row
     if problems:
         raise InputError(problems)
-    return read
 
 
 def copy_text_problem(lines: Iterable[str], source: str) -> InputProblem | None:
