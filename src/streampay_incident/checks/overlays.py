@@ -195,6 +195,18 @@ class EnvelopeNetworkCheck:
             return None
         return f"--network {self.network}: {self.counts}"
 
+    def plus(self, other: EnvelopeNetworkCheck) -> EnvelopeNetworkCheck:
+        """The check over both sets of settlements (one export read a batch at a time)."""
+        elsewhere = dict(self.elsewhere)
+        for name, count in other.elsewhere:
+            elsewhere[name] = elsewhere.get(name, 0) + count
+        return EnvelopeNetworkCheck(
+            network=self.network,
+            envelopes=self.envelopes + other.envelopes,
+            found=self.found + other.found,
+            elsewhere=_ranked(elsewhere),
+        )
+
 
 def check_envelope_network(
     settlements: Iterable[Settlement],
@@ -220,8 +232,13 @@ def check_envelope_network(
         for name, hashes in other_networks(s):
             if _applied(hashes, index):
                 elsewhere[name] += 1
-    ranked = tuple(sorted(elsewhere.items(), key=lambda item: (-item[1], item[0])))
-    return EnvelopeNetworkCheck(network=network, envelopes=envelopes, found=found, elsewhere=ranked)
+    return EnvelopeNetworkCheck(
+        network=network, envelopes=envelopes, found=found, elsewhere=_ranked(elsewhere)
+    )
+
+
+def _ranked(elsewhere: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(elsewhere.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _applied(hashes: Iterable[str], index: Mapping[str, ChainTransaction]) -> bool:

@@ -236,11 +236,11 @@ def settlements(
     source = OutboxSource.from_options(file, outbox_opts, timeout)
     payer = check_escrow(escrow)
     pm = get_plugin_manager(plugin_settings_from_env(os.environ, timeout=timeout))
-    # Nothing needs every settlement at once (no live lookup, no search, no network check
-    # against --transactions, only built-in checks): judged a batch at a time, on disk.
+    # Nothing needs every settlement at once (no live lookup, no search, only built-in
+    # checks): judged a batch at a time, the report on disk until it is complete.
     live = bool(horizon_urls or rpc_urls)
     searching = bool(search and search_payments)
-    if not (live or searching or (network and transactions_file)) and streams_settlements(pm):
+    if not (live or searching) and streams_settlements(pm):
         stream = stream_settlement_input(source, network_passphrase=network)
         payouts = None if payouts_file is None else read_payouts(payouts_file)
         chain, chain_inputs = gather_chain(
@@ -265,6 +265,7 @@ def settlements(
                 sink=spool,
                 payouts=payouts,
                 now_from_clock=now is None,
+                network_passphrase=network,
             )
             log_event(
                 "report",

@@ -32,7 +32,7 @@ from ..model import Settlement, SettlementStatus
 from ..stellar.envelope import EnvelopeError, EnvelopeIdentity, envelope_identity
 from ..stellar.hashes import TX_HASH
 from ..stellar.networks import WELL_KNOWN
-from ..timefmt import format_rfc3339, parse_rfc3339, parse_unix_or_rfc3339
+from ..timefmt import format_rfc3339, in_range, parse_rfc3339, parse_unix_or_rfc3339
 from .rows import Row, iter_rows
 from .settlement_payment import settlement_payment
 
@@ -68,6 +68,13 @@ def _text(values: dict[str, Any], field: str, problems: _Problems) -> str | None
 
 
 def _time(values: dict[str, Any], field: str, problems: _Problems) -> datetime | None:
+    value = values.get(field)
+    if isinstance(value, datetime):  # read already (an outbox timestamp): aware UTC
+        try:
+            return in_range(value)
+        except ValueError as exc:
+            problems.add(field, f"{shown(format_rfc3339(value))}: {exc}")
+            return None
     text = _text(values, field, problems)
     if text is None:
         return None

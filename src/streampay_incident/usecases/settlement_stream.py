@@ -28,7 +28,12 @@ import pluggy
 
 from ..checks.freshness import stale_export_note
 from ..checks.inputs import input_empty
-from ..checks.settlements import COUNTED_ACTIONS, index_transactions
+from ..checks.settlements import (
+    COUNTED_ACTIONS,
+    EnvelopeNetworkCheck,
+    check_envelope_network,
+    index_transactions,
+)
 from ..codes import Severity
 from ..hookspecs import SETTLEMENT_CHECKS
 from ..io.streampay import OutboxRow, annotate_evidence
@@ -42,7 +47,8 @@ from ..model import (
     status_from_findings,
 )
 from ..registry import DEFAULT_PLUGINS, plugin_name, plugin_run, run_settlement_checks
-from .settlements import SettlementChain
+from ..stellar.networks import network_name
+from .settlements import SettlementChain, refuse_wrong_envelopes
 
 #: Settlements judged per call of the settlement checks.
 BATCH_SIZE = 2000
@@ -94,6 +100,7 @@ def stream_settlement_triage(
     policy: SettlementPolicy | None = None,
     payouts: Sequence[Payout] | None = None,
     now_from_clock: bool = False,
+    network_passphrase: str | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> StreamedTriage:
     """:func:`~streampay_incident.usecases.triage_settlements` over an iterator, a batch at a
@@ -101,7 +108,10 @@ def stream_settlement_triage(
 
     ``records`` are settlements, or outbox rows (whose findings get the row's
     ``event_key`` and ``aggregate_id``). ``inputs["records"]``, when present, is
-    set to how many were read (known only at the end). Findings reach ``sink``
+    set to how many were read (known only at the end). With ``network_passphrase``,
+    :class:`WrongNetworkError` is raised at the end, before any report, when none of
+    the envelopes the chain records know is under it but some are under another
+    (:func:`~streampay_incident.usecases.check_settlement_network`). Findings reach ``sink``
     in the order ``triage_settlements`` gives them; an error raised by
     ``records`` (a bad row, a lost database) propagates, and the sink's
     content is then no report.
@@ -117,8 +127,17 @@ def stream_settlement_triage(
     worst: dict[Severity, Finding] = {}
     actions: dict[str, int] = dict.fromkeys(COUNTED_ACTIONS, 0)
 
+    network = None if network_passphrase is None else network_name(network_passphrase)
+    envelopes = EnvelopeNetworkCheck(network or "", 0, 0, ())
+
     def judge(batch: list[Settlement | OutboxRow]) -> None:
+        nonlocal envelopes
         settlements = [r.settlement if isinstance(r, OutboxRow) else r for r in batch]
+        if network is not None:
+            batch_check = check_envelope_network(
+                settlements, transactions=transactions, network=network
+            )
+            envelopes = envelopes.plus(batch_check)
         triage = run_settlement_checks(
             pm, settlements, transactions=transactions, now=now, policy=policy, context=context
         )
@@ -146,6 +165,7 @@ def stream_settlement_triage(
             judge(batch)
         if not read:  # nothing triaged: the checks still run once (a failed plugin says so)
             judge([])
+    refuse_wrong_envelopes(envelopes)
     if not read:  # never a pass
         source = str(inputs.get("settlements", "settlements"))
         empty = input_empty(source, "settlement")
