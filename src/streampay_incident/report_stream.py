@@ -111,6 +111,11 @@ class SettlementSpool:
         for run in self._runs:
             run.close()
 
+    @property
+    def findings_in_memory(self) -> int:
+        """Findings held in memory: always fewer than ``findings_run`` between batches."""
+        return len(self._buffer)
+
     # -- filling --------------------------------------------------------------------------
 
     def add(self, verdicts: Sequence[SettlementVerdict], findings: Sequence[Finding]) -> None:
