@@ -17,6 +17,8 @@ from typing import Any
 import attrs
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streampay_incident import usecases
 from streampay_incident.checks.overlays import check_envelope_network, index_payouts
@@ -349,3 +351,24 @@ def test_after_a_bad_row_no_settlement_is_given_and_every_bad_row_is_named() -> 
     with pytest.raises(InputError) as raised:
         next(read)
     assert [p.line for p in raised.value.problems] == [2]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(
+            st.text() | st.integers() | st.booleans() | st.none(), children, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_a_json_item_is_what_the_indenting_encoder_writes(value: Any) -> None:
+    from streampay_incident.report import json_item
+
+    doc = json.JSONEncoder(indent=2, ensure_ascii=False).encode({"findings": [value]})
+    assert doc == '{\n  "findings": [\n    ' + json_item(value) + "\n  ]\n}"

@@ -145,8 +145,40 @@ _JSON_ITEM_INDENT = "\n    "  # an item of a top-level list: two levels of two s
 
 def json_item(value: Any) -> str:
     """An item of one of the report's top-level lists (``findings``, ``settlements``) exactly
-    as :func:`render_json` writes it, without the indent of its first line."""
-    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", _JSON_ITEM_INDENT)
+    as :func:`render_json` writes it, without the indent of its first line.
+
+    The same bytes as ``json.dumps(value, indent=2, ensure_ascii=False)`` indented two
+    levels, several times faster (json's indenting encoder is pure Python).
+    """
+    return _indented(value, _JSON_ITEM_INDENT)
+
+
+def _indented(value: Any, indent: str) -> str:
+    # json.encoder's order of type tests: str, None, booleans, int, float, list/tuple, dict.
+    if isinstance(value, str):
+        return str(_JSON_STRING(value))
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = indent + "  "
+        members = f",{inner}".join(
+            f"{_JSON_STRING(_json_key(key))}: {_indented(item, inner)}"
+            for key, item in value.items()
+        )
+        return f"{{{inner}{members}{indent}}}"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        inner = indent + "  "
+        items = f",{inner}".join(_indented(item, inner) for item in value)
+        return f"[{inner}{items}{indent}]"
+    return _json_scalar(value)
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    return _json_scalar(key)  # None, booleans and numbers become their JSON text, as json does
 
 
 def _json_scalar(value: Any) -> str:

@@ -167,7 +167,10 @@ class PayloadPaths:
     def find(self, field: str, payload: Mapping[str, Any]) -> tuple[str, Any] | None:
         """``(where, value)`` of the first path holding a non-null value, else None."""
         for steps in self.paths[field]:
-            value = _follow(payload, steps)
+            if len(steps) == 1 and type(steps[0]) is str:  # a top-level key: most paths
+                value = payload.get(steps[0]) if isinstance(payload, dict) else None
+            else:
+                value = _follow(payload, steps)
             if value is not None:
                 return _show_path(steps), value
         return None
