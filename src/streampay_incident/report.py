@@ -181,10 +181,17 @@ def _json_key(key: Any) -> str:
     return _json_scalar(key)  # None, booleans and numbers become their JSON text, as json does
 
 
+_JSON_CONSTANTS = {True: "true", False: "false", None: "null"}
+
+
 def _json_scalar(value: Any) -> str:
     if isinstance(value, str):
         return str(_JSON_STRING(value))
-    return json.dumps(value)
+    if value is None or value is True or value is False:
+        return _JSON_CONSTANTS[value]
+    if isinstance(value, int):
+        return int.__repr__(value)  # as json writes an int (an IntEnum too)
+    return json.dumps(value)  # floats, and the TypeError json gives for anything else
 
 
 def verdict_json_item(verdict: SettlementVerdict) -> str:
