@@ -112,6 +112,7 @@ def report_inputs(
     payouts_file: str | None,
     payouts: Sequence[Payout] | None,
     network: str | None,
+    now: datetime,
 ) -> dict[str, Any]:
     """The report's inputs, in the order it shows them (``now`` and the close time last)."""
     inputs: dict[str, Any] = dict(read_inputs)
@@ -121,11 +122,7 @@ def report_inputs(
         inputs["payout_records"] = len(payouts)
     if network is not None:
         inputs["network"] = network_name(network)
-    return inputs
-
-
-def add_close_time(inputs: dict[str, Any], chain: SettlementChain) -> None:
-    """The latest ledger close time the use case keeps, and where it came from."""
+    inputs["now"] = format_rfc3339(now)
     close_time = chain.context.latest_ledger_close_time
     if close_time is not None:
         inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
@@ -134,6 +131,7 @@ def add_close_time(inputs: dict[str, Any], chain: SettlementChain) -> None:
         inputs["latest_ledger_close_time_source"] = (
             "--latest-ledger-close-time" if source == "given" else source
         )
+    return inputs
 
 
 @click.command("settlements")
@@ -252,9 +250,9 @@ def settlements(
             now=moment,
             chain_snapshot=chain_snapshot,
         )
-        inputs = report_inputs(stream.inputs, chain, chain_inputs, payouts_file, payouts, network)
-        inputs["now"] = format_rfc3339(moment)
-        add_close_time(inputs, chain)
+        inputs = report_inputs(
+            stream.inputs, chain, chain_inputs, payouts_file, payouts, network, moment
+        )
         with SettlementSpool(fmt, color=output_color(fmt), docs_url=docs_url()) as spool:
             streamed = stream_settlement_triage(
                 stream.records,
@@ -293,9 +291,7 @@ def settlements(
     )
     if network is not None:
         check_settlement_network(records, chain, network_passphrase=network)
-    inputs = report_inputs(read.inputs, chain, chain_inputs, payouts_file, payouts, network)
-    inputs["now"] = format_rfc3339(moment)
-    add_close_time(inputs, chain)
+    inputs = report_inputs(read.inputs, chain, chain_inputs, payouts_file, payouts, network, moment)
     found = None
     if search and search_payments:
         found = search_from_file(
