@@ -372,3 +372,35 @@ def test_a_json_item_is_what_the_indenting_encoder_writes(value: Any) -> None:
 
     doc = json.JSONEncoder(indent=2, ensure_ascii=False).encode({"findings": [value]})
     assert doc == '{\n  "findings": [\n    ' + json_item(value) + "\n  ]\n}"
+
+
+def test_with_a_third_party_settlement_check_the_cli_holds_every_row_and_says_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The in-memory path (a plugin may compare settlements) gives the streamed report."""
+    from streampay_incident import hookimpl
+    from streampay_incident.cli import settlements as settlements_cli
+
+    args = ["settlements", str(DEMO / "unhashed-settlements.jsonl"), "--now", "2026-11-27T03:00:00Z"]
+    streamed_run = CliRunner().invoke(main, [*args, "--format", "json"])
+    calls: list[int] = []
+
+    class Counts:
+        @hookimpl
+        def streampay_incident_register_settlement_checks(self) -> list[Any]:
+            def check(settlements: Any, **_: Any) -> list[Finding]:
+                calls.append(len(settlements))
+                return []
+
+            return [check]
+
+    def with_plugin(*args: Any, **kwargs: Any) -> Any:
+        pm = get_plugin_manager(load_entry_points=False)
+        register_plugin(pm, Counts(), name="counts")
+        return pm
+
+    monkeypatch.setattr(settlements_cli, "get_plugin_manager", with_plugin)
+    held = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert calls == [2]  # every settlement at once
+    assert held.exit_code == streamed_run.exit_code == 1
+    assert held.stdout == streamed_run.stdout
