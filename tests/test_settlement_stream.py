@@ -381,7 +381,8 @@ def test_with_a_third_party_settlement_check_the_cli_holds_every_row_and_says_th
     from streampay_incident import hookimpl
     from streampay_incident.cli import settlements as settlements_cli
 
-    args = ["settlements", str(DEMO / "unhashed-settlements.jsonl"), "--now", "2026-11-27T03:00:00Z"]
+    export = str(DEMO / "unhashed-settlements.jsonl")
+    args = ["settlements", export, "--now", "2026-11-27T03:00:00Z"]
     streamed_run = CliRunner().invoke(main, [*args, "--format", "json"])
     calls: list[int] = []
 
