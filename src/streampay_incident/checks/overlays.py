@@ -31,8 +31,9 @@ def index_payouts(payouts: Iterable[Payout]) -> PayoutIndex:
 
     A tuple (immutable) indexed just before is not indexed again: same tuple, same index.
     """
-    if isinstance(payouts, tuple) and _LAST_INDEX and _LAST_INDEX[0][0] is payouts:
-        return _LAST_INDEX[0][1]
+    last = _LAST_INDEX[0] if _LAST_INDEX else None  # one read: threads may replace it
+    if isinstance(payouts, tuple) and last is not None and last[0] is payouts:
+        return last[1]
     index: dict[str, list[Payout]] = defaultdict(list)
     for payout in payouts:
         index[payout.settlement_id].append(payout)
