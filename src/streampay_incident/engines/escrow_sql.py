@@ -80,6 +80,8 @@ class Narrowing:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
         self._assets: dict[str, Asset] = {}
+        # Few destinations pay many rows: one string each, not one a row.
+        self._destinations: dict[str, str] = {}
         self._last: tuple[Sequence[ChainPayment], str, list[Payout]] | None = None
 
     def __call__(self, payments: Sequence[ChainPayment], escrow: str) -> list[Payout]:
@@ -104,7 +106,7 @@ class Narrowing:
                 yield Payout(
                     payout_id=payout_id,
                     settlement_id=settlement_id,
-                    destination=destination,
+                    destination=self._destinations.setdefault(destination, destination),
                     asset=self._asset(asset),
                     amount=amount,
                     status=status,
