@@ -350,3 +350,45 @@ def test_bad_inputs_are_the_same_errors(tmp_path: Path) -> None:
         assert runs[0].exit_code == runs[1].exit_code == 2
         assert runs[0].stderr == runs[1].stderr and runs[0].stdout == runs[1].stdout == ""
         assert ("bad.csv" if export == bad_export else "chain.json") in runs[1].stderr
+
+
+def test_the_reading_bar_is_gone_before_the_chain_source_draws(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a terminal, DuckDB's reading bar ends before the escrow's chain source (a live
+    probe draws its own progress line) is read: one display at a time."""
+    import contextlib
+    from datetime import UTC, datetime
+
+    from streampay_incident import engines
+    from streampay_incident.model import Report
+
+    events: list[str] = []
+    real_bar = engines.progress_bar
+
+    @contextlib.contextmanager
+    def bar(path: Path) -> Any:
+        events.append("bar")
+        with real_bar(path) as progress:
+            yield progress
+        events.append("bar done")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stderr", Terminal())
+    monkeypatch.setattr(engines, "PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr(engines, "progress_bar", bar)
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+
+    def reconcile(rows_for: Any) -> Report:
+        events.append("chain source")
+        return Report(command="payouts", findings=(), generated_at=now, inputs={"escrow": "E"})
+
+    report = engines.triage_payouts(
+        DEMO / "payouts.csv", PayoutPolicy(), engine="duckdb", python=None,  # type: ignore[arg-type]
+        now=now, escrow=reconcile,
+    )  # fmt: skip
+    assert events == ["bar", "bar done", "chain source"]
+    assert report.inputs["escrow"] == "E" and report.inputs["records"] == 17

@@ -146,11 +146,14 @@ def _run_duckdb(
     from .duckdb_engine import run_duckdb
     from .escrow_sql import Narrowing
 
-    def join(con: Any) -> None:
-        assert escrow is not None and reconciled is not None
-        reconciled[:] = [escrow(Narrowing(con))]
+    with contextlib.ExitStack() as reading:
+        progress = reading.enter_context(progress_bar(path))
 
-    with progress_bar(path) as progress:
+        def join(con: Any) -> None:
+            assert escrow is not None and reconciled is not None
+            reading.close()  # the bar ends before a live chain source draws its own line
+            reconciled[:] = [escrow(Narrowing(con))]
+
         return run_duckdb(
             path,
             source=source,
