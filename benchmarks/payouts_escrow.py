@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from payouts_vs_duckdb import OUT, TOOL, run_measured, write_payouts  # noqa: E402
+from payouts_vs_duckdb import OUT, TOOL, run_children, write_payouts  # noqa: E402
 
 # A fixed escrow account (a valid StrKey; nothing here signs anything).
 ESCROW = "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"
@@ -110,19 +110,7 @@ def bench(rows: int, runs: int, minutes: int) -> dict[str, object]:
             "--chain-payments", str(chain), "--since", _stamp(since), "--until", _stamp(until),
             "--now", _stamp(until + timedelta(hours=1))]  # fmt: skip
     argvs = {"duckdb": [*tool, "--engine", "duckdb"], "python": [*tool, "--engine", "python"]}
-    times: dict[str, list[float]] = {name: [] for name in argvs}
-    rss: dict[str, list[float]] = {name: [] for name in argvs}
-    outputs: dict[str, str] = {}
-    loads = [os.getloadavg()[0]]
-    for _ in range(runs):
-        for name, argv in argvs.items():
-            wall, peak, out, code = run_measured(argv)
-            if code not in (0, 1):
-                raise SystemExit(f"{name} exited {code}")
-            times[name].append(wall)
-            rss[name].append(peak)
-            outputs[name] = out
-            loads.append(os.getloadavg()[0])
+    times, rss, outputs, loads = run_children(argvs, runs)
     report = json.loads(outputs["duckdb"])
     outside = next(f for f in report["findings"] if f["code"] == "ESCROW_OUTSIDE_WINDOW")
     result: dict[str, object] = {
