@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from payouts_vs_duckdb import CODES, OUT, TOOL, run_measured, write_payouts  # noqa: E402
+from payouts_vs_duckdb import CODES, OUT, TOOL, run_children, write_payouts  # noqa: E402
 
 
 def _findings(report: str) -> list[dict[str, object]]:
@@ -58,17 +58,7 @@ def bench(size: int, runs: int, window: int, python_max: int) -> dict[str, objec
     }  # fmt: skip
     if size > python_max:
         del argvs["python"]
-    times: dict[str, list[float]] = {name: [] for name in argvs}
-    rss: dict[str, list[float]] = {name: [] for name in argvs}
-    outputs: dict[str, str] = {}
-    for _ in range(runs):
-        for name, argv in argvs.items():
-            wall, peak, out, code = run_measured(argv)
-            if code not in (0, 1):
-                raise SystemExit(f"{name} exited {code} on {path}")
-            times[name].append(wall)
-            rss[name].append(peak)
-            outputs[name] = out
+    times, rss, outputs, _loads = run_children(argvs, runs, f" on {path}")
     result: dict[str, object] = {
         "rows": size,
         "file_mib": round(path.stat().st_size / 2**20, 1),

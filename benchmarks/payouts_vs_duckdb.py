@@ -328,6 +328,28 @@ def run_measured(argv: list[str]) -> tuple[float, float, str, int]:
     return wall, peak_mib, out.decode(), child.returncode
 
 
+def run_children(
+    argvs: dict[str, list[str]], runs: int, what: str = ""
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, str], list[float]]:
+    """Each named child ``runs`` times, in turn: (wall seconds, peak RSS MiB, last stdout,
+    the 1-minute load average before and after each child). A child exiting other than
+    0 or 1 stops the benchmark."""
+    times: dict[str, list[float]] = {name: [] for name in argvs}
+    rss: dict[str, list[float]] = {name: [] for name in argvs}
+    outputs: dict[str, str] = {}
+    loads = [os.getloadavg()[0]]
+    for _ in range(runs):
+        for name, argv in argvs.items():
+            wall, peak, out, code = run_measured(argv)
+            if code not in (0, 1):
+                raise SystemExit(f"{name} exited {code}{what}")
+            times[name].append(wall)
+            rss[name].append(peak)
+            outputs[name] = out
+            loads.append(os.getloadavg()[0])
+    return times, rss, outputs, loads
+
+
 def tool_counts(report_json: str) -> dict[str, int]:
     findings = json.loads(report_json)["findings"]
     return {code: sum(1 for f in findings if f["code"] == code) for code in CODES}

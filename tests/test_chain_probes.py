@@ -555,6 +555,37 @@ def test_malformed_recordings_are_input_errors(tmp_path: Any) -> None:
     assert [p.field for p in raised.value.problems] == ["endpoints"]
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("status", 200.5),  # int() would quietly make it 200
+        ("status", True),  # int() would make it 1
+        ("status", "200"),
+        ("status", 99),
+        ("status", 600),
+        ("attempt", 0),
+        ("attempt", 1.0),
+        ("attempt", None),
+        ("attempt", 10**6),
+    ],
+)
+def test_recorded_status_and_attempt_are_whole_numbers_in_range(field: str, value: Any) -> None:
+    from streampay_incident.probes.exchange import Exchange
+
+    doc = {
+        "endpoint": "u",
+        "call": "root",
+        "method": "GET",
+        "url": "u",
+        "observed_at": "2024-01-01T00:00:00Z",
+        "status": 200,
+        "attempt": 2,
+    }
+    assert (Exchange.from_json(doc).status, Exchange.from_json(doc).attempt) == (200, 2)
+    with pytest.raises(ValueError, match=f"^{field}: expected a whole number from"):
+        Exchange.from_json({**doc, field: value})
+
+
 # --- logging, client, helpers ------------------------------------------------------------------
 
 

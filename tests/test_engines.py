@@ -371,26 +371,36 @@ class ExtraCheck:
         return [lambda payouts, policy: []]
 
 
+class TeamEscrowCheck:
+    @hookimpl
+    def streampay_incident_register_escrow_checks(self) -> list[Any]:
+        return [lambda payouts, payments, escrow, window: []]
+
+
 def test_records_needed_means_the_reference(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from streampay_incident import registry
 
     pm = registry.get_plugin_manager(load_entry_points=False)
-    assert engines.needs_records(pm, escrow_requested=False) is None
-    assert "escrow" in str(engines.needs_records(pm, escrow_requested=True))
+    assert engines.needs_records(pm, escrow_requested=False, engine="auto") is None
+    # DuckDB reconciles the escrow (tests/test_escrow_sql.py); Spark does not.
+    assert engines.needs_records(pm, escrow_requested=True, engine="duckdb") is None
+    assert "escrow" in str(engines.needs_records(pm, escrow_requested=True, engine="spark"))
+    pm.register(TeamEscrowCheck(), name="team-escrow")
+    assert "team-escrow" in str(engines.needs_records(pm, escrow_requested=True, engine="auto"))
     pm.register(ExtraCheck(), name="team-check")
-    assert "team-check" in str(engines.needs_records(pm, escrow_requested=False))
+    assert "team-check" in str(engines.needs_records(pm, escrow_requested=False, engine="auto"))
     assert engines.choose_engine("auto", "a reason") == "python"
     with pytest.raises(engines.EngineUnavailable, match="use --engine python"):
         engines.choose_engine("duckdb", "a reason")
     monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: None)
     assert engines.choose_engine("auto", None) == "python"
     escrow = CliRunner().invoke(
-        main, ["payouts", str(DEMO), "--engine", "duckdb", "--escrow", DESTINATIONS[0],
+        main, ["payouts", str(DEMO), "--engine", "spark", "--escrow", DESTINATIONS[0],
                "--chain-payments", str(tmp_path / "none.json")],
     )  # fmt: skip
-    assert escrow.exit_code == 2 and "--engine duckdb: escrow reconciliation" in escrow.stderr
+    assert escrow.exit_code == 2 and "--engine spark: escrow reconciliation" in escrow.stderr
 
 
 def test_a_plugin_keeps_auto_on_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -415,11 +415,26 @@ def test_a_plugin_that_reads_records_keeps_the_reference(
 ) -> None:
     from streampay_incident import engines
 
-    monkeypatch.setattr(engines, "needs_records", lambda pm, escrow: "a plugin reads them")
+    monkeypatch.setattr(engines, "needs_records", lambda pm, escrow, engine: "a plugin reads them")
     auto = run("payouts", "--db", cluster.dsn(), "--format", "json", "--now", NOW)
     assert auto.exit_code == 0 and json.loads(auto.stdout)["inputs"]["profile"] == "streampay"
     asked = run("payouts", "--db", cluster.dsn(), "--engine", "postgres")
     assert asked.exit_code == 2 and "--engine postgres: a plugin reads them" in asked.stderr
+
+
+def test_escrow_with_db_is_the_reference(cluster: PostgresCluster) -> None:
+    """The push-down does not reconcile the escrow: auto is the reference, postgres exit 2."""
+    from importlib import resources
+
+    chain = str(resources.files("streampay_incident") / "demo_data" / "chain-payments.json")
+    escrow = ["--escrow", "GCNL55IJTH2HX26HLNIGYD2JIQLTBAQL3SVPNZA6PXK7NAVHU423WOTE"]
+    escrow += ["--chain-payments", chain]
+    base = ["payouts", "--db", cluster.dsn(), "--now", NOW, "--format", "json", *escrow]
+    auto, python = run(*base), run(*base, "--engine", "python")
+    same_report(auto, python)
+    asked = run(*base, "--engine", "postgres")
+    assert asked.exit_code == 2
+    assert "--engine postgres: escrow reconciliation (--escrow) reads the records" in asked.stderr
 
 
 def test_a_database_not_in_utf8_is_read_by_the_reference(cluster: PostgresCluster) -> None:

@@ -3,6 +3,10 @@
 JSON is the pinned contract (``streampay-incident.report/v1``); text is for a
 terminal at 3 a.m. (grouped by severity, coloured on a TTY); Markdown is for
 the incident channel and the postmortem.
+
+Over 400 lines as one thing: every piece of each format lives here once, so that
+:mod:`streampay_incident.report_stream` writes a report of any size a piece at a time
+with the very same bytes.
 """
 
 from __future__ import annotations
@@ -96,9 +100,14 @@ def settlements_summary(verdicts: tuple[SettlementVerdict, ...]) -> dict[str, An
     return {"actions": count_actions(verdicts)}
 
 
-def sorted_findings(findings: tuple[Finding, ...]) -> list[Finding]:
+def finding_rank(f: Finding) -> tuple[int, str, str]:
+    """Where ``f`` goes in a report: worst first, then by code and subject."""
+    return (_ORDER[f.severity], f.code, f.subject)
+
+
+def sorted_findings(findings: Sequence[Finding]) -> list[Finding]:
     """Worst first, then by code and subject: a stable order for every output."""
-    return sorted(findings, key=lambda f: (_ORDER[f.severity], f.code, f.subject))
+    return sorted(findings, key=finding_rank)
 
 
 def report_to_json(report: Report) -> dict[str, Any]:
@@ -129,6 +138,71 @@ def render_json(report: Report) -> str:
     return out.getvalue()
 
 
+#: How render_json writes a string (non-ASCII kept, as ``ensure_ascii=False``).
+_JSON_STRING = json.encoder.encode_basestring
+_JSON_ITEM_INDENT = "\n    "  # an item of a top-level list: two levels of two spaces
+
+
+def json_item(value: Any) -> str:
+    """An item of one of the report's top-level lists (``findings``, ``settlements``) exactly
+    as :func:`render_json` writes it, without the indent of its first line.
+
+    The same bytes as ``json.dumps(value, indent=2, ensure_ascii=False)`` indented two
+    levels, several times faster (json's indenting encoder is pure Python).
+    """
+    return _indented(value, _JSON_ITEM_INDENT)
+
+
+def _indented(value: Any, indent: str) -> str:
+    # json.encoder's order of type tests: str, None, booleans, int, float, list/tuple, dict.
+    if isinstance(value, str):
+        return str(_JSON_STRING(value))
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = indent + "  "
+        members = f",{inner}".join(
+            f"{_JSON_STRING(_json_key(key))}: {_indented(item, inner)}"
+            for key, item in value.items()
+        )
+        return f"{{{inner}{members}{indent}}}"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        inner = indent + "  "
+        items = f",{inner}".join(_indented(item, inner) for item in value)
+        return f"[{inner}{items}{indent}]"
+    return _json_scalar(value)
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    return _json_scalar(key)  # None, booleans and numbers become their JSON text, as json does
+
+
+_JSON_CONSTANTS = {True: "true", False: "false", None: "null"}
+
+
+def _json_scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return str(_JSON_STRING(value))
+    if value is None or value is True or value is False:
+        return _JSON_CONSTANTS[value]
+    if isinstance(value, int):
+        return int.__repr__(value)  # as json writes an int (an IntEnum too)
+    return json.dumps(value)  # floats, and the TypeError json gives for anything else
+
+
+def verdict_json_item(verdict: SettlementVerdict) -> str:
+    """:func:`json_item` of a verdict, written directly: a verdict is a flat object of
+    strings and booleans, and there may be millions of them."""
+    members = ",\n      ".join(
+        f"{_JSON_STRING(key)}: {_json_scalar(value)}" for key, value in verdict.to_json().items()
+    )
+    return f"{{\n      {members}\n    }}"
+
+
 def _evidence_line(finding: Finding) -> str:
     parts = []
     ev = finding.evidence
@@ -149,6 +223,75 @@ def _evidence_line(finding: Finding) -> str:
     return "; ".join(parts)
 
 
+def text_console(buf: Any, *, color: bool = False, width: int = 100) -> Any:
+    """The rich console every text report is printed through (soft wrap: no hard wrapping)."""
+    from rich.console import Console
+
+    return Console(
+        file=buf,
+        force_terminal=color,
+        no_color=not color,
+        width=width,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def text_head(console: Any, report: Report, findings: int) -> None:
+    """The status line (``findings`` is how many the report holds), inputs and notes."""
+    from rich.markup import escape
+
+    status = report.overall
+    console.print(
+        f"[{_STATUS_STYLE[status]}]{status.upper()}[/] streampay-incident {report.command}: "
+        f"{findings} finding(s) at {format_rfc3339(report.generated_at)}"
+    )
+    for key, value in report.inputs.items():
+        console.print(f"  {escape(str(key))}: {escape(str(value))}")
+    for note in report.extra.get("notes", ()):
+        console.print(f"  note: {escape(note)}")
+
+
+def text_group_head(console: Any, severity: Severity, findings: int) -> None:
+    console.print()
+    console.print(f"[{_STYLE[severity]}]{severity.value.upper()} ({findings})[/]")
+
+
+def text_finding(console: Any, f: Finding, *, runbook_hint: bool) -> None:
+    """One finding: code and subject, summary, evidence line, runbook (and its command)."""
+    from rich.markup import escape
+
+    style = _STYLE[f.severity]
+    console.print(f"  [{style}]{f.code}[/] {escape(f.subject)}")
+    console.print(f"    {escape(f.summary)}")
+    extra = _evidence_line(f)
+    if extra:
+        console.print(f"    {escape(extra)}")
+    # A plugin's own runbook URL is not in the bundled runbooks: no command to print it.
+    bundled = not f.runbook.startswith(("https://", "http://"))
+    hint = f" (streampay-incident runbook {f.code})" if runbook_hint and bundled else ""
+    console.print(f"    runbook: {escape(f.runbook)}{hint}")
+
+
+def text_settlements_head(console: Any, actions: Mapping[str, int]) -> None:
+    console.print()
+    console.print(f"[bold]Settlements[/] ({actions_line(actions)})")
+    console.print(f"  {'settlement_id':<36} {'state':<11} {'retry_safe':<10} {'reason':<24} action")
+
+
+def text_verdict(console: Any, v: SettlementVerdict, runbook: str) -> None:
+    """One verdict's row, its advice and its runbook link (``runbook``, as shown)."""
+    from rich.markup import escape
+
+    safe = "[green]yes[/]" if v.retry_safe else "[red]NO[/] "
+    console.print(
+        f"  {escape(v.settlement_id):<36} {v.state:<11} {safe}        "
+        f"{v.retry_reason:<24} {v.action}"
+    )
+    console.print(f"    {escape(verdict_advice(v))}")
+    console.print(f"    runbook: {runbook}")
+
+
 def render_text(
     report: Report,
     *,
@@ -164,74 +307,37 @@ def render_text(
     installed. Lines are never hard-wrapped (soft wrap), so hashes and addresses
     stay whole for copy-paste and grep.
     """
-    from rich.console import Console
-    from rich.markup import escape
-
     buf = io.StringIO()
-    console = Console(
-        file=buf,
-        force_terminal=color,
-        no_color=not color,
-        width=width,
-        highlight=False,
-        soft_wrap=True,
-    )
-    status = report.overall
-    console.print(
-        f"[{_STATUS_STYLE[status]}]{status.upper()}[/] streampay-incident {report.command}: "
-        f"{len(report.findings)} finding(s) at {format_rfc3339(report.generated_at)}"
-    )
-    for key, value in report.inputs.items():
-        console.print(f"  {escape(str(key))}: {escape(str(value))}")
-    for note in report.extra.get("notes", ()):
-        console.print(f"  note: {escape(note)}")
+    console = text_console(buf, color=color, width=width)
+    text_head(console, report, len(report.findings))
+    ordered = sorted_findings(report.findings)
     for severity in (Severity.CRITICAL, Severity.WARNING, Severity.INFO):
-        group = [f for f in sorted_findings(report.findings) if f.severity is severity]
+        group = [f for f in ordered if f.severity is severity]
         if not group:
             continue
-        console.print()
-        console.print(f"[{_STYLE[severity]}]{severity.value.upper()} ({len(group)})[/]")
+        text_group_head(console, severity, len(group))
         for f in group:
-            console.print(f"  [{_STYLE[severity]}]{f.code}[/] {escape(f.subject)}")
-            console.print(f"    {escape(f.summary)}")
-            extra = _evidence_line(f)
-            if extra:
-                console.print(f"    {escape(extra)}")
-            # A plugin's own runbook URL is not in the bundled runbooks: no command to print it.
-            bundled = not f.runbook.startswith(("https://", "http://"))
-            hint = f" (streampay-incident runbook {f.code})" if runbook_hint and bundled else ""
-            console.print(f"    runbook: {escape(f.runbook)}{hint}")
+            text_finding(console, f, runbook_hint=runbook_hint)
     if report.settlements is not None:
-        console.print()
-        console.print(f"[bold]Settlements[/] ({_actions_line(report.settlements)})")
-        console.print(
-            f"  {'settlement_id':<36} {'state':<11} {'retry_safe':<10} {'reason':<24} action"
-        )
+        text_settlements_head(console, count_actions(report.settlements))
         for v in report.settlements:
-            safe = "[green]yes[/]" if v.retry_safe else "[red]NO[/] "
-            console.print(
-                f"  {escape(v.settlement_id):<36} {v.state:<11} {safe}        "
-                f"{v.retry_reason:<24} {v.action}"
-            )
-            console.print(f"    {escape(verdict_advice(v))}")
-            console.print(
-                f"    runbook: {docs_link(verdict_runbook(v, report.findings), docs_url)}"
-            )
+            text_verdict(console, v, docs_link(verdict_runbook(v, report.findings), docs_url))
     if not report.findings:
         console.print("No findings.")
     return buf.getvalue()
 
 
-def _actions_line(verdicts: tuple[SettlementVerdict, ...]) -> str:
-    return ", ".join(f"{a} {n}" for a, n in count_actions(verdicts).items())
+def actions_line(actions: Mapping[str, int]) -> str:
+    """``retry 3, wait 2, ...``: the counts of ``summary.actions``."""
+    return ", ".join(f"{a} {n}" for a, n in actions.items())
 
 
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(report: Report, *, docs_url: str | None = None) -> str:
-    """A Markdown summary for the incident channel or a postmortem."""
+def markdown_head(report: Report) -> list[str]:
+    """The title, inputs and notes of a Markdown report."""
     lines = [
         f"## streampay-incident {report.command}: **{report.overall.upper()}**",
         "",
@@ -243,30 +349,53 @@ def render_markdown(report: Report, *, docs_url: str | None = None) -> str:
     notes = report.extra.get("notes", ())
     if notes:
         lines += [f"> note: {note}" for note in notes] + [""]
+    return lines
+
+
+MARKDOWN_FINDINGS_HEAD = [
+    "| severity | code | subject | summary | runbook |",
+    "|---|---|---|---|---|",
+]
+
+
+def markdown_finding(f: Finding) -> str:
+    return (
+        f"| {f.severity.value} | `{f.code}` | `{_md_cell(f.subject)}` | "
+        f"{_md_cell(f.summary)} | [{f.code}]({f.runbook}) |"
+    )
+
+
+def markdown_settlements_head(actions: Mapping[str, int]) -> list[str]:
+    return [
+        "",
+        f"Actions: {actions_line(actions)}.",
+        "",
+        "| settlement | state | retry safe | reason | action | advice |",
+        "|---|---|---|---|---|---|",
+    ]
+
+
+def markdown_verdict(v: SettlementVerdict, runbook: str) -> str:
+    safe = "yes" if v.retry_safe else "**no**"
+    return (
+        f"| `{_md_cell(v.settlement_id)}` | {v.state} | {safe} | {v.retry_reason} | "
+        f"{v.action} | {_md_cell(verdict_advice(v))} ([runbook]({runbook})) |"
+    )
+
+
+def render_markdown(report: Report, *, docs_url: str | None = None) -> str:
+    """A Markdown summary for the incident channel or a postmortem."""
+    lines = markdown_head(report)
     if report.findings:
-        lines += ["| severity | code | subject | summary | runbook |", "|---|---|---|---|---|"]
-        for f in sorted_findings(report.findings):
-            lines.append(
-                f"| {f.severity.value} | `{f.code}` | `{_md_cell(f.subject)}` | "
-                f"{_md_cell(f.summary)} | [{f.code}]({f.runbook}) |"
-            )
+        lines += MARKDOWN_FINDINGS_HEAD
+        lines += [markdown_finding(f) for f in sorted_findings(report.findings)]
     else:
         lines.append("No findings.")
     if report.settlements is not None:
-        lines += [
-            "",
-            f"Actions: {_actions_line(report.settlements)}.",
-            "",
-            "| settlement | state | retry safe | reason | action | advice |",
-            "|---|---|---|---|---|---|",
-        ]
+        lines += markdown_settlements_head(count_actions(report.settlements))
         for v in report.settlements:
-            safe = "yes" if v.retry_safe else "**no**"
             runbook = docs_link(verdict_runbook(v, report.findings), docs_url)
-            lines.append(
-                f"| `{_md_cell(v.settlement_id)}` | {v.state} | {safe} | {v.retry_reason} | "
-                f"{v.action} | {_md_cell(verdict_advice(v))} ([runbook]({runbook})) |"
-            )
+            lines.append(markdown_verdict(v, runbook))
     return "\n".join(lines) + "\n"
 
 

@@ -20,16 +20,30 @@ from .tx_index import index_transactions
 PayoutIndex = Mapping[str, Sequence[Payout]]
 
 
-def index_payouts(payouts: Iterable[Payout]) -> dict[str, list[Payout]]:
+#: The last tuple of payouts indexed and its index: a triage run a batch at a time
+#: (:mod:`streampay_incident.usecases.settlement_stream`) asks for the same one per batch.
+_LAST_INDEX: list[tuple[tuple[Payout, ...], PayoutIndex]] = []
+
+
+def index_payouts(payouts: Iterable[Payout]) -> PayoutIndex:
     """Settlement id and idempotency key -> the payouts that name it (a payout under both
-    keys once per key). What :func:`assess_settlement` takes as ``payouts``."""
+    keys once per key). What :func:`assess_settlement` takes as ``payouts``.
+
+    A tuple (immutable) indexed just before is not indexed again: same tuple, same index.
+    """
+    last = _LAST_INDEX[0] if _LAST_INDEX else None  # one read: threads may replace it
+    if isinstance(payouts, tuple) and last is not None and last[0] is payouts:
+        return last[1]
     index: dict[str, list[Payout]] = defaultdict(list)
     for payout in payouts:
         index[payout.settlement_id].append(payout)
         key = payout.idempotency_key
         if key is not None and key != payout.settlement_id:
             index[key].append(payout)
-    return dict(index)
+    built = dict(index)
+    if isinstance(payouts, tuple):
+        _LAST_INDEX[:] = [(payouts, built)]
+    return built
 
 
 def payouts_paying(s: Settlement, payouts: PayoutIndex) -> list[Payout]:
@@ -182,6 +196,18 @@ class EnvelopeNetworkCheck:
             return None
         return f"--network {self.network}: {self.counts}"
 
+    def plus(self, other: EnvelopeNetworkCheck) -> EnvelopeNetworkCheck:
+        """The check over both sets of settlements (one export read a batch at a time)."""
+        elsewhere = dict(self.elsewhere)
+        for name, count in other.elsewhere:
+            elsewhere[name] = elsewhere.get(name, 0) + count
+        return EnvelopeNetworkCheck(
+            network=self.network,
+            envelopes=self.envelopes + other.envelopes,
+            found=self.found + other.found,
+            elsewhere=_ranked(elsewhere),
+        )
+
 
 def check_envelope_network(
     settlements: Iterable[Settlement],
@@ -207,8 +233,13 @@ def check_envelope_network(
         for name, hashes in other_networks(s):
             if _applied(hashes, index):
                 elsewhere[name] += 1
-    ranked = tuple(sorted(elsewhere.items(), key=lambda item: (-item[1], item[0])))
-    return EnvelopeNetworkCheck(network=network, envelopes=envelopes, found=found, elsewhere=ranked)
+    return EnvelopeNetworkCheck(
+        network=network, envelopes=envelopes, found=found, elsewhere=_ranked(elsewhere)
+    )
+
+
+def _ranked(elsewhere: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(elsewhere.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _applied(hashes: Iterable[str], index: Mapping[str, ChainTransaction]) -> bool:

@@ -350,15 +350,21 @@ def assess_settlement(
     elif retry_safe and chain_status == "fail":
         retry_safe, reason, blocked = False, "chain_unhealthy", True
 
-    base = settlement_evidence(
-        s,
-        answer,
-        now=now,
-        latest_ledger_close_time=latest_ledger_close_time,
-        account_sequences=account_sequences,
-        chain_status=chain_status,
-        retry_safe=retry_safe,
-        retry_reason=reason,
+    # The evidence only goes into findings: none to build for a settlement with none.
+    found = rule.code is not None or bool(paid) or mismatch is not None or blocked
+    base = (
+        {}
+        if not found
+        else settlement_evidence(
+            s,
+            answer,
+            now=now,
+            latest_ledger_close_time=latest_ledger_close_time,
+            account_sequences=account_sequences,
+            chain_status=chain_status,
+            retry_safe=retry_safe,
+            retry_reason=reason,
+        )
     )
     if reason != rule.reason:
         base["retry_reason_when_healthy" if blocked else "rule_retry_reason"] = rule.reason

@@ -107,7 +107,11 @@ def refuse_secrets(report: Report) -> None:
     from ..io.rows import seed_paths
     from ..report import report_to_json
 
-    paths = seed_paths(report_to_json(report))
+    refuse_seed_paths(seed_paths(report_to_json(report)))
+
+
+def refuse_seed_paths(paths: list[str]) -> None:
+    """:class:`SecretSeedError` naming each of ``paths`` (parts holding a seed), if any."""
     if paths:
         message = (
             "holds something shaped like a Stellar secret seed (S...); the report is not "
@@ -116,15 +120,38 @@ def refuse_secrets(report: Report) -> None:
         raise SecretSeedError([InputProblem("report", None, path, message) for path in paths])
 
 
+def output_color(fmt: str) -> bool:
+    """Colour: text on a terminal, unless ``NO_COLOR`` is set."""
+    return fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
 def emit(report: Report, fmt: str, fail_on: str) -> None:
     """Print the report on stdout and exit with the code its status calls for.
 
     A report holding a secret seed is refused (exit 2) instead: :func:`refuse_secrets`.
     """
     refuse_secrets(report)
-    color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    click.echo(render(report, fmt, color=color, docs_url=docs_url()), nl=False)
+    click.echo(render(report, fmt, color=output_color(fmt), docs_url=docs_url()), nl=False)
     sys.exit(exit_code_for(report.overall, fail_on))
+
+
+def emit_spooled(spool: Any, streamed: Any, fail_on: str) -> None:
+    """:func:`emit` for a report kept on disk (:class:`~streampay_incident.report_stream.
+    SettlementSpool` holding what :class:`~streampay_incident.usecases.StreamedTriage`
+    counts): rendered into a scratch file, refused when it holds a seed, and only then
+    copied to stdout, whole."""
+    import tempfile
+
+    from ..io.rows import seed_paths
+    from ..report import report_to_json
+
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as rendered:
+        spool.write(streamed.report, streamed, rendered)
+        refuse_seed_paths(sorted({*seed_paths(report_to_json(streamed.report)), *spool.seed_paths}))
+        rendered.seek(0)
+        while chunk := rendered.read(1 << 20):
+            click.echo(chunk, nl=False)
+    sys.exit(exit_code_for(streamed.report.overall, fail_on))
 
 
 def fail_input(error: InputError) -> None:

@@ -29,7 +29,7 @@ from ..checks.coverage import rpc_fallback_reason
 from ..errors import shown
 from ..io.chain_payments import read_chain_payments
 from ..io.rows import contains_seed
-from ..model import EscrowObservation, Finding, Payout
+from ..model import ChainPayment, EscrowObservation, Finding, Payout
 from ..stellar import strkey
 from ..timefmt import format_rfc3339
 from .common import RFC3339, Network, utc_now
@@ -244,7 +244,10 @@ def _from_network(request: EscrowRequest, kind: str) -> EscrowObservation:
 
 
 def escrow_observation(
-    request: EscrowRequest, *, payouts: Sequence[Payout] = ()
+    request: EscrowRequest,
+    *,
+    payouts: Sequence[Payout] = (),
+    rows_for: Callable[[Sequence[ChainPayment]], Sequence[Payout]] | None = None,
 ) -> EscrowObservation:
     """What the chain source of ``request`` says left the escrow, and the window it covers.
 
@@ -254,30 +257,38 @@ def escrow_observation(
     ``payouts`` may have recorded are resolved with ``getTransaction``. An endpoint
     that reports another network than a ``--network`` given raises
     :class:`~streampay_incident.errors.WrongNetworkError` (exit 2).
+    ``rows_for(payments)``, when given, stands for ``payouts``: the rows that can
+    matter for those payments (the DuckDB engine selects them in SQL).
     """
     if request.chain_payments:
         return _from_file(request)
-    observation = _live_observation(request, payouts)
+    observation = _live_observation(request, rows_for or (lambda _payments: payouts))
     usecases.check_escrow_network(observation, request.network)
     return observation
 
 
-def _live_observation(request: EscrowRequest, payouts: Sequence[Payout]) -> EscrowObservation:
+def _live_observation(
+    request: EscrowRequest, rows_for: Callable[[Sequence[ChainPayment]], Sequence[Payout]]
+) -> EscrowObservation:
     """What the live source (RPC first, Horizon for what it could not cover) says."""
     if not request.rpc:
         return _from_network(request, "horizon")
     from ..probes.fee_bumps import resolve_hashes_sync
 
     rpc = request.rpc
+    listed = _from_network(request, "rpc")
     chain = usecases.resolve_fee_bumps(
-        payouts,
-        _from_network(request, "rpc"),
+        rows_for(listed.payments),
+        listed,
         lambda hashes: resolve_hashes_sync(rpc, hashes, timeout=request.timeout),
     )
     if request.horizon is None:
         return chain
     why = rpc_fallback_reason(
-        chain.window, escrow=request.escrow, payouts=payouts, payments=chain.payments
+        chain.window,
+        escrow=request.escrow,
+        payouts=rows_for(chain.payments),
+        payments=chain.payments,
     )
     if why is None:
         return chain

@@ -32,7 +32,7 @@ from ..io.rows import (
     read_text,
     sniff_format,
 )
-from ..io.settlements import settlements_from_rows
+from ..io.settlements import iter_settlements
 from ..io.streampay import (
     PROFILES,
     OutboxReading,
@@ -41,7 +41,7 @@ from ..io.streampay import (
     annotate_evidence,
     copy_text_problem,
     detect_profile,
-    outbox_rows,
+    iter_outbox_rows,
 )
 from ..model import Finding, Payout, Report, Settlement
 from ..timefmt import parse_duration, parse_rfc3339
@@ -301,10 +301,21 @@ def _database_rows(
     return rows, name, inputs
 
 
-def read_settlement_input(
+@attrs.frozen
+class SettlementStream:
+    """Settlements to read a batch at a time (:func:`stream_settlement_input`): ``records``
+    is an iterator (settlements, or outbox rows) that raises :class:`InputError` at its end
+    when a row was bad; ``inputs`` says from where (``records`` is counted as they come)."""
+
+    records: Iterator[Settlement | OutboxRow]
+    inputs: dict[str, Any]
+
+
+def stream_settlement_input(
     source: OutboxSource, *, network_passphrase: str | None
-) -> SettlementInput:
-    """The settlements of the export or the table, through the profile that fits."""
+) -> SettlementStream:
+    """:func:`read_settlement_input` as an iterator: nothing is held (see
+    :mod:`streampay_incident.usecases.settlement_stream`)."""
     if source.db is not None:
         rows, name, inputs = _database_rows(source)
         profile = "streampay"
@@ -314,17 +325,26 @@ def read_settlement_input(
         profile, rows = _profiled(file_iter, source.profile)
         inputs = {}
     if profile == "generic":
-        settlements = settlements_from_rows(
-            rows, source=name, network_passphrase=network_passphrase
-        )
-        return SettlementInput(settlements, {"settlements": name, "records": len(settlements)})
-    read = outbox_rows(
+        settlements = iter_settlements(rows, source=name, network_passphrase=network_passphrase)
+        return SettlementStream(settlements, {"settlements": name, "records": 0})
+    read = iter_outbox_rows(
         rows, source=name, reading=source.reading, network_passphrase=network_passphrase
     )
-    outbox = {row.settlement.settlement_id: row for row in read}
+    return SettlementStream(
+        read, {"settlements": name, "records": 0, "profile": "streampay", **inputs}
+    )
+
+
+def read_settlement_input(
+    source: OutboxSource, *, network_passphrase: str | None
+) -> SettlementInput:
+    """The settlements of the export or the table, through the profile that fits, all read."""
+    stream = stream_settlement_input(source, network_passphrase=network_passphrase)
+    read = list(stream.records)
+    outbox = {r.settlement.settlement_id: r for r in read if isinstance(r, OutboxRow)}
     return SettlementInput(
-        [row.settlement for row in read],
-        {"settlements": name, "records": len(read), "profile": "streampay", **inputs},
+        [r.settlement if isinstance(r, OutboxRow) else r for r in read],
+        {**stream.inputs, "records": len(read)},
         outbox,
     )
 

@@ -152,9 +152,9 @@ SPARK_CAVEAT = (
     type=click.Choice(ENGINES),
     default="auto",
     show_default=True,
-    help="auto: DuckDB for a plain payout file export, PostgreSQL for --db, unless --escrow "
-    "or a plugin needs the records (else python, the reference); spark: PySpark "
-    "(--spark-master); postgres: --db only.",
+    help="auto: DuckDB for a plain payout file export (--escrow included), PostgreSQL for "
+    "--db (not with --escrow), unless a plugin needs the records (else python, the "
+    "reference); spark: PySpark (--spark-master), without --escrow; postgres: --db only.",
 )
 @click.option(
     "--spark-master", default=DEFAULT_SPARK_MASTER, show_default=True, help="For --engine spark."
@@ -225,17 +225,21 @@ def triage_file(
     ``now`` (``--now``) stamps the report and goes into its inputs; without it
     the clock does, and an export over 24 h older gets a note. ``engine``
     ``auto`` (DuckDB when it may), ``duckdb`` / ``spark`` run the rules as SQL
-    over a plain payout file export; ``auto`` / ``postgres`` run them inside
-    PostgreSQL for ``--db``; anything else (an outbox export, --escrow,
-    third-party payout checks) is the reference's, and asking an engine for it
-    is exit 2.
+    over a plain payout file export (DuckDB with ``--escrow`` too); ``auto`` /
+    ``postgres`` run them inside PostgreSQL for ``--db`` (not with ``--escrow``);
+    anything else (an outbox export, third-party checks, --escrow on Spark or with
+    --db) is the reference's, and asking an engine for it is exit 2.
     """
     budget_cap = escrow_request.timeout if escrow_request is not None else None  # --timeout
     pm = registry.get_plugin_manager(
         registry.plugin_settings_from_env(os.environ, timeout=budget_cap)
     )
     if source.db is not None and engine in ("auto", "postgres"):
-        reason = engines.needs_records(pm, escrow_request is not None)
+        reason = engines.needs_records(pm, False, engine=engine) or (
+            "escrow reconciliation (--escrow) reads the records"
+            if escrow_request is not None
+            else None
+        )
         if reason is None:  # the rules run inside PostgreSQL (the reference when they cannot)
             from .payouts_db import pushed_down_report
 
@@ -253,7 +257,7 @@ def triage_file(
             "a file is read by --engine auto, duckdb or python"
         )
     elif engine != "python":
-        reason = engines.needs_records(pm, escrow_request is not None) or _not_plain(
+        reason = engines.needs_records(pm, escrow_request is not None, engine=engine) or _not_plain(
             source, spooled=engine != "auto"
         )
         engine = engines.choose_engine(engine, reason)  # an engine asked for in vain: exit 2
@@ -264,12 +268,13 @@ def triage_file(
             policy,
             engine=engine,
             python=lambda readable, *, source: _reference_of_copy(
-                readable, source, policy, pm=pm, now=now
+                readable, source, policy, escrow_request, pm=pm, now=now
             ),
             now=now or utc_now(),
             now_given=now is not None,
             spark_master=spark_master,
             plain=lambda copy: source.profile == "generic" or _generic_file(str(copy)),
+            escrow=_escrow_join(escrow_request, pm) if escrow_request is not None else None,
         )
     records, inputs, outbox = read_payout_input(source, load_payouts)
     return _reference(records, inputs, policy, escrow_request, pm=pm, now=now, outbox=outbox)
@@ -304,14 +309,35 @@ def _not_plain(source: OutboxSource, *, spooled: bool) -> str | None:
     return None
 
 
+def _escrow_join(request: EscrowRequest, pm: Any) -> Callable[[Any], Report]:
+    """The escrow reconciliation over the rows an engine selects for the chain payments
+    (``rows_for(payments, escrow)``), for :func:`engines.triage_payouts`."""
+
+    def reconcile(rows_for: Any) -> Report:
+        def rows(payments: Any) -> Any:
+            return rows_for(payments, request.escrow)
+
+        chain = escrow_observation(request, rows_for=rows)
+        with registry.plugin_run():
+            return usecases.reconcile_escrow(rows(chain.payments), chain, now=utc_now(), pm=pm)
+
+    return reconcile
+
+
 def _reference_of_copy(
-    readable: Path, name: str, policy: PayoutPolicy, *, pm: Any, now: datetime | None
+    readable: Path,
+    name: str,
+    policy: PayoutPolicy,
+    escrow_request: EscrowRequest | None,
+    *,
+    pm: Any,
+    now: datetime | None,
 ) -> Report:
     """The reference's report of a plain export an engine handed back (``readable`` may be
     a spooled copy of a stream named ``name``)."""
     records = load_payouts(readable, source=name)
     inputs: dict[str, Any] = {"payouts": name, "records": len(records)}
-    return _reference(records, inputs, policy, None, pm=pm, now=now, outbox=None)
+    return _reference(records, inputs, policy, escrow_request, pm=pm, now=now, outbox=None)
 
 
 def _reference(

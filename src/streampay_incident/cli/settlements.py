@@ -19,19 +19,32 @@ import pluggy
 from ..io.payouts import read_payouts
 from ..io.transactions import read_transactions
 from ..logevents import log_event
-from ..model import ChainTransaction, Settlement
+from ..model import ChainTransaction, Payout, Settlement
 from ..registry import get_plugin_manager, plugin_settings_from_env
+from ..report_stream import SettlementSpool
 from ..stellar.networks import network_name
 from ..timefmt import format_rfc3339
 from ..usecases import (
     SettlementChain,
     check_settlement_network,
     settlement_chain,
+    stream_settlement_triage,
+    streams_settlements,
 )
 from ..usecases.search import triage_with_search
 from .chain import endpoint_urls
-from .common import RFC3339, Network, emit, handle_input_errors, output_options, utc_now
-from .outbox import OutboxSource, outbox_options, read_settlement_input
+from .common import (
+    RFC3339,
+    Network,
+    docs_url,
+    emit,
+    emit_spooled,
+    handle_input_errors,
+    output_color,
+    output_options,
+    utc_now,
+)
+from .outbox import OutboxSource, outbox_options, read_settlement_input, stream_settlement_input
 from .search import check_escrow, run_search, search_from_file, search_options
 
 
@@ -90,6 +103,35 @@ def gather_chain(
     )
     inputs.update(chain.inputs)
     return chain, inputs
+
+
+def report_inputs(
+    read_inputs: dict[str, Any],
+    chain: SettlementChain,
+    chain_inputs: dict[str, Any],
+    payouts_file: str | None,
+    payouts: Sequence[Payout] | None,
+    network: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The report's inputs, in the order it shows them (``now`` and the close time last)."""
+    inputs: dict[str, Any] = dict(read_inputs)
+    inputs.update(chain_inputs)
+    if payouts is not None:
+        inputs["payouts"] = payouts_file
+        inputs["payout_records"] = len(payouts)
+    if network is not None:
+        inputs["network"] = network_name(network)
+    inputs["now"] = format_rfc3339(now)
+    close_time = chain.context.latest_ledger_close_time
+    if close_time is not None:
+        inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
+        # Every close time the use case keeps has a source (given, snapshot or live).
+        source = chain.close_time_source or "given"
+        inputs["latest_ledger_close_time_source"] = (
+            "--latest-ledger-close-time" if source == "given" else source
+        )
+    return inputs
 
 
 @click.command("settlements")
@@ -190,11 +232,50 @@ def settlements(
     if chain_snapshot is not None and network is None:
         raise click.UsageError("--chain-snapshot needs --network (the network it must show)")
     source = OutboxSource.from_options(file, outbox_opts, timeout)
+    payer = check_escrow(escrow)
+    pm = get_plugin_manager(plugin_settings_from_env(os.environ, timeout=timeout))
+    # Nothing needs every settlement at once (no live lookup, no search, only built-in
+    # checks): judged a batch at a time, the report on disk until it is complete.
+    live = bool(horizon_urls or rpc_urls)
+    searching = bool(search and search_payments)
+    if not (live or searching) and streams_settlements(pm):
+        stream = stream_settlement_input(source, network_passphrase=network)
+        payouts = None if payouts_file is None else read_payouts(payouts_file)
+        chain, chain_inputs = gather_chain(
+            (),
+            transactions_file=transactions_file,
+            latest_ledger_close_time=latest_ledger_close_time,
+            pm=pm,
+            network_passphrase=network,
+            now=moment,
+            chain_snapshot=chain_snapshot,
+        )
+        inputs = report_inputs(
+            stream.inputs, chain, chain_inputs, payouts_file, payouts, network, moment
+        )
+        with SettlementSpool(fmt, color=output_color(fmt), docs_url=docs_url()) as spool:
+            streamed = stream_settlement_triage(
+                stream.records,
+                chain=chain,
+                now=moment,
+                pm=pm,
+                inputs=inputs,
+                sink=spool,
+                payouts=payouts,
+                now_from_clock=now is None,
+                network_passphrase=network,
+            )
+            log_event(
+                "report",
+                command="settlements",
+                status=streamed.report.overall,
+                findings=streamed.findings,
+            )
+            emit_spooled(spool, streamed, fail_on)
     read = read_settlement_input(source, network_passphrase=network)
     records = read.settlements
     # Every file is read (bad input: exit 2) before any network call.
     payouts = None if payouts_file is None else read_payouts(payouts_file)
-    pm = get_plugin_manager(plugin_settings_from_env(os.environ, timeout=timeout))
     started = time.monotonic()  # the search gets what is left of --timeout
     chain, chain_inputs = gather_chain(
         records,
@@ -210,23 +291,7 @@ def settlements(
     )
     if network is not None:
         check_settlement_network(records, chain, network_passphrase=network)
-    inputs: dict[str, Any] = dict(read.inputs)
-    inputs.update(chain_inputs)
-    if payouts is not None:
-        inputs["payouts"] = payouts_file
-        inputs["payout_records"] = len(payouts)
-    if network is not None:
-        inputs["network"] = network_name(network)
-    inputs["now"] = format_rfc3339(moment)
-    close_time = chain.context.latest_ledger_close_time
-    if close_time is not None:
-        inputs["latest_ledger_close_time"] = format_rfc3339(close_time)
-        # Every close time the use case keeps has a source (given, snapshot or live).
-        source = chain.close_time_source or "given"
-        inputs["latest_ledger_close_time_source"] = (
-            "--latest-ledger-close-time" if source == "given" else source
-        )
-    payer = check_escrow(escrow)
+    inputs = report_inputs(read.inputs, chain, chain_inputs, payouts_file, payouts, network, moment)
     found = None
     if search and search_payments:
         found = search_from_file(

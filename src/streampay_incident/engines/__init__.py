@@ -9,10 +9,12 @@ are imported only when an engine runs.
 
 DuckDB and Spark read plain payout file exports only. ``auto`` (the default)
 picks DuckDB for such a file when nothing needs the records as Python objects
-(escrow reconciliation, a third-party payout check) or the reference's
-readers (an outbox export, a stream of unknown profile), else the reference;
-for ``--db`` it pushes the rules down into PostgreSQL (:mod:`.postgres_engine`,
-``--engine postgres``).
+(a third-party payout or escrow check, escrow reconciliation on Spark) or the
+reference's readers (an outbox export, a stream of unknown profile), else the
+reference. With ``--escrow``, DuckDB also selects the rows the reconciliation
+can read (:mod:`.escrow_sql`). For ``--db`` (without ``--escrow``) ``auto``
+pushes the rules down into PostgreSQL (:mod:`.postgres_engine`, ``--engine
+postgres``).
 """
 
 from __future__ import annotations
@@ -33,12 +35,15 @@ from ..timefmt import format_duration, format_rfc3339
 if TYPE_CHECKING:  # pragma: no cover
     import pluggy
 
+    from .escrow_sql import EscrowReconcile
     from .findings import RecordCount
 
 ENGINES = ("auto", "duckdb", "postgres", "python", "spark")
 DEFAULT_SPARK_MASTER = "local[*]"
 BUILTIN_PAYOUT_PLUGIN = "streampay_incident.checks.payouts"
 PAYOUT_CHECKS_HOOK = "streampay_incident_register_payout_checks"
+# The engines that reconcile the escrow (auto: when it picks DuckDB).
+ESCROW_ENGINES = ("auto", "duckdb", "python")
 # A file larger than this gets a progress bar on a terminal's stderr.
 PROGRESS_MIN_BYTES = 16 * 2**20
 
@@ -50,10 +55,14 @@ class EngineUnavailable(InputError):
     """The engine asked for cannot run this request (exit 2, with the reason)."""
 
 
-def needs_records(pm: pluggy.PluginManager, escrow_requested: bool) -> str | None:
-    """Why this run needs the records as Python objects (so the reference engine), or None."""
-    if escrow_requested:
-        return "escrow reconciliation (--escrow) reads the records"
+def needs_records(pm: pluggy.PluginManager, escrow_requested: bool, *, engine: str) -> str | None:
+    """Why this run needs the records as Python objects (so the reference engine), or None.
+
+    ``engine`` is the one asked for: escrow reconciliation runs on DuckDB (or the
+    reference), not on the others. A plugin's escrow check is a plugin in the report.
+    """
+    if escrow_requested and engine not in ESCROW_ENGINES:
+        return "escrow reconciliation (--escrow) runs on duckdb or python"
     hook = getattr(pm.hook, PAYOUT_CHECKS_HOOK)
     others = sorted(
         {pm.get_name(impl.plugin) or "?" for impl in hook.get_hookimpls()} - {BUILTIN_PAYOUT_PLUGIN}
@@ -92,6 +101,7 @@ def triage_payouts(
     now_given: bool = False,
     spark_master: str = DEFAULT_SPARK_MASTER,
     plain: Callable[[Path], bool] | None = None,
+    escrow: EscrowReconcile | None = None,
 ) -> Report:
     """The payouts report of a plain payout file export from ``engine`` (``duckdb``/``spark``).
 
@@ -99,10 +109,13 @@ def triage_payouts(
     input back to it (see :class:`~.duckdb_engine.Fallback`) for anything it
     might read otherwise (an empty input, duplicate keys, non-finite numbers,
     nesting, shapes only Python judges), so the report and every error
-    message stay the reference's.
+    message stay the reference's. ``escrow`` (DuckDB only) reconciles the
+    escrow over the rows DuckDB selects for it, once the rules ran; its
+    findings and inputs follow the rules'.
     """
     from .duckdb_engine import Fallback, spooled
 
+    reconciled: list[Report] = []
     with spooled(file) as readable:
         try:
             if engine == "spark":
@@ -112,19 +125,44 @@ def triage_payouts(
                     readable, source=str(file), policy=policy, master=spark_master
                 )
             else:
-                findings, records = _run_duckdb(readable, str(file), policy)
+                findings, records = _run_duckdb(readable, str(file), policy, escrow, reconciled)
         except Fallback as why:
             log_event("engine_fallback", engine=engine, reason=str(why))
             return python(readable, source=str(file))
     log_event("engine", engine=engine, records=records, findings=len(findings))
-    return payouts_report(file, policy, findings, records, now, now_given=now_given)
+    report = payouts_report(file, policy, findings, records, now, now_given=now_given)
+    if reconciled:
+        from .escrow_sql import with_escrow
+
+        return with_escrow(report, reconciled[0])
+    return report
 
 
-def _run_duckdb(path: Path, source: str, policy: PayoutPolicy) -> tuple[list[Finding], RecordCount]:
+def _run_duckdb(
+    path: Path,
+    source: str,
+    policy: PayoutPolicy,
+    escrow: EscrowReconcile | None = None,
+    reconciled: list[Report] | None = None,
+) -> tuple[list[Finding], RecordCount]:
     from .duckdb_engine import run_duckdb
+    from .escrow_sql import Narrowing
 
-    with progress_bar(path) as progress:
-        return run_duckdb(path, source=source, policy=policy, progress=progress)
+    with contextlib.ExitStack() as reading:
+        progress = reading.enter_context(progress_bar(path))
+
+        def join(con: Any) -> None:
+            assert escrow is not None and reconciled is not None
+            reading.close()  # the bar ends before a live chain source draws its own line
+            reconciled[:] = [escrow(Narrowing(con))]
+
+        return run_duckdb(
+            path,
+            source=source,
+            policy=policy,
+            progress=progress,
+            with_payouts=join if escrow else None,
+        )
 
 
 def payouts_report(

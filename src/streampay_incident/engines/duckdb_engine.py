@@ -74,6 +74,7 @@ def run_duckdb(
     threads: int | None = None,
     progress: ProgressCallback | None = None,
     on_disk: bool | None = None,
+    with_payouts: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> tuple[list[Finding], RecordCount]:
     """The findings of the five payout rules over the export at ``path``, and its record count.
 
@@ -81,7 +82,8 @@ def run_duckdb(
     :class:`InputError` for a bad Parquet file. ``memory_limit`` and
     ``temp_dir`` bound DuckDB's memory and say where it spills. ``on_disk``:
     keep the tables in a database file (None: when the input is large, or
-    once an in-memory run ran out of memory).
+    once an in-memory run ran out of memory). ``with_payouts(con)`` is called once the
+    rules ran, while ``payouts`` (the typed relation) is still there (the escrow join).
     """
     try:
         fmt = input_format(path)
@@ -123,6 +125,8 @@ def run_duckdb(
             rows = _dicts(con.execute(sql.findings_sql(sql.DUCKDB)))
             at_risk = _dicts(con.execute(sql.at_risk_sql()))
             newest_us = con.execute("SELECT max(created_us) FROM payouts").fetchall()[0][0]
+            if with_payouts is not None:
+                with_payouts(con)
         except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
             raise Fallback(f"DuckDB could not read it as the reference does: {exc}") from None
         except duckdb.OutOfMemoryException:
@@ -131,6 +135,7 @@ def run_duckdb(
                 return run_duckdb(
                     path, source=source, policy=policy, memory_limit=memory_limit,
                     temp_dir=temp_dir, threads=threads, progress=progress, on_disk=True,
+                    with_payouts=with_payouts,
                 )  # fmt: skip
             raise _unavailable(
                 f"DuckDB ran out of memory within its limit ({limit}): "

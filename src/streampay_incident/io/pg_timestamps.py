@@ -74,6 +74,8 @@ def parse_pg_timestamp(text: str, *, source_timezone: tzinfo = UTC) -> datetime:
         offset = _OFFSET.match(offset_text)
         assert offset is not None  # the timestamp pattern only lets offsets through
         zone = timezone(_offset_delta(offset))
+    if zone is UTC:  # StreamPay's own: nothing to convert
+        return naive.replace(tzinfo=UTC)
     try:
         return naive.replace(tzinfo=zone).astimezone(UTC)
     except OverflowError:

@@ -84,6 +84,13 @@ def contains_seed(text: str) -> bool:
     return any(map(_is_or_hides_seed, _BASE32_RUN.findall(text)))
 
 
+def may_hold_seed(text: str) -> bool:
+    """False only when no string inside ``text`` can hold a seed (:func:`contains_seed`'s
+    first look). ``text`` may be JSON: an escape never splits a run of base32 characters,
+    so one look at a rendered document answers for every string in it."""
+    return _SEED_HINT.search(text) is not None
+
+
 def hide_seeds(text: str) -> str:
     """``text`` with every base32 run holding a seed replaced by ``S...(hidden)``."""
     if not contains_seed(text):

@@ -127,13 +127,24 @@ class Exchange:
             observed_at=parse_rfc3339(str(doc["observed_at"])),
             elapsed_seconds=as_seconds(doc.get("elapsed_seconds") or 0.0, "elapsed_seconds"),
             request_body=_opt_str(doc.get("request_body")),
-            status=None if status is None else int(status),
+            status=None if status is None else _whole(status, "status", 100, 599),
             headers={str(k).lower(): str(v) for k, v in (doc.get("headers") or {}).items()},
             body=_opt_str(doc.get("body")),
             error=_opt_str(error),
             error_detail=_opt_str(doc.get("error_detail")),
-            attempt=int(doc.get("attempt") or 1),
+            attempt=_whole(doc.get("attempt", 1), "attempt", 1, 1_000),
         )
+
+
+def _whole(value: Any, field: str, low: int, high: int) -> int:
+    """A recorded integer (a JSON integer, never a bool, float or text) in ``low..high``.
+
+    ``ValueError`` naming ``field`` otherwise: ``int(1.5)`` or ``int(True)`` would
+    quietly turn a corrupt recording into a plausible one.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{field}: expected a whole number from {low} to {high}")
+    return value
 
 
 def as_seconds(value: Any, field: str) -> float:

@@ -7,7 +7,8 @@ only callers of the registry's check runners: every verdict and finding passes
 through the plugins.
 
 - :func:`triage_payouts` (and :func:`reconcile_escrow` for ``--escrow``);
-- :func:`triage_settlements`, with :func:`settlement_chain` for what the chain
+- :func:`triage_settlements` (:func:`stream_settlement_triage` for an outbox of
+  any size, a batch at a time), with :func:`settlement_chain` for what the chain
   says and :func:`find_settlement` for the web app's host lookup;
 - :func:`grade_chain` (a report) over :func:`grade_observations` (a grade).
 """
@@ -24,6 +25,7 @@ from .payouts import (
     resolve_fee_bumps,
     triage_payouts,
 )
+from .settlement_stream import StreamedTriage, stream_settlement_triage, streams_settlements
 from .settlements import (
     SettlementChain,
     check_settlement_network,
@@ -34,6 +36,7 @@ from .settlements import (
 
 __all__ = [
     "SettlementChain",
+    "StreamedTriage",
     "WrongNetworkError",
     "check_settlement_network",
     "chain_report",
@@ -46,6 +49,8 @@ __all__ = [
     "reconcile_escrow",
     "resolve_fee_bumps",
     "settlement_chain",
+    "stream_settlement_triage",
+    "streams_settlements",
     "triage_payouts",
     "triage_settlements",
 ]

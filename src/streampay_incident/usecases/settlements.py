@@ -26,7 +26,11 @@ from ..checks.evidence import (
 )
 from ..checks.freshness import stale_export_note
 from ..checks.inputs import input_empty
-from ..checks.settlements import check_envelope_network, index_transactions
+from ..checks.settlements import (
+    EnvelopeNetworkCheck,
+    check_envelope_network,
+    index_transactions,
+)
 from ..errors import InputProblem, WrongNetworkError
 from ..hookspecs import FIND_SETTLEMENT
 from ..model import (
@@ -174,9 +178,17 @@ def check_settlement_network(
     (:func:`~streampay_incident.checks.settlements.check_envelope_network`).
     """
     name = network_name(network_passphrase)
-    check = check_envelope_network(settlements, transactions=chain.transactions, network=name)
+    refuse_wrong_envelopes(
+        check_envelope_network(settlements, transactions=chain.transactions, network=name)
+    )
+
+
+def refuse_wrong_envelopes(check: EnvelopeNetworkCheck) -> None:
+    """Raise :class:`WrongNetworkError` when ``check`` is the wrong-network case."""
     if check.wrong_network:
-        raise WrongNetworkError(InputProblem(f"--network {name}", None, None, check.counts))
+        raise WrongNetworkError(
+            InputProblem(f"--network {check.network}", None, None, check.counts)
+        )
 
 
 def triage_settlements(
