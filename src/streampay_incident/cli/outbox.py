@@ -285,14 +285,12 @@ def _chain(first: Row, rest: Iterator[Row]) -> Iterator[Row]:
     yield from rest
 
 
-def _database_rows(
-    source: OutboxSource, *, note: bool = True
-) -> tuple[Iterator[Row], str, dict[str, Any]]:
+def _database_rows(source: OutboxSource) -> tuple[Iterator[Row], str, dict[str, Any]]:
     from ..io.outbox_db import database_target, outbox_json_rows
 
     assert source.db is not None
     target = database_target(source.db)
-    if target.has_password and note:
+    if target.has_password:
         click.echo(DSN_NOTE, err=True)
     query = source.query()
     name = f"{target.display} {source.table}"
@@ -350,11 +348,10 @@ def read_settlement_input(
 
 
 def read_payout_input(
-    source: OutboxSource, load_generic: Callable[[Path], list[Payout]], *, note: bool = True
+    source: OutboxSource, load_generic: Callable[[Path], list[Payout]]
 ) -> tuple[list[Payout], dict[str, Any], OutboxPayouts | None]:
     """``(payouts, inputs, outbox view)``: a generic export through ``load_generic`` (its fast
-    reader), else the ``streampay`` payouts view over the outbox export or table (``note``:
-    say when the DSN holds a password; the push-down said it already)."""
+    reader), else the ``streampay`` payouts view over the outbox export or table."""
     from ..io.outbox_payouts import outbox_payouts
 
     if source.db is None:
@@ -375,7 +372,7 @@ def read_payout_input(
             rows, name = file_rows(source.file)
         inputs: dict[str, Any] = {}
     else:
-        rows, name, inputs = _database_rows(source, note=note)
+        rows, name, inputs = _database_rows(source)
     view = outbox_payouts(rows, source=name, reading=source.reading)
     return (
         view.payouts,

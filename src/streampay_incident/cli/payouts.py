@@ -284,7 +284,7 @@ def _db_reference(
     source: OutboxSource, policy: PayoutPolicy, *, pm: Any, now: datetime | None
 ) -> Report:
     """The reference's report of ``--db`` (the push-down handed the rows back to it)."""
-    records, inputs, outbox = read_payout_input(source, load_payouts, note=False)
+    records, inputs, outbox = read_payout_input(source, load_payouts)
     return _reference(records, inputs, policy, None, pm=pm, now=now, outbox=outbox)
 
 

@@ -19,12 +19,19 @@ import click
 
 from ..checks.freshness import stale_export_note
 from ..checks.inputs import input_empty
+from ..errors import InputError
 from ..io.outbox_db import DSN_NOTE, database_target
 from ..io.outbox_payouts import OutboxPayouts
 from ..logevents import log_event
 from ..model import PayoutPolicy, Report
 from ..timefmt import format_duration, format_rfc3339
 from .outbox import OutboxSource
+
+
+def _password_note(has_password: bool) -> None:
+    """The note the reference gives for a DSN holding a password (once per run)."""
+    if has_password:
+        click.echo(DSN_NOTE, err=True)
 
 
 def pushed_down_report(
@@ -41,8 +48,6 @@ def pushed_down_report(
 
     assert source.db is not None
     target = database_target(source.db)
-    if target.has_password:
-        click.echo(DSN_NOTE, err=True)
     query = source.query()
     try:
         pushed = pushdown_outbox_payouts(
@@ -50,7 +55,11 @@ def pushed_down_report(
         )
     except Fallback as why:
         log_event("engine_fallback", engine="postgres", reason=str(why))
-        return reference()
+        return reference()  # which says it, when the DSN holds a password
+    except InputError:
+        _password_note(target.has_password)
+        raise
+    _password_note(target.has_password)
     name = f"{target.display} {source.table}"
     records = int(pushed.records)
     log_event("engine", engine="postgres", records=records, findings=len(pushed.findings))
