@@ -207,13 +207,7 @@ def _judge(spark: SparkSession, source: str, location: str, fmt: str) -> None:
     memos_schema = StructType([StructField("text", StringType()), StructField("hex", StringType())])
     spark.createDataFrame(odd_times, times_schema).createOrReplaceTempView("odd_times")
     spark.createDataFrame(odd_memos, memos_schema).createOrReplaceTempView("odd_memos")
-    spark.sql(
-        "SELECT j.payout_id, j.settlement_id, j.destination, j.asset, j.amount_stroops, "
-        "j.status, coalesce(j.created_us, t.us) AS created_us, j.tx_hash, j.memo_type, "
-        "coalesce(j.memo_value, m.hex) AS memo_value, j.idempotency_key, j.is_transfer, "
-        "j.transfer_key FROM judged j LEFT JOIN odd_times t ON j.created_odd = t.text "
-        "LEFT JOIN odd_memos m ON j.memo_odd = m.text"
-    ).createOrReplaceTempView("payouts")
+    spark.sql(sql.payouts_sql(odd_values=True)).createOrReplaceTempView("payouts")
 
 
 def _problems(spark: SparkSession, source: str) -> list[InputProblem]:
@@ -231,7 +225,7 @@ def _problems(spark: SparkSession, source: str) -> list[InputProblem]:
     checks: list[tuple[str, str, Callable[[str], str | None]]] = [
         ("destination", "SELECT DISTINCT destination FROM judged WHERE NOT bad",
          destination_problem),
-        ("asset", "SELECT DISTINCT asset_text FROM judged WHERE NOT bad", _message(parse_asset)),
+        ("asset", "SELECT DISTINCT asset FROM judged WHERE NOT bad", _message(parse_asset)),
         ("created_at", "SELECT DISTINCT created_odd FROM judged WHERE created_odd IS NOT NULL",
          _message(parse_time)),
         ("memo", "SELECT DISTINCT memo_odd FROM judged WHERE memo_odd IS NOT NULL",

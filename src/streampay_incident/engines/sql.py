@@ -96,7 +96,7 @@ def typed_payouts_sql(
 ) -> str:
     """SELECT the typed payouts from ``source`` (a relation of text columns named by FIELDS).
 
-    Columns: the FIELDS (typed), ``memo_value``, ``transfer_key``,
+    Columns: the FIELDS (typed; ``asset`` ``native`` for ``XLM`` too), ``memo_value``,
     ``is_transfer``, ``created_us``, ``amount_stroops``, and the judgement:
     ``bad`` (some value is plainly wrong: missing, malformed, out of range, or
     shaped like a secret seed in any column, ``extra_seed_columns`` included),
@@ -185,7 +185,6 @@ WITH parts AS (
 SELECT
     payout_id, settlement_id, destination,
     CASE WHEN asset IN ('native', 'XLM') THEN 'native' ELSE asset END AS asset,
-    asset AS asset_text,
     amount_stroops, status, created_us,
     CASE WHEN created_us IS NULL THEN created_at END AS created_odd,
     lower(tx_hash) AS tx_hash,
@@ -195,11 +194,35 @@ SELECT
          THEN memo END AS memo_odd,
     idempotency_key,
     status IN ('submitted', 'confirmed') AS is_transfer,
-    coalesce('tx:' || lower(tx_hash), 'payout:' || payout_id) AS transfer_key,
     blank_odd,
     coalesce(bad_sql, true) AS bad{kept}
 FROM flagged
 """
+
+
+def payouts_sql(odd_values: bool) -> str:
+    """SELECT the typed ``payouts`` the rules read from ``judged`` (valid by then), with
+    ``transfer_key``; with ``odd_values``, the times and memos Python judged filled in
+    from ``odd_times (text, us)`` and ``odd_memos (text, hex)``.
+
+    ``transfer_key`` is derived here, not stored in ``judged``: a long text per
+    row that only the few rows in candidate groups ever need.
+    """
+    created, memo, joins = "created_us", "memo_value", ""
+    if odd_values:
+        created = "coalesce(j.created_us, t.us)"
+        memo = "coalesce(j.memo_value, m.hex)"
+        joins = (
+            " LEFT JOIN odd_times t ON j.created_odd = t.text"
+            " LEFT JOIN odd_memos m ON j.memo_odd = m.text"
+        )
+    return (
+        "SELECT j.payout_id, j.settlement_id, j.destination, j.asset, j.amount_stroops, "
+        f"j.status, {created} AS created_us, j.tx_hash, j.memo_type, {memo} AS memo_value, "
+        "j.idempotency_key, j.is_transfer, "
+        "coalesce('tx:' || j.tx_hash, 'payout:' || j.payout_id) AS transfer_key "
+        f"FROM judged j{joins}"
+    )
 
 
 # -- the rules ------------------------------------------------------------------------------
@@ -503,7 +526,9 @@ GROUP BY m.rule, m.group_key
 def at_risk_sql() -> str:
     """Per finding of ``members`` and asset, the sums of its evidence (``kind``): ``at_risk``,
     every transfer but the earliest, each at its earliest row; ``exposed``, the pending rows
-    (each once), but the earliest when the group has no transfer (as checks/payouts.py)."""
+    (each once), but the earliest when the group has no transfer (as checks/payouts.py).
+    Summed as DECIMAL(38, 0): a few amounts near the int64 limit overflow a BIGINT sum
+    (Spark wraps it silently)."""
     return """
 WITH transfer_rows AS (
     SELECT rule, group_key, transfer_key, asset, amount_stroops, created_us,
@@ -527,11 +552,12 @@ queued AS (
                            ORDER BY created_us, payout_id) AS queue_no
     FROM members WHERE status = 'pending'
 )
-SELECT 'at_risk' AS kind, rule, group_key, asset, sum(amount_stroops) AS stroops
+SELECT 'at_risk' AS kind, rule, group_key, asset, sum(CAST(amount_stroops AS DECIMAL(38, 0)))
+    AS stroops
 FROM ranked WHERE transfer_no > 1
 GROUP BY rule, group_key, asset
 UNION ALL
-SELECT 'exposed', q.rule, q.group_key, q.asset, sum(q.amount_stroops)
+SELECT 'exposed', q.rule, q.group_key, q.asset, sum(CAST(q.amount_stroops AS DECIMAL(38, 0)))
 FROM queued q JOIN has_transfer t ON q.rule = t.rule AND q.group_key = t.group_key
 WHERE t.transfers = 1 OR q.queue_no > 1
 GROUP BY q.rule, q.group_key, q.asset
