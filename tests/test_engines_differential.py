@@ -109,6 +109,29 @@ def test_spark_exposed_amounts_and_memo_chains_are_the_reference(
     assert [f.to_json() for f in found] == expected
 
 
+def test_spark_sums_amounts_past_the_int64_limit(spark: Any, tmp_path: Path) -> None:
+    """Three transfers of the largest amount for one settlement: twice the int64 limit at
+    risk, as the reference says (a BIGINT sum wrapped to a negative amount on Spark)."""
+    from engines_support import DESTINATIONS, HASHES
+    from streampay_incident.engines.spark_engine import run_spark
+
+    largest = {
+        "settlement_id": "s1", "destination": DESTINATIONS[0], "asset": "native",
+        "amount": "922337203685.4775807", "status": "confirmed", "memo_type": "", "memo": "",
+        "idempotency_key": "", "ledger": "",
+    }  # fmt: skip
+    rows = [
+        {**largest, "payout_id": f"p{i}", "created_at": f"2026-11-27T01:0{i}:00Z",
+         "tx_hash": HASHES[i]}
+        for i in range(3)
+    ]  # fmt: skip
+    path = write_export(rows, tmp_path, "parquet")
+    found, _ = run_spark(path, source="big.parquet", policy=PayoutPolicy(), session=spark)
+    expected = reference(write_export(rows, tmp_path, "csv"), PayoutPolicy())
+    assert [f.to_json() for f in found] == expected
+    assert "1844674407370.9551614" in str(expected)
+
+
 def test_spark_cli_reads_a_directory_of_part_files(spark: Any, tmp_path: Path) -> None:
     """``--engine spark`` on a folder of CSV parts: the reference's report of the whole."""
     import json
