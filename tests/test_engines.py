@@ -313,11 +313,12 @@ def test_progress_and_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_the_default_memory_limit_grows_with_the_input_within_bounds() -> None:
     mib, gib = 2**20, 2**30
     limit = duckdb_engine.default_memory_limit
-    assert limit(0) == limit(100 * mib, 24 * gib) == "256MiB"  # the floor, DEFAULT_MEMORY_LIMIT
+    assert limit(0) == limit(100 * mib, 24 * gib) == "224MiB"  # the floor, DEFAULT_MEMORY_LIMIT
+    assert limit(248 * 10**6, 24 * gib) == "224MiB"  # 1M rows of the benchmark
     assert limit(800 * mib, 24 * gib) == "400MiB"  # half the input
     assert limit(2500 * mib, 24 * gib) == "1024MiB"  # 10M rows: LARGEST_DEFAULT_LIMIT
     assert limit(10 * gib, 2 * gib) == "512MiB"  # a quarter of a small machine
-    assert limit(10 * gib, 512 * mib) == "256MiB"  # never under the floor
+    assert limit(10 * gib, 512 * mib) == "224MiB"  # never under the floor
 
 
 class FakeConnection:
