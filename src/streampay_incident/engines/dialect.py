@@ -57,6 +57,13 @@ class Dialect:
             return f"list_sort(list({inner}) FILTER (WHERE {expr} IS NOT NULL))"
         return f"sort_array({'collect_set' if distinct else 'collect_list'}({expr}))"
 
+    def key_hash(self, *exprs: str) -> str:
+        """A 64-bit hash of the values: the rules group by it first to find candidate keys
+        (a hash table of 8-byte keys, not of long texts) and then group those exactly."""
+        if self.name == "duckdb":
+            return f"hash({', '.join(exprs)})"
+        return f"xxhash64({', '.join(exprs)})"
+
     @property
     def decimal38(self) -> str:
         return "DECIMAL(38, 0)"

@@ -237,65 +237,84 @@ def rule_steps(d: Dialect, window_us: int) -> list[tuple[str, str]]:
     table at a time, which keeps each step within DuckDB's memory limit.
     """
     columns = _prefixed(_MEMBER_COLUMNS, "p")
+    # Each *_keys step groups by a 64-bit hash of the key (a small hash table even at 10M
+    # rows); the step after it groups the rows of those hashes by the key itself, so a
+    # hash collision adds a candidate, never a finding.
+    keys = {
+        "tx": ("tx_hash",), "settlement": ("settlement_id",), "memo": ("memo_type", "memo_value"),
+        "idempotency": ("idempotency_key",), "payment": ("destination", "asset", "amount_stroops"),
+    }  # fmt: skip
+    tx, settlement, memo, idempotency, payment = (d.key_hash(*k) for k in keys.values())
+    p_tx, p_settlement, p_memo, p_idempotency, p_payment = (
+        d.key_hash(*(f"p.{c}" for c in k)) for k in keys.values()
+    )
     steps = [
         (
+            "r1_keys",
+            f"""
+    SELECT {tx} AS h FROM payouts WHERE tx_hash IS NOT NULL GROUP BY 1 HAVING count(*) >= 2
+""",
+        ),
+        (
             "r1",
-            """
-    SELECT tx_hash AS group_key FROM payouts WHERE tx_hash IS NOT NULL
-    GROUP BY tx_hash HAVING count(*) >= 2
+            f"""
+    SELECT p.tx_hash AS group_key FROM payouts p JOIN r1_keys k ON {p_tx} = k.h
+    WHERE p.tx_hash IS NOT NULL
+    GROUP BY p.tx_hash HAVING count(*) >= 2
 """,
         ),
         (
             "r2_keys",
-            """
-    SELECT settlement_id FROM payouts WHERE is_transfer
-    GROUP BY settlement_id HAVING count(*) >= 2
+            f"""
+    SELECT {settlement} AS h FROM payouts WHERE is_transfer GROUP BY 1 HAVING count(*) >= 2
 """,
         ),
         (
             "r2",
-            """
+            f"""
     SELECT p.settlement_id AS group_key FROM payouts p
-    JOIN r2_keys k ON p.settlement_id = k.settlement_id
+    JOIN r2_keys k ON {p_settlement} = k.h
     WHERE p.is_transfer
     GROUP BY p.settlement_id HAVING count(DISTINCT p.transfer_key) >= 2
 """,
         ),
         (
             "r3_keys",
-            """
-    SELECT memo_type, memo_value FROM payouts
+            f"""
+    SELECT {memo} AS h FROM payouts
     WHERE status = 'confirmed' AND memo_type <> 'none' AND memo_value IS NOT NULL
       AND memo_value <> ''
-    GROUP BY memo_type, memo_value HAVING count(*) >= 2
+    GROUP BY 1 HAVING count(*) >= 2
 """,
         ),
         (
             "r3",
-            """
+            f"""
     SELECT p.memo_type, p.memo_value FROM payouts p
-    JOIN r3_keys k ON p.memo_type = k.memo_type AND p.memo_value = k.memo_value
-    WHERE p.status = 'confirmed'
+    JOIN r3_keys k ON {p_memo} = k.h
+    WHERE p.status = 'confirmed' AND p.memo_type <> 'none' AND p.memo_value IS NOT NULL
+      AND p.memo_value <> ''
     GROUP BY p.memo_type, p.memo_value
     HAVING count(DISTINCT p.settlement_id) >= 2 AND count(DISTINCT p.transfer_key) >= 2
 """,
         ),
         (
             "r4_keys",
-            """
-    SELECT idempotency_key FROM payouts WHERE idempotency_key IS NOT NULL
-    GROUP BY idempotency_key HAVING count(*) >= 2
+            f"""
+    SELECT {idempotency} AS h FROM payouts WHERE idempotency_key IS NOT NULL
+    GROUP BY 1 HAVING count(*) >= 2
 """,
         ),
         (
             "r4_compared",
-            """
+            f"""
     SELECT p.idempotency_key AS group_key,
         count(DISTINCT p.settlement_id) > 1 AS differs_settlement,
         count(DISTINCT p.destination) > 1 AS differs_destination,
         count(DISTINCT p.asset) > 1 AS differs_asset,
         count(DISTINCT p.amount_stroops) > 1 AS differs_amount
-    FROM payouts p JOIN r4_keys k ON p.idempotency_key = k.idempotency_key
+    FROM payouts p JOIN r4_keys k ON {p_idempotency} = k.h
+    WHERE p.idempotency_key IS NOT NULL
     GROUP BY p.idempotency_key
 """,
         ),
@@ -308,17 +327,15 @@ def rule_steps(d: Dialect, window_us: int) -> list[tuple[str, str]]:
         ),
         (
             "r5_keys",
-            """
-    SELECT destination, asset, amount_stroops FROM payouts WHERE is_transfer
-    GROUP BY destination, asset, amount_stroops HAVING count(*) >= 2
+            f"""
+    SELECT {payment} AS h FROM payouts WHERE is_transfer GROUP BY 1 HAVING count(*) >= 2
 """,
         ),
         (
             "r5_groups",
-            """
+            f"""
     SELECT p.destination, p.asset, p.amount_stroops FROM payouts p
-    JOIN r5_keys k ON p.destination = k.destination AND p.asset = k.asset
-        AND p.amount_stroops = k.amount_stroops
+    JOIN r5_keys k ON {p_payment} = k.h
     WHERE p.is_transfer
     GROUP BY p.destination, p.asset, p.amount_stroops HAVING count(DISTINCT p.transfer_key) >= 2
 """,
