@@ -15,6 +15,7 @@ PySpark (the ``spark`` extra) and a Java runtime are needed only here.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +35,15 @@ if TYPE_CHECKING:  # pragma: no cover
 _TEXT_TYPES = ("StringType", "LongType", "IntegerType", "ShortType", "ByteType")
 
 
+# The heap of the JVM PySpark starts (the driver; in local mode the executors too): Spark's
+# 1g default ran out in a hash aggregate at 10M rows.
+DRIVER_MEMORY_ENV = "STREAMPAY_INCIDENT_SPARK_DRIVER_MEMORY"
+DEFAULT_DRIVER_MEMORY = "3g"
+
+
 def spark_session(master: str) -> SparkSession:
-    """A Spark session for the rules: UTC, lenient casts (SQL judges values itself), no UI."""
+    """A Spark session for the rules: UTC, lenient casts (SQL judges values itself), no UI,
+    the driver's heap from DRIVER_MEMORY_ENV (DEFAULT_DRIVER_MEMORY)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -47,6 +55,7 @@ def spark_session(master: str) -> SparkSession:
     return (
         SparkSession.builder.master(master)
         .appName("streampay-incident payouts")
+        .config("spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.ansi.enabled", "false")
         .config("spark.ui.enabled", "false")
