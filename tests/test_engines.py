@@ -308,6 +308,9 @@ def test_progress_and_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert duckdb_engine._bytes("1.5GB") == 3 * 2**29 and duckdb_engine._bytes("512MiB") == 2**29
     on_disk = run_duckdb(DEMO, source="d", policy=PayoutPolicy(), on_disk=True)
     assert [f.to_json() for f in on_disk[0]] == [f.to_json() for f in found]
+    monkeypatch.setattr(duckdb_engine, "COMPRESS_AFTER_LIMITS", 0)  # as for a large input
+    compressed = run_duckdb(DEMO, source="d", policy=PayoutPolicy())
+    assert [f.to_json() for f in compressed[0]] == [f.to_json() for f in found]
 
 
 def test_the_default_memory_limit_grows_with_the_input_within_bounds() -> None:

@@ -47,6 +47,8 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_MEMORY_LIMIT = "224MiB"
 MEMORY_LIMIT_ENV = "STREAMPAY_INCIDENT_DUCKDB_MEMORY_LIMIT"
 LARGEST_DEFAULT_LIMIT = 2**30
+# An input larger than this many memory limits gets compressed in-memory tables.
+COMPRESS_AFTER_LIMITS = 2
 # Parquet rows handed to the reference's record checker when some are bad.
 PROBLEM_ROWS = 1000
 _JSON_TEXT_TYPES = ("VARCHAR", "UBIGINT", "BIGINT")
@@ -92,14 +94,15 @@ def run_duckdb(
         raise Fallback(f"cannot open the file ({exc}): the reference says so") from None
     import duckdb
 
-    limit = _memory_limit(memory_limit, path.stat().st_size)
+    size = path.stat().st_size
+    limit = _memory_limit(memory_limit, size)
     with tempfile.TemporaryDirectory(prefix="streampay-duckdb-", dir=temp_dir) as spill:
         retry = on_disk is None
         con = duckdb.connect(str(Path(spill) / "payouts.duckdb") if on_disk else ":memory:")
         try:
-            if not on_disk:
-                # Compressed (dictionary, FSST) in-memory tables: a third of the bytes
-                # to keep, spill and scan again, the same file format an on-disk run writes.
+            if not on_disk and size > COMPRESS_AFTER_LIMITS * _bytes(limit):
+                # Compressed (dictionary, FSST) in-memory tables: far fewer bytes to
+                # spill and scan again; below a few limits' worth, compressing costs more.
                 con.execute("ATTACH ':memory:' AS compressed (COMPRESS)")
                 con.execute("USE compressed")
             con.execute(f"SET memory_limit = '{limit}'")
