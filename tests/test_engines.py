@@ -324,6 +324,19 @@ def test_the_default_memory_limit_grows_with_the_input_within_bounds() -> None:
     assert limit(10 * gib, 512 * mib) == "224MiB"  # never under the floor
 
 
+def test_key_hashes_per_dialect() -> None:
+    """The candidate-key hash of the rules (``sql.rule_steps``) in each engine's spelling;
+    PostgreSQL's is held to the reference by its differential test once push-down runs it."""
+    from streampay_incident.engines.dialect import Dialect
+
+    assert Dialect("duckdb").key_hash("a", "b") == "hash(a, b)"
+    assert Dialect("spark").key_hash("a", "b") == "xxhash64(a, b)"
+    assert Dialect("postgres").key_hash("a", "b") == (
+        "hashtextextended(coalesce(CAST(a AS TEXT), '') || chr(31) || "
+        "coalesce(CAST(b AS TEXT), ''), 0)"
+    )
+
+
 class FakeConnection:
     def __init__(self, answers: list[Any]) -> None:
         self.answers = answers

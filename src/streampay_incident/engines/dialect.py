@@ -62,6 +62,9 @@ class Dialect:
         (a hash table of 8-byte keys, not of long texts) and then group those exactly."""
         if self.name == "duckdb":
             return f"hash({', '.join(exprs)})"
+        if self.name == "postgres":  # one text of the parts, unit-separated (for push-down)
+            parts = " || chr(31) || ".join(f"coalesce(CAST({e} AS TEXT), '')" for e in exprs)
+            return f"hashtextextended({parts}, 0)"
         return f"xxhash64({', '.join(exprs)})"
 
     @property
