@@ -273,28 +273,50 @@ DUCKDB_SQL = {
             OR min(destination) <> max(destination) OR min(asset) <> max(asset)
             OR min(amount) <> max(amount))
     """,
+    # Transfers whose memos are present and differ are never chained (each memo a class,
+    # memo-less transfers in every class); a chain found in two classes counts once.
     "PAYOUT_SUSPECTED_REPEAT": """
         WITH groups AS (
             SELECT destination, asset, amount FROM p WHERE is_transfer
             GROUP BY ALL HAVING count(*) >= 2),
         transfers AS (
-            SELECT destination, asset, amount, transfer_key, min(created_at) AS ts
+            SELECT destination, asset, amount, transfer_key, min(created_at) AS ts,
+                   arg_min_null(CASE WHEN memo_type <> 'none' AND memo <> ''
+                                     THEN memo_type || ':' || memo END,
+                                (created_at, payout_id)) AS memo_key
             FROM p JOIN groups USING (destination, asset, amount)
-            WHERE is_transfer GROUP BY ALL),
+            WHERE is_transfer GROUP BY destination, asset, amount, transfer_key),
+        memos AS (
+            SELECT DISTINCT destination, asset, amount, memo_key FROM transfers
+            WHERE memo_key IS NOT NULL),
+        split AS (
+            SELECT destination, asset, amount FROM memos GROUP BY ALL HAVING count(*) >= 2),
+        classed AS (
+            SELECT t.*, CASE WHEN s.destination IS NULL THEN '' ELSE t.memo_key END AS class
+            FROM transfers t LEFT JOIN split s USING (destination, asset, amount)
+            WHERE s.destination IS NULL OR t.memo_key IS NOT NULL
+            UNION ALL
+            SELECT t.*, m.memo_key FROM transfers t
+            JOIN split s USING (destination, asset, amount)
+            JOIN memos m USING (destination, asset, amount)
+            WHERE t.memo_key IS NULL),
         breaks AS (
             SELECT *, CASE WHEN ts - lag(ts) OVER w <= INTERVAL (?) SECOND THEN 0 ELSE 1 END AS b
-            FROM transfers
-            WINDOW w AS (PARTITION BY destination, asset, amount ORDER BY ts, transfer_key)),
+            FROM classed
+            WINDOW w AS (PARTITION BY destination, asset, amount, class
+                         ORDER BY ts, transfer_key)),
         chains AS (
-            SELECT *, sum(b) OVER (PARTITION BY destination, asset, amount
+            SELECT *, sum(b) OVER (PARTITION BY destination, asset, amount, class
                                    ORDER BY ts, transfer_key ROWS UNBOUNDED PRECEDING) AS chain
             FROM breaks)
-        SELECT c.destination, c.asset, c.amount, c.chain
-        FROM chains c JOIN p
-          ON p.transfer_key = c.transfer_key AND p.destination = c.destination
-         AND p.asset = c.asset AND p.amount = c.amount AND p.is_transfer
-        GROUP BY ALL
-        HAVING count(DISTINCT c.transfer_key) >= 2 AND count(DISTINCT p.settlement_id) >= 2
+        SELECT DISTINCT destination, asset, amount, identity FROM (
+            SELECT c.destination, c.asset, c.amount,
+                   list_sort(list(DISTINCT c.transfer_key)) AS identity
+            FROM chains c JOIN p
+              ON p.transfer_key = c.transfer_key AND p.destination = c.destination
+             AND p.asset = c.asset AND p.amount = c.amount AND p.is_transfer
+            GROUP BY c.destination, c.asset, c.amount, c.class, c.chain
+            HAVING count(DISTINCT c.transfer_key) >= 2 AND count(DISTINCT p.settlement_id) >= 2)
     """,
 }
 

@@ -72,8 +72,6 @@ def spark() -> Any:
     session.stop()
 
 
-# Spark is held to the reference on these exports; the queued-row and differing-memo
-# strategy (queued_and_memo_rows) is not run on Spark yet (issue 14): hence SPARK_CAVEAT.
 @settings(max_examples=6, deadline=None)
 @given(export_rows(max_rows=10), WINDOWS, st.sampled_from(["csv", "parquet"]))
 def test_spark_finds_what_the_reference_and_duckdb_find(
@@ -92,6 +90,46 @@ def test_spark_finds_what_the_reference_and_duckdb_find(
     assert records == len(rows)
     assert essentials(spark_findings) == essentials(python_findings) == essentials(duckdb_findings)
     assert [f.to_json() for f in spark_findings] == [f.to_json() for f in python_findings]
+
+
+@settings(max_examples=6, deadline=None)
+@given(queued_and_memo_rows(max_rows=10), WINDOWS, st.sampled_from(["csv", "parquet"]))
+def test_spark_exposed_amounts_and_memo_chains_are_the_reference(
+    spark: Any, rows: list[dict[str, str]], window: timedelta, fmt: str
+) -> None:
+    """Spark too: ``amount_exposed`` of queued rows and repeats never chained across
+    differing memos give the reference's findings, whole."""
+    from streampay_incident.engines.spark_engine import run_spark
+
+    policy = PayoutPolicy(repeat_window=window)
+    with tempfile.TemporaryDirectory() as folder:
+        expected = reference(write_export(rows, Path(folder), "csv"), policy)
+        path = write_export(rows, Path(folder), fmt)
+        found, _ = run_spark(path, source=str(path), policy=policy, session=spark)
+    assert [f.to_json() for f in found] == expected
+
+
+def test_spark_sums_amounts_past_the_int64_limit(spark: Any, tmp_path: Path) -> None:
+    """Three transfers of the largest amount for one settlement: twice the int64 limit at
+    risk, as the reference says (a BIGINT sum wrapped to a negative amount on Spark)."""
+    from engines_support import DESTINATIONS, HASHES
+    from streampay_incident.engines.spark_engine import run_spark
+
+    largest = {
+        "settlement_id": "s1", "destination": DESTINATIONS[0], "asset": "native",
+        "amount": "922337203685.4775807", "status": "confirmed", "memo_type": "", "memo": "",
+        "idempotency_key": "", "ledger": "",
+    }  # fmt: skip
+    rows = [
+        {**largest, "payout_id": f"p{i}", "created_at": f"2026-11-27T01:0{i}:00Z",
+         "tx_hash": HASHES[i]}
+        for i in range(3)
+    ]  # fmt: skip
+    path = write_export(rows, tmp_path, "parquet")
+    found, _ = run_spark(path, source="big.parquet", policy=PayoutPolicy(), session=spark)
+    expected = reference(write_export(rows, tmp_path, "csv"), PayoutPolicy())
+    assert [f.to_json() for f in found] == expected
+    assert "1844674407370.9551614" in str(expected)
 
 
 def test_spark_cli_reads_a_directory_of_part_files(spark: Any, tmp_path: Path) -> None:

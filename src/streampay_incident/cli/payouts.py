@@ -126,12 +126,6 @@ def load_payouts(path: Path, *, source: str | None = None) -> list[Payout]:
         return read_payouts(path, source=source or input_name(path), progress=progress)
 
 
-SPARK_CAVEAT = (
-    "warning: --engine spark is not yet held to the reference for the repeat memo rule and "
-    "amount_exposed (docs/engines.md); confirm its findings with --engine duckdb or python"
-)
-
-
 @click.command("payouts")
 # A folder (of part files) only for --engine spark; checked in the command.
 @click.argument("file", type=click.Path(path_type=Path), required=False)
@@ -200,9 +194,6 @@ def payouts(
     policy = PayoutPolicy(repeat_window=repeat_window)
     if file is not None and engine != "spark" and file.is_dir():
         raise click.BadParameter(f"File {shown(str(file))} is a directory.", param_hint="'FILE'")
-    if engine == "spark":
-        # Said on every run until the differential test holds Spark to the reference.
-        click.echo(SPARK_CAVEAT, err=True)
     with collector_paused():  # the records are freed inside
         report = triage_file(
             source, policy, escrow_request, now=now, engine=engine, spark_master=spark_master

@@ -66,6 +66,16 @@ class Dialect:
             return f"array_agg({inner} ORDER BY {expr}) FILTER (WHERE {expr} IS NOT NULL)"
         return f"sort_array({'collect_set' if distinct else 'collect_list'}({expr}))"
 
+    def key_hash(self, *exprs: str) -> str:
+        """A 64-bit hash of the values: the rules group by it first to find candidate keys
+        (a hash table of 8-byte keys, not of long texts) and then group those exactly."""
+        if self.name == "duckdb":
+            return f"hash({', '.join(exprs)})"
+        if self.name == "postgres":  # one text of the parts, unit-separated (for push-down)
+            parts = " || chr(31) || ".join(f"coalesce(CAST({e} AS TEXT), '')" for e in exprs)
+            return f"hashtextextended({parts}, 0)"
+        return f"xxhash64({', '.join(exprs)})"
+
     @property
     def decimal38(self) -> str:
         return "DECIMAL(38, 0)"

@@ -57,10 +57,6 @@ _MAX_BRACKETS = 62
 _TIME_COLUMNS = ("created_at", "updated_at", "lease_until", "available_at")
 # What row_to_json prints for a timestamp (UTC: no offset) or a timestamptz in a UTC session.
 _ROW_TIME = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?([+]00:00)?$"
-_COLUMNS = (
-    "payout_id, settlement_id, destination, asset, amount_stroops, status, created_us, "
-    "tx_hash, memo_type, memo_value, idempotency_key, is_transfer, transfer_key"
-)
 
 
 @attrs.frozen
@@ -212,9 +208,6 @@ def rules_sql(cells: str, window_us: int, *, outbox: bool) -> str:
     d = POSTGRES
     typed = fenced(sql.typed_payouts_sql(d, "cells", keep=("aggregate_id",)))
     steps = ",\n".join(f"{name} AS (\n{query}\n)" for name, query in sql.rule_steps(d, window_us))
-    prefixed = ", ".join(f"j.{c.strip()}" for c in _COLUMNS.split(","))
-    prefixed = prefixed.replace("j.created_us", "coalesce(j.created_us, t.us) AS created_us")
-    prefixed = prefixed.replace("j.memo_value", "coalesce(j.memo_value, m.hex) AS memo_value")
     census_outbox = (
         """
     (SELECT row_to_json(c) FROM (
@@ -237,11 +230,7 @@ odd_times AS (
 ), odd_memos AS (
     SELECT * FROM unnest(CAST(%(odd_memos)s AS TEXT[]), CAST(%(odd_hex)s AS TEXT[]))
         AS o(text, hex)
-), payouts AS (
-    SELECT {prefixed} FROM judged j
-    LEFT JOIN odd_times t ON j.created_odd = t.text
-    LEFT JOIN odd_memos m ON j.memo_odd = m.text
-),
+), payouts AS ({sql.payouts_sql(odd_values=True)}),
 {steps},
 found AS ({sql.findings_sql(d)}),
 risk AS ({sql.at_risk_sql()}),
@@ -254,7 +243,7 @@ SELECT {census_outbox}
         SELECT count(*) AS records, count(*) FILTER (WHERE bad) AS bad,
             count(*) - count(DISTINCT payout_id) AS duplicated,
             array_agg(DISTINCT destination) FILTER (WHERE NOT bad) AS destinations,
-            array_agg(DISTINCT asset_text) FILTER (WHERE NOT bad) AS assets,
+            array_agg(DISTINCT asset) FILTER (WHERE NOT bad) AS assets,
             array_agg(DISTINCT created_odd) FILTER (WHERE created_odd IS NOT NULL)
                 AS odd_times,
             array_agg(DISTINCT memo_odd) FILTER (WHERE memo_odd IS NOT NULL) AS odd_memos,

@@ -15,6 +15,7 @@ PySpark (the ``spark`` extra) and a Java runtime are needed only here.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +35,15 @@ if TYPE_CHECKING:  # pragma: no cover
 _TEXT_TYPES = ("StringType", "LongType", "IntegerType", "ShortType", "ByteType")
 
 
+# The heap of the JVM PySpark starts (the driver; in local mode the executors too): Spark's
+# 1g default ran out in a hash aggregate at 10M rows.
+DRIVER_MEMORY_ENV = "STREAMPAY_INCIDENT_SPARK_DRIVER_MEMORY"
+DEFAULT_DRIVER_MEMORY = "3g"
+
+
 def spark_session(master: str) -> SparkSession:
-    """A Spark session for the rules: UTC, lenient casts (SQL judges values itself), no UI."""
+    """A Spark session for the rules: UTC, lenient casts (SQL judges values itself), no UI,
+    the driver's heap from DRIVER_MEMORY_ENV (DEFAULT_DRIVER_MEMORY)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -47,6 +55,7 @@ def spark_session(master: str) -> SparkSession:
     return (
         SparkSession.builder.master(master)
         .appName("streampay-incident payouts")
+        .config("spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.ansi.enabled", "false")
         .config("spark.ui.enabled", "false")
@@ -207,13 +216,7 @@ def _judge(spark: SparkSession, source: str, location: str, fmt: str) -> None:
     memos_schema = StructType([StructField("text", StringType()), StructField("hex", StringType())])
     spark.createDataFrame(odd_times, times_schema).createOrReplaceTempView("odd_times")
     spark.createDataFrame(odd_memos, memos_schema).createOrReplaceTempView("odd_memos")
-    spark.sql(
-        "SELECT j.payout_id, j.settlement_id, j.destination, j.asset, j.amount_stroops, "
-        "j.status, coalesce(j.created_us, t.us) AS created_us, j.tx_hash, j.memo_type, "
-        "coalesce(j.memo_value, m.hex) AS memo_value, j.idempotency_key, j.is_transfer, "
-        "j.transfer_key FROM judged j LEFT JOIN odd_times t ON j.created_odd = t.text "
-        "LEFT JOIN odd_memos m ON j.memo_odd = m.text"
-    ).createOrReplaceTempView("payouts")
+    spark.sql(sql.payouts_sql(odd_values=True)).createOrReplaceTempView("payouts")
 
 
 def _problems(spark: SparkSession, source: str) -> list[InputProblem]:
@@ -231,7 +234,7 @@ def _problems(spark: SparkSession, source: str) -> list[InputProblem]:
     checks: list[tuple[str, str, Callable[[str], str | None]]] = [
         ("destination", "SELECT DISTINCT destination FROM judged WHERE NOT bad",
          destination_problem),
-        ("asset", "SELECT DISTINCT asset_text FROM judged WHERE NOT bad", _message(parse_asset)),
+        ("asset", "SELECT DISTINCT asset FROM judged WHERE NOT bad", _message(parse_asset)),
         ("created_at", "SELECT DISTINCT created_odd FROM judged WHERE created_odd IS NOT NULL",
          _message(parse_time)),
         ("memo", "SELECT DISTINCT memo_odd FROM judged WHERE memo_odd IS NOT NULL",

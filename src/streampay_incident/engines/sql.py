@@ -96,7 +96,7 @@ def typed_payouts_sql(
 ) -> str:
     """SELECT the typed payouts from ``source`` (a relation of text columns named by FIELDS).
 
-    Columns: the FIELDS (typed), ``memo_value``, ``transfer_key``,
+    Columns: the FIELDS (typed; ``asset`` ``native`` for ``XLM`` too), ``memo_value``,
     ``is_transfer``, ``created_us``, ``amount_stroops``, and the judgement:
     ``bad`` (some value is plainly wrong: missing, malformed, out of range, or
     shaped like a secret seed in any column, ``extra_seed_columns`` included),
@@ -185,7 +185,6 @@ WITH parts AS (
 SELECT
     payout_id, settlement_id, destination,
     CASE WHEN asset IN ('native', 'XLM') THEN 'native' ELSE asset END AS asset,
-    asset AS asset_text,
     amount_stroops, status, created_us,
     CASE WHEN created_us IS NULL THEN created_at END AS created_odd,
     lower(tx_hash) AS tx_hash,
@@ -195,11 +194,35 @@ SELECT
          THEN memo END AS memo_odd,
     idempotency_key,
     status IN ('submitted', 'confirmed') AS is_transfer,
-    coalesce('tx:' || lower(tx_hash), 'payout:' || payout_id) AS transfer_key,
     blank_odd,
     coalesce(bad_sql, true) AS bad{kept}
 FROM flagged
 """
+
+
+def payouts_sql(odd_values: bool) -> str:
+    """SELECT the typed ``payouts`` the rules read from ``judged`` (valid by then), with
+    ``transfer_key``; with ``odd_values``, the times and memos Python judged filled in
+    from ``odd_times (text, us)`` and ``odd_memos (text, hex)``.
+
+    ``transfer_key`` is derived here, not stored in ``judged``: a long text per
+    row that only the few rows in candidate groups ever need.
+    """
+    created, memo, joins = "created_us", "memo_value", ""
+    if odd_values:
+        created = "coalesce(j.created_us, t.us)"
+        memo = "coalesce(j.memo_value, m.hex)"
+        joins = (
+            " LEFT JOIN odd_times t ON j.created_odd = t.text"
+            " LEFT JOIN odd_memos m ON j.memo_odd = m.text"
+        )
+    return (
+        "SELECT j.payout_id, j.settlement_id, j.destination, j.asset, j.amount_stroops, "
+        f"j.status, {created} AS created_us, j.tx_hash, j.memo_type, {memo} AS memo_value, "
+        "j.idempotency_key, j.is_transfer, "
+        "coalesce('tx:' || j.tx_hash, 'payout:' || j.payout_id) AS transfer_key "
+        f"FROM judged j{joins}"
+    )
 
 
 # -- the rules ------------------------------------------------------------------------------
@@ -214,65 +237,84 @@ def rule_steps(d: Dialect, window_us: int) -> list[tuple[str, str]]:
     table at a time, which keeps each step within DuckDB's memory limit.
     """
     columns = _prefixed(_MEMBER_COLUMNS, "p")
+    # Each *_keys step groups by a 64-bit hash of the key (a small hash table even at 10M
+    # rows); the step after it groups the rows of those hashes by the key itself, so a
+    # hash collision adds a candidate, never a finding.
+    keys = {
+        "tx": ("tx_hash",), "settlement": ("settlement_id",), "memo": ("memo_type", "memo_value"),
+        "idempotency": ("idempotency_key",), "payment": ("destination", "asset", "amount_stroops"),
+    }  # fmt: skip
+    tx, settlement, memo, idempotency, payment = (d.key_hash(*k) for k in keys.values())
+    p_tx, p_settlement, p_memo, p_idempotency, p_payment = (
+        d.key_hash(*(f"p.{c}" for c in k)) for k in keys.values()
+    )
     steps = [
         (
+            "r1_keys",
+            f"""
+    SELECT {tx} AS h FROM payouts WHERE tx_hash IS NOT NULL GROUP BY 1 HAVING count(*) >= 2
+""",
+        ),
+        (
             "r1",
-            """
-    SELECT tx_hash AS group_key FROM payouts WHERE tx_hash IS NOT NULL
-    GROUP BY tx_hash HAVING count(*) >= 2
+            f"""
+    SELECT p.tx_hash AS group_key FROM payouts p JOIN r1_keys k ON {p_tx} = k.h
+    WHERE p.tx_hash IS NOT NULL
+    GROUP BY p.tx_hash HAVING count(*) >= 2
 """,
         ),
         (
             "r2_keys",
-            """
-    SELECT settlement_id FROM payouts WHERE is_transfer
-    GROUP BY settlement_id HAVING count(*) >= 2
+            f"""
+    SELECT {settlement} AS h FROM payouts WHERE is_transfer GROUP BY 1 HAVING count(*) >= 2
 """,
         ),
         (
             "r2",
-            """
+            f"""
     SELECT p.settlement_id AS group_key FROM payouts p
-    JOIN r2_keys k ON p.settlement_id = k.settlement_id
+    JOIN r2_keys k ON {p_settlement} = k.h
     WHERE p.is_transfer
     GROUP BY p.settlement_id HAVING count(DISTINCT p.transfer_key) >= 2
 """,
         ),
         (
             "r3_keys",
-            """
-    SELECT memo_type, memo_value FROM payouts
+            f"""
+    SELECT {memo} AS h FROM payouts
     WHERE status = 'confirmed' AND memo_type <> 'none' AND memo_value IS NOT NULL
       AND memo_value <> ''
-    GROUP BY memo_type, memo_value HAVING count(*) >= 2
+    GROUP BY 1 HAVING count(*) >= 2
 """,
         ),
         (
             "r3",
-            """
+            f"""
     SELECT p.memo_type, p.memo_value FROM payouts p
-    JOIN r3_keys k ON p.memo_type = k.memo_type AND p.memo_value = k.memo_value
-    WHERE p.status = 'confirmed'
+    JOIN r3_keys k ON {p_memo} = k.h
+    WHERE p.status = 'confirmed' AND p.memo_type <> 'none' AND p.memo_value IS NOT NULL
+      AND p.memo_value <> ''
     GROUP BY p.memo_type, p.memo_value
     HAVING count(DISTINCT p.settlement_id) >= 2 AND count(DISTINCT p.transfer_key) >= 2
 """,
         ),
         (
             "r4_keys",
-            """
-    SELECT idempotency_key FROM payouts WHERE idempotency_key IS NOT NULL
-    GROUP BY idempotency_key HAVING count(*) >= 2
+            f"""
+    SELECT {idempotency} AS h FROM payouts WHERE idempotency_key IS NOT NULL
+    GROUP BY 1 HAVING count(*) >= 2
 """,
         ),
         (
             "r4_compared",
-            """
+            f"""
     SELECT p.idempotency_key AS group_key,
         count(DISTINCT p.settlement_id) > 1 AS differs_settlement,
         count(DISTINCT p.destination) > 1 AS differs_destination,
         count(DISTINCT p.asset) > 1 AS differs_asset,
         count(DISTINCT p.amount_stroops) > 1 AS differs_amount
-    FROM payouts p JOIN r4_keys k ON p.idempotency_key = k.idempotency_key
+    FROM payouts p JOIN r4_keys k ON {p_idempotency} = k.h
+    WHERE p.idempotency_key IS NOT NULL
     GROUP BY p.idempotency_key
 """,
         ),
@@ -285,17 +327,15 @@ def rule_steps(d: Dialect, window_us: int) -> list[tuple[str, str]]:
         ),
         (
             "r5_keys",
-            """
-    SELECT destination, asset, amount_stroops FROM payouts WHERE is_transfer
-    GROUP BY destination, asset, amount_stroops HAVING count(*) >= 2
+            f"""
+    SELECT {payment} AS h FROM payouts WHERE is_transfer GROUP BY 1 HAVING count(*) >= 2
 """,
         ),
         (
             "r5_groups",
-            """
+            f"""
     SELECT p.destination, p.asset, p.amount_stroops FROM payouts p
-    JOIN r5_keys k ON p.destination = k.destination AND p.asset = k.asset
-        AND p.amount_stroops = k.amount_stroops
+    JOIN r5_keys k ON {p_payment} = k.h
     WHERE p.is_transfer
     GROUP BY p.destination, p.asset, p.amount_stroops HAVING count(DISTINCT p.transfer_key) >= 2
 """,
@@ -503,7 +543,9 @@ GROUP BY m.rule, m.group_key
 def at_risk_sql() -> str:
     """Per finding of ``members`` and asset, the sums of its evidence (``kind``): ``at_risk``,
     every transfer but the earliest, each at its earliest row; ``exposed``, the pending rows
-    (each once), but the earliest when the group has no transfer (as checks/payouts.py)."""
+    (each once), but the earliest when the group has no transfer (as checks/payouts.py).
+    Summed as DECIMAL(38, 0): a few amounts near the int64 limit overflow a BIGINT sum
+    (Spark wraps it silently)."""
     return """
 WITH transfer_rows AS (
     SELECT rule, group_key, transfer_key, asset, amount_stroops, created_us,
@@ -527,11 +569,12 @@ queued AS (
                            ORDER BY created_us, payout_id) AS queue_no
     FROM members WHERE status = 'pending'
 )
-SELECT 'at_risk' AS kind, rule, group_key, asset, sum(amount_stroops) AS stroops
+SELECT 'at_risk' AS kind, rule, group_key, asset, sum(CAST(amount_stroops AS DECIMAL(38, 0)))
+    AS stroops
 FROM ranked WHERE transfer_no > 1
 GROUP BY rule, group_key, asset
 UNION ALL
-SELECT 'exposed', q.rule, q.group_key, q.asset, sum(q.amount_stroops)
+SELECT 'exposed', q.rule, q.group_key, q.asset, sum(CAST(q.amount_stroops AS DECIMAL(38, 0)))
 FROM queued q JOIN has_transfer t ON q.rule = t.rule AND q.group_key = t.group_key
 WHERE t.transfers = 1 OR q.queue_no > 1
 GROUP BY q.rule, q.group_key, q.asset
