@@ -453,6 +453,39 @@ def test_spark_engine_without_pyspark_is_exit_2(monkeypatch: pytest.MonkeyPatch)
     assert "not yet held to the reference" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        ("An error occurred while calling o123.localCheckpoint.\n: java.lang.OutOfMemoryError: "
+         "Java heap space\n\tat org.apache.spark...", "Spark ran out of Java heap"),
+        ("Answer from Java side is empty", "Spark's JVM stopped answering"),
+    ],
+)  # fmt: skip
+def test_spark_out_of_heap_is_exit_2_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, error: str, said: str
+) -> None:
+    from streampay_incident.engines import spark_engine
+
+    def out_of_heap(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(error)  # what py4j raises carries the JVM's text
+
+    monkeypatch.setattr(spark_engine, "run_spark", out_of_heap)
+    monkeypatch.setenv(spark_engine.DRIVER_MEMORY_ENV, "5g")
+    result = CliRunner().invoke(main, ["payouts", str(DEMO), "--engine", "spark"])
+    assert result.exit_code == 2, result.output
+    assert said in result.stderr
+    assert "STREAMPAY_INCIDENT_SPARK_DRIVER_MEMORY higher (now 5g)" in result.stderr
+
+
+def test_spark_errors_other_than_heap_pass_through() -> None:
+    from streampay_incident.engines.duckdb_engine import Fallback
+    from streampay_incident.engines.spark_engine import heap_exhaustion_explained
+
+    for raised in (ValueError("a bug"), Fallback("bad input"), InputError("bad")):
+        with pytest.raises(type(raised)), heap_exhaustion_explained():
+            raise raised
+
+
 def test_spark_input_formats_by_name_magic_and_uri(tmp_path: Path) -> None:
     from streampay_incident.engines.spark_engine import _format
 

@@ -119,11 +119,12 @@ def triage_payouts(
     with spooled(file) as readable:
         try:
             if engine == "spark":
-                from .spark_engine import run_spark
+                from .spark_engine import heap_exhaustion_explained, run_spark
 
-                findings, records = run_spark(
-                    readable, source=str(file), policy=policy, master=spark_master
-                )
+                with heap_exhaustion_explained():
+                    findings, records = run_spark(
+                        readable, source=str(file), policy=policy, master=spark_master
+                    )
             else:
                 findings, records = _run_duckdb(readable, str(file), policy, escrow, reconciled)
         except Fallback as why:

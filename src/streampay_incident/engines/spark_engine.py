@@ -15,9 +15,10 @@ PySpark (the ``spark`` extra) and a Java runtime are needed only here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,34 @@ def spark_session(master: str) -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
+
+
+@contextlib.contextmanager
+def heap_exhaustion_explained() -> Iterator[None]:
+    """Spark running out of Java heap, or its JVM dying (most often of that), is exit 2
+    naming the setting to raise, not exit 3 ("a bug"): the input outgrew the heap."""
+    try:
+        yield
+    except (Fallback, InputError):
+        raise
+    except Exception as exc:
+        from . import EngineUnavailable
+
+        text, heap = str(exc), os.environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY
+        advice = (
+            f"set {DRIVER_MEMORY_ENV} higher (now {heap}), or give Parquet part files "
+            "(one CSV file is read as one partition)"
+        )
+        if "OutOfMemoryError" in text or "Java heap space" in text:
+            raise EngineUnavailable(
+                f"--engine spark: Spark ran out of Java heap: {advice}"
+            ) from None
+        if "Answer from Java side is empty" in text:
+            raise EngineUnavailable(
+                f"--engine spark: Spark's JVM stopped answering (most often out of Java heap): "
+                f"{advice}"
+            ) from None
+        raise
 
 
 def run_spark(
