@@ -391,6 +391,43 @@ def test_an_escaping_bug_exits_3_with_one_line_and_no_traceback(
     )
 
 
+def test_a_full_disk_is_exit_2_saying_what_to_do_and_other_os_errors_are_bugs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import errno
+
+    from streampay_incident import report_stream
+
+    def disk_full(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # The streamed settlements report spools to $TMPDIR: a full disk there is no bug.
+    monkeypatch.setattr(report_stream.tempfile, "TemporaryFile", disk_full)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(report_stream.tempfile, "tempdir", None)  # read TMPDIR again
+    result = run(["settlements", str(DEMO / "settlements.jsonl")])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: no space left writing a temporary file in {tmp_path} (No space left on "
+        "device): free space there, or set TMPDIR to a folder with room\n"
+    )
+
+    def named(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", "/spill/x")
+
+    monkeypatch.setattr("streampay_incident.cli.payouts.triage_file", named)
+    quota = run(["payouts", str(DEMO / "payouts.csv")])
+    assert quota.exit_code == 2 and "no space left writing /spill/x (Disk quota" in quota.stderr
+
+    def refused(*_args: Any, **_kwargs: Any) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr("streampay_incident.cli.payouts.triage_file", refused)
+    bug = run(["payouts", str(DEMO / "payouts.csv")])
+    assert bug.exit_code == 3 and bug.stderr.startswith("internal error: PermissionError")
+
+
 def test_the_traceback_is_shown_only_with_the_debug_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

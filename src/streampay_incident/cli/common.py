@@ -7,6 +7,7 @@ error (a bug: one line on stderr, the traceback with ``STREAMPAY_INCIDENT_DEBUG=
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -30,6 +31,8 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 EXIT_INTERNAL = 3
+# A full disk or quota: exit 2 with what to do, not a bug (exit 3).
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 DEBUG_ENV = "STREAMPAY_INCIDENT_DEBUG"
 
@@ -201,6 +204,19 @@ class CommandGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own ways out: usage errors (2), --help, aborts
+        except OSError as error:
+            if error.errno not in _DISK_FULL:
+                fail_internal(error)
+            # Not a bug: the machine's disk (a report spooled to $TMPDIR, DuckDB's spill).
+            import tempfile
+
+            where = error.filename or f"a temporary file in {tempfile.gettempdir()}"
+            click.echo(
+                f"error: no space left writing {where} ({error.strerror}): free space there, "
+                "or set TMPDIR to a folder with room",
+                err=True,
+            )
+            sys.exit(EXIT_INPUT)
         except Exception as error:  # noqa: BLE001 - the one place every bug ends up
             fail_internal(error)
 
