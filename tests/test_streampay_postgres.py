@@ -295,6 +295,7 @@ def test_statement_timeout(cluster: PostgresCluster) -> None:
     assert time.monotonic() - started < 4.5  # the server cancelled the 5 s statement
     assert result.exit_code == 2
     assert "statement_timeout" in result.stderr and "table slow_outbox" in result.stderr
+    assert "a large outbox needs a larger --timeout" in result.stderr
 
 
 def test_wrong_password_names_the_target_not_the_password(cluster: PostgresCluster) -> None:

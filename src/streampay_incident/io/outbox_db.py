@@ -273,7 +273,8 @@ def read_only_transaction(
         except psycopg.errors.QueryCanceled:
             raise fail(
                 f"the query was cancelled by statement_timeout ({ms} ms, within --timeout "
-                f"{timeout:g}s)"
+                f"{timeout:g}s); a large outbox needs a larger --timeout (a million rows "
+                "take about a minute)"
             ) from None
         except psycopg.errors.InsufficientPrivilege as exc:
             raise fail(f"permission denied: {_reason(exc, password)}") from None
