@@ -21,13 +21,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streampay_incident import usecases
-from streampay_incident.checks.overlays import check_envelope_network, index_payouts
+from streampay_incident.checks.overlays import check_envelope_network
 from streampay_incident.cli import main
 from streampay_incident.io.payouts import read_payouts
 from streampay_incident.io.rows import seed_paths
 from streampay_incident.io.settlements import read_settlements
 from streampay_incident.io.transactions import read_transactions
-from streampay_incident.model import Finding, Report, Settlement, SettlementVerdict, make_finding
+from streampay_incident.model import (
+    Finding,
+    Report,
+    Settlement,
+    SettlementContext,
+    SettlementVerdict,
+    index_payouts,
+    make_finding,
+)
 from streampay_incident.registry import get_plugin_manager, register_plugin
 from streampay_incident.report import render, report_to_json
 from streampay_incident.report_stream import SettlementSpool
@@ -253,11 +261,14 @@ def test_a_wrong_network_is_refused_after_the_last_batch() -> None:
     )
 
 
-def test_a_tuple_of_payouts_is_indexed_once() -> None:
+def test_the_payouts_are_indexed_once_per_context() -> None:
     payouts = tuple(read_payouts(DEMO / "payouts.csv"))
-    assert index_payouts(payouts) is index_payouts(payouts)
-    assert index_payouts(list(payouts)) is not index_payouts(list(payouts))
-    assert index_payouts(list(payouts)) == index_payouts(payouts)
+    context = SettlementContext(payouts=payouts)
+    assert context.payout_index is context.payout_index  # every batch gets the same index
+    assert context.payout_index == index_payouts(payouts) == index_payouts(list(payouts))
+    # Derived, never stale: another context (attrs.evolve included) indexes its own payouts.
+    assert attrs.evolve(context, payouts=payouts[:1]).payout_index == index_payouts(payouts[:1])
+    assert SettlementContext().payout_index is None
 
 
 def test_a_bad_row_after_the_first_batch_gives_exit_2_and_no_report(tmp_path: Path) -> None:

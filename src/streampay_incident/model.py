@@ -12,7 +12,9 @@ tx hashes are lower-case 64-hex strings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -291,6 +293,24 @@ class SettlementContext:
     latest_ledger_close_time: datetime | None = None
     account_sequences: Mapping[str, int] | None = None
     payouts: tuple[Payout, ...] | None = None
+
+    @functools.cached_property
+    def payout_index(self) -> Mapping[str, Sequence[Payout]] | None:
+        """:func:`index_payouts` of ``payouts``, built once per context (a triage run a
+        batch at a time asks for it per batch); None when no payouts were given."""
+        return None if self.payouts is None else index_payouts(self.payouts)
+
+
+def index_payouts(payouts: Iterable[Payout]) -> dict[str, list[Payout]]:
+    """Settlement id and idempotency key -> the payouts that name it (a payout under both
+    keys once per key): what the settlement checks look a settlement's payouts up in."""
+    index: dict[str, list[Payout]] = defaultdict(list)
+    for payout in payouts:
+        index[payout.settlement_id].append(payout)
+        key = payout.idempotency_key
+        if key is not None and key != payout.settlement_id:
+            index[key].append(payout)
+    return dict(index)
 
 
 def status_from_findings(findings: tuple[Finding, ...] | list[Finding]) -> Status:

@@ -20,32 +20,6 @@ from .tx_index import index_transactions
 PayoutIndex = Mapping[str, Sequence[Payout]]
 
 
-#: The last tuple of payouts indexed and its index: a triage run a batch at a time
-#: (:mod:`streampay_incident.usecases.settlement_stream`) asks for the same one per batch.
-_LAST_INDEX: list[tuple[tuple[Payout, ...], PayoutIndex]] = []
-
-
-def index_payouts(payouts: Iterable[Payout]) -> PayoutIndex:
-    """Settlement id and idempotency key -> the payouts that name it (a payout under both
-    keys once per key). What :func:`assess_settlement` takes as ``payouts``.
-
-    A tuple (immutable) indexed just before is not indexed again: same tuple, same index.
-    """
-    last = _LAST_INDEX[0] if _LAST_INDEX else None  # one read: threads may replace it
-    if isinstance(payouts, tuple) and last is not None and last[0] is payouts:
-        return last[1]
-    index: dict[str, list[Payout]] = defaultdict(list)
-    for payout in payouts:
-        index[payout.settlement_id].append(payout)
-        key = payout.idempotency_key
-        if key is not None and key != payout.settlement_id:
-            index[key].append(payout)
-    built = dict(index)
-    if isinstance(payouts, tuple):
-        _LAST_INDEX[:] = [(payouts, built)]
-    return built
-
-
 def payouts_paying(s: Settlement, payouts: PayoutIndex) -> list[Payout]:
     """The payouts that show ``s`` was already paid by a transfer other than its own attempt.
 

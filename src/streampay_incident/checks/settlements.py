@@ -118,6 +118,7 @@ from ..model import (
     SettlementState,
     SettlementTriage,
     SettlementVerdict,
+    index_payouts,
     make_finding,
 )
 from ..timefmt import format_duration
@@ -126,7 +127,6 @@ from .overlays import (
     PayoutIndex,
     already_paid_finding,
     check_envelope_network,
-    index_payouts,
     mismatch_finding,
     network_mismatch,
     payouts_paying,
@@ -511,7 +511,7 @@ def classify_settlements(
     policy: SettlementPolicy = SettlementPolicy(),  # noqa: B008 - frozen value
     chain_status: ChainStatus | None = None,
     account_sequences: Mapping[str, int] | None = None,
-    payouts: Iterable[Payout] | None = None,
+    payouts: Iterable[Payout] | PayoutIndex | None = None,
 ) -> SettlementTriage:
     """A verdict per settlement (input order) and every finding about each.
 
@@ -520,12 +520,14 @@ def classify_settlements(
     ``latest_ledger_close_time``: the close time of a ledger known to have
     closed; ``chain_status``: the chain grade (``"fail"`` blocks every retry);
     ``account_sequences``: current sequence number per source account;
-    ``payouts``: the payouts export (None: not checked; a ``never_submitted``
-    verdict then says so). Pure: see the module docstring for the rules, the
-    overlays and their precedence.
+    ``payouts``: the payouts export, or its :func:`index_payouts` (None: not
+    checked; a ``never_submitted`` verdict then says so). Pure: see the module
+    docstring for the rules, the overlays and their precedence.
     """
     index = index_transactions(transactions)
-    payout_index = None if payouts is None else index_payouts(payouts)
+    payout_index = (
+        payouts if payouts is None or isinstance(payouts, Mapping) else index_payouts(payouts)
+    )
     verdicts: list[SettlementVerdict] = []
     findings: list[Finding] = []
     for settlement in settlements:
@@ -565,7 +567,7 @@ def settlement_triage(
         latest_ledger_close_time=context.latest_ledger_close_time,
         chain_status=context.chain_status,
         account_sequences=context.account_sequences,
-        payouts=context.payouts,
+        payouts=context.payout_index,  # indexed once per context, not once per batch
     )
 
 
