@@ -313,6 +313,36 @@ def test_progress_and_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert [f.to_json() for f in compressed[0]] == [f.to_json() for f in found]
 
 
+def test_progress_runs_once_from_0_to_100_over_both_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dictionary pass fills the bar to DICTIONARY_SHARE, the typed pass the rest."""
+    seen: list[float] = []
+    monkeypatch.setattr(duckdb_engine, "report_progress", lambda con, tell: tell(50.0))
+    monkeypatch.setattr(duckdb_engine, "PROGRESS_POLL_SECONDS", 0.0)
+    run_duckdb(DEMO, source="demo", policy=PayoutPolicy(), progress=seen.append)
+    share = duckdb_engine.DICTIONARY_SHARE
+    # The watcher may not get a turn before a small query ends: the ends are always told.
+    assert {share, 100.0} <= set(seen) <= {share / 2, share, share + (100 - share) / 2, 100.0}
+    assert seen == sorted(seen)
+
+
+def test_texts_sharing_a_hash_go_to_the_reference() -> None:
+    """Destinations and assets are compared by a 64-bit hash: two texts with one hash
+    (here ``length`` stands in for a colliding hash) make the reference judge the input."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE dictionary AS SELECT * FROM (VALUES (true, 'GA'), (true, NULL), "
+        "(false, 'native'), (false, 'USDC:GB')) AS t(of_destination, text)"
+    )
+    duckdb_engine.dictionaries(con, key="length")
+    assert con.execute("SELECT text FROM dict_destination").fetchall() == [("GA",)]
+    con.execute("DROP TABLE dict_destination; DROP TABLE dict_asset")
+    con.execute("INSERT INTO dictionary VALUES (true, 'GB')")
+    with pytest.raises(duckdb_engine.Fallback, match="dict_destination share a 64-bit hash"):
+        duckdb_engine.dictionaries(con, key="length")
+
+
 def test_the_default_memory_limit_grows_with_the_input_within_bounds() -> None:
     mib, gib = 2**20, 2**30
     limit = duckdb_engine.default_memory_limit

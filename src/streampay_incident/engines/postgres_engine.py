@@ -230,7 +230,7 @@ odd_times AS (
 ), odd_memos AS (
     SELECT * FROM unnest(CAST(%(odd_memos)s AS TEXT[]), CAST(%(odd_hex)s AS TEXT[]))
         AS o(text, hex)
-), payouts AS ({sql.payouts_sql(odd_values=True)}),
+), payouts AS ({sql.payouts_sql(d, odd_values=True)}),
 {steps},
 found AS ({sql.findings_sql(d)}),
 risk AS ({sql.at_risk_sql()}),

@@ -245,7 +245,7 @@ def _judge(spark: SparkSession, source: str, location: str, fmt: str) -> None:
     memos_schema = StructType([StructField("text", StringType()), StructField("hex", StringType())])
     spark.createDataFrame(odd_times, times_schema).createOrReplaceTempView("odd_times")
     spark.createDataFrame(odd_memos, memos_schema).createOrReplaceTempView("odd_memos")
-    spark.sql(sql.payouts_sql(odd_values=True)).createOrReplaceTempView("payouts")
+    spark.sql(sql.payouts_sql(sql.SPARK, odd_values=True)).createOrReplaceTempView("payouts")
 
 
 def _problems(spark: SparkSession, source: str) -> list[InputProblem]:

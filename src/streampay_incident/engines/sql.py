@@ -200,7 +200,7 @@ FROM flagged
 """
 
 
-def payouts_sql(odd_values: bool) -> str:
+def payouts_sql(d: Dialect, odd_values: bool) -> str:
     """SELECT the typed ``payouts`` the rules read from ``judged`` (valid by then), with
     ``transfer_key``; with ``odd_values``, the times and memos Python judged filled in
     from ``odd_times (text, us)`` and ``odd_memos (text, hex)``.
@@ -220,7 +220,7 @@ def payouts_sql(odd_values: bool) -> str:
         "SELECT j.payout_id, j.settlement_id, j.destination, j.asset, j.amount_stroops, "
         f"j.status, {created} AS created_us, j.tx_hash, j.memo_type, {memo} AS memo_value, "
         "j.idempotency_key, j.is_transfer, "
-        "coalesce('tx:' || j.tx_hash, 'payout:' || j.payout_id) AS transfer_key "
+        f"coalesce('tx:' || {d.tx_text('j.tx_hash')}, 'payout:' || j.payout_id) AS transfer_key "
         f"FROM judged j{joins}"
     )
 
@@ -455,7 +455,7 @@ def rule_steps(d: Dialect, window_us: int) -> list[tuple[str, str]]:
         (
             "members",
             f"""
-    SELECT 1 AS rule, p.tx_hash AS group_key, {columns},
+    SELECT 1 AS rule, {d.tx_text("p.tx_hash")} AS group_key, {columns},
         CAST(NULL AS BOOLEAN) AS differs_settlement, CAST(NULL AS BOOLEAN) AS differs_destination,
         CAST(NULL AS BOOLEAN) AS differs_asset, CAST(NULL AS BOOLEAN) AS differs_amount,
         CAST(NULL AS BIGINT) AS first_us, CAST(NULL AS BIGINT) AS last_us,
@@ -475,7 +475,8 @@ def rule_steps(d: Dialect, window_us: int) -> list[tuple[str, str]]:
         NULL, NULL, NULL
     FROM payouts p JOIN r4 ON p.idempotency_key = r4.group_key
     UNION ALL
-    SELECT 5, c.destination || '|' || c.asset || '|' || CAST(c.amount_stroops AS {d.text})
+    SELECT 5, CAST(c.destination AS {d.text}) || '|' || CAST(c.asset AS {d.text})
+        || '|' || CAST(c.amount_stroops AS {d.text})
         || '|' || c.memo_class || '|' || CAST(c.chain_no AS {d.text}), {columns},
         NULL, NULL, NULL, NULL, c.first_us, c.last_us, c.largest_gap_us
     FROM r5_chained t
