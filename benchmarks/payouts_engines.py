@@ -16,7 +16,9 @@ It prints the median wall time of ``--runs`` runs, each child's peak RSS
 (``os.wait4``; for Spark also the peak of the driver and its JVM together,
 sampled from ``/proc``), the duckdb/bare ratio, and checks that the engines'
 reports hold the same findings. Results go to ``benchmarks/out/payouts_engines.json``.
-The exports are written once to ``--data`` (a 10M-row CSV is 2.5 GB: put it in /tmp).
+The exports are written once to ``--data`` (a 10M-row CSV is 2.5 GB: put it in /tmp);
+``--long-ids`` writes them in the shape of issue 14's export instead: settlement ids of
+47 characters and 50,000 destinations per million rows.
 
     python benchmarks/payouts_engines.py                         # 100k and 1M rows
     python benchmarks/payouts_engines.py --sizes 10000000 --runs 1 --data /tmp/bench \
@@ -93,13 +95,13 @@ def run_tree_measured(argv: list[str]) -> tuple[float, float, float, str, int]:
 
 
 def bench(
-    size: int, runs: int, window: int, python_max: int, data: Path, spark: bool
+    size: int, runs: int, window: int, python_max: int, data: Path, spark: bool, long_ids: bool
 ) -> dict[str, object]:
     data.mkdir(parents=True, exist_ok=True)
-    path = data / f"payouts-{size}.csv"
+    path = data / f"payouts-{size}{'-long' if long_ids else ''}.csv"
     if not path.exists():
         started = time.perf_counter()
-        write_payouts(path, size)
+        write_payouts(path, size, long_ids=long_ids)
         print(f"  wrote {path.name} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     tool = [*TOOL, "payouts", str(path), "--format", "json", "--repeat-window", f"{window}s"]
     argvs = {
@@ -131,6 +133,7 @@ def bench(
             outputs[name] = out
     result: dict[str, object] = {
         "rows": size,
+        "long_ids": long_ids,
         "load_average_1_5_15_before": [round(x, 1) for x in load_before],
         "file_mib": round(path.stat().st_size / 2**20, 1),
         "runs": runs,
@@ -169,13 +172,17 @@ def main() -> None:
                         help="skip the python engine above this many rows")  # fmt: skip
     parser.add_argument("--data", type=Path, default=OUT, help="where the exports are written")
     parser.add_argument("--spark-sizes", default="", help="sizes to run --engine spark at too")
+    parser.add_argument("--long-ids", action="store_true",
+                        help="issue 14's shape: 47-character settlement ids, 50,000 "
+                        "destinations per million rows")  # fmt: skip
     args = parser.parse_args()
     spark_sizes = {int(s) for s in args.spark_sizes.split(",") if s}
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
         result = bench(
-            size, args.runs, args.window, args.python_max, args.data, size in spark_sizes
-        )
+            size, args.runs, args.window, args.python_max, args.data, size in spark_sizes,
+            args.long_ids,
+        )  # fmt: skip
         results.append(result)
         print(json.dumps(result), flush=True)
     load = os.getloadavg()

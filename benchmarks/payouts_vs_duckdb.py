@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,13 +71,20 @@ PAYOUTS_PER_SECOND = 4.0  # constant density, so every size has the same shape
 # -- the data -------------------------------------------------------------------------------
 
 
-def write_payouts(path: Path, rows: int, seed: int = 7) -> None:
-    """A payout export of ``rows`` data rows (plus planted duplicates) at ``path``."""
+def write_payouts(path: Path, rows: int, seed: int = 7, *, long_ids: bool = False) -> None:
+    """A payout export of ``rows`` data rows (plus planted duplicates) at ``path``.
+
+    ``long_ids``: like issue 14's export, settlement ids of 47 characters
+    (``settlement-`` and a UUID) instead of 13, and a destination for every 20
+    rows instead of 25 (50,000 per million rows).
+    """
     from stellar_sdk import MuxedAccount, StrKey
 
     rnd = random.Random(seed)
+    per_destination = 20 if long_ids else 25
     destinations = [
-        StrKey.encode_ed25519_public_key(rnd.randbytes(32)) for _ in range(max(rows // 25, 500))
+        StrKey.encode_ed25519_public_key(rnd.randbytes(32))
+        for _ in range(max(rows // per_destination, 500))
     ]
     # A few muxed accounts behind some of those G addresses (exchanges' sub-accounts).
     destinations += [
@@ -89,6 +97,12 @@ def write_payouts(path: Path, rows: int, seed: int = 7) -> None:
     out: list[list[str]] = []
     normal = rows - PLANTED_PER_RULE * 5  # each planted case adds one row
     index = 0
+
+    def settlement_id(index: int) -> str:
+        if long_ids:
+            return f"settlement-{uuid.UUID(int=rnd.getrandbits(128), version=4)}"
+        return f"stl-{index:09d}"
+
     while len(out) < normal:
         index += 1
         moment += timedelta(seconds=rnd.expovariate(PAYOUTS_PER_SECOND))
@@ -97,7 +111,7 @@ def write_payouts(path: Path, rows: int, seed: int = 7) -> None:
             _row(
                 rnd,
                 index,
-                f"stl-{index:09d}",
+                settlement_id(index),
                 rnd.choice(destinations),
                 rnd.choice(assets),
                 _amount(rnd),
@@ -111,7 +125,7 @@ def write_payouts(path: Path, rows: int, seed: int = 7) -> None:
                 _row(
                     rnd,
                     f"{index}r",
-                    f"stl-{index:09d}",
+                    out[-1][1],
                     out[-1][2],
                     out[-1][3],
                     out[-1][4],

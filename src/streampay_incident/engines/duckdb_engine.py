@@ -188,21 +188,30 @@ _DICTIONARIES = {
 }
 
 
+_STATUS = "ENUM('pending', 'submitted', 'confirmed', 'failed')"
+_MEMO_TYPE = "ENUM('none', 'text', 'id', 'hash', 'return')"
+
+
 def keyed_sql(typed: str) -> str:
-    """``typed`` (:func:`.sql.typed_payouts_sql`) with destinations and assets as hashes and
-    valid transaction hashes as bytes (a bad row's is NULL: ``unhex`` refuses non-hex)."""
+    """``typed`` (:func:`.sql.typed_payouts_sql`) with destinations and assets as hashes,
+    valid transaction hashes as bytes, statuses and memo types as one-byte ENUMs (a bad
+    row's are NULL: ``unhex`` and the ENUMs refuse what is not theirs)."""
     return (
         "SELECT * REPLACE (hash(destination) AS destination, hash(asset) AS asset, "
-        f"CASE WHEN NOT bad THEN unhex(tx_hash) END AS tx_hash) FROM ({typed})"
+        "CASE WHEN NOT bad THEN unhex(tx_hash) END AS tx_hash, "
+        f"CASE WHEN NOT bad THEN CAST(status AS {_STATUS}) END AS status, "
+        f"CASE WHEN NOT bad THEN CAST(memo_type AS {_MEMO_TYPE}) END AS memo_type) "
+        f"FROM ({typed})"
     )
 
 
 def as_text(relation: str) -> str:
-    """SELECT ``relation`` (keyed rows) with the texts of its destinations, assets and
-    transaction hashes."""
+    """SELECT ``relation`` (keyed rows) with the texts of its destinations, assets,
+    transaction hashes, statuses and memo types (ENUMs would sort otherwise)."""
     return (
         f"SELECT r.* REPLACE (d.text AS destination, a.text AS asset, "
-        f"{sql.DUCKDB.tx_text('r.tx_hash')} AS tx_hash) FROM {relation} r "
+        f"{sql.DUCKDB.tx_text('r.tx_hash')} AS tx_hash, CAST(r.status AS VARCHAR) AS status, "
+        f"CAST(r.memo_type AS VARCHAR) AS memo_type) FROM {relation} r "
         "LEFT JOIN dict_destination d ON r.destination = d.h "
         "LEFT JOIN dict_asset a ON r.asset = a.h"
     )
