@@ -34,6 +34,48 @@ def test_muxed_address_and_its_base_match_stellar_sdk(key: bytes, muxed_id: int)
     assert strkey.muxed_parts(muxed) == (account, muxed_id)
 
 
+def _spoiled(address: str, how: int, where: int) -> str:
+    """``address`` with one character changed ``how`` (a typo, lower case, a non-base32
+    digit, an underscore int() would skip, a space), or cut short."""
+    at = where % len(address)
+    swaps = {
+        0: "A" if address[at] != "A" else "B",
+        1: address[at].lower(),
+        2: "1",
+        3: "_",
+        4: " ",
+    }
+    if how == 5:
+        return address[:at]
+    return address[:at] + swaps[how] + address[at + 1 :]
+
+
+@given(
+    st.lists(
+        st.tuples(keys, st.integers(0, 7), st.integers(0, 100), st.integers(0, 2**64 - 1)),
+        max_size=12,
+    ),
+    st.lists(st.text(max_size=70), max_size=3),
+)
+def test_invalid_destinations_judges_as_destination_problem_does(
+    cases: list[tuple[bytes, int, int, int]], others: list[str]
+) -> None:
+    """The batch judgement (one base32 number for many G addresses) refuses exactly what
+    ``destination_problem`` refuses, whatever the mix of valid, spoiled and muxed values."""
+    addresses = list(others)
+    for key, how, where, muxed_id in cases:
+        account = strkey.encode("G", key)
+        if how == 6:
+            addresses.append(account)
+        elif how == 7:
+            addresses.append(strkey.muxed_address(account, muxed_id))
+        else:
+            addresses.append(_spoiled(account, how, where))
+    expected = {a for a in addresses if strkey.destination_problem(a) is not None}
+    assert strkey.invalid_destinations(addresses) == expected
+    assert strkey.invalid_destinations(reversed(addresses)) == expected
+
+
 def test_base_account_leaves_anything_else_alone() -> None:
     assert escrow_base_account is strkey.base_account
     assert strkey.base_account(ACCOUNT) == ACCOUNT

@@ -33,7 +33,7 @@ from ..io.payout_fields import FIELDS, _memo_bytes, parse_asset, parse_time
 from ..io.payout_parser import _PayoutParser
 from ..io.rows import Row, contains_seed, sniff_format
 from ..model import Finding, PayoutPolicy
-from ..stellar.strkey import destination_problem
+from ..stellar.strkey import invalid_destinations
 from . import sql
 from .findings import RecordCount, findings_from_rows, moment
 
@@ -456,8 +456,10 @@ def _wrong_values(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
         wrong["sql"] = set()
     if duplicated:
         wrong["duplicate"] = set()
+    destinations = con.execute("SELECT text FROM dict_destination").fetchall()
+    if refused := invalid_destinations(text for (text,) in destinations):
+        wrong["destination"] = refused
     checks: list[tuple[str, str, Callable[[str], Any]]] = [
-        ("destination", "SELECT text FROM dict_destination", destination_problem),
         ("asset", "SELECT text FROM dict_asset", _asset_problem),
         ("created_at", "SELECT DISTINCT created_odd FROM judged WHERE created_odd IS NOT NULL",
          _time_problem),

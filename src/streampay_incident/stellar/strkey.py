@@ -20,12 +20,15 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import re
+from collections.abc import Iterable
 
 # Bounded so a hostile input of a million distinct bad values cannot grow the cache without limit.
 _CACHE_SIZE = 1 << 17
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _BASE32 = frozenset(_ALPHABET)
+_BASE32_RUN = re.compile("[A-Z2-7]*")
 # int(text, 32) reads the digits 0-9a-v; map the StrKey alphabet onto them.
 _AS_INT_DIGITS = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
 _LENGTH = {"G": 56, "M": 69, "C": 56}
@@ -139,6 +142,33 @@ def destination_problem(address: str) -> str | None:
 def contract_problem(address: str) -> str | None:
     """None when ``address`` is a valid contract ID (``C...``), else why not."""
     return _problem(address, "C")
+
+
+def invalid_destinations(addresses: Iterable[str]) -> set[str]:
+    """The ``addresses`` :func:`destination_problem` refuses, judged many at a time.
+
+    An export's tens of thousands of distinct ``G...`` addresses of 56
+    characters (280 bits: 35 whole bytes each) are decoded as one base32 number
+    and their version bytes and checksums compared a slice at a time, about a
+    fifth of the cost of one call each; anything else is judged one by one.
+    """
+    plain: list[str] = []
+    bad: set[str] = set()
+    for address in addresses:
+        if len(address) == 56 and address[:1] == "G":
+            plain.append(address)
+        elif destination_problem(address) is not None:
+            bad.add(address)
+    joined = "".join(plain)
+    if not plain or not _BASE32_RUN.fullmatch(joined):  # some are not base32: one at a time
+        return bad | {address for address in plain if destination_problem(address) is not None}
+    raw = int(joined.translate(_AS_INT_DIGITS), 32).to_bytes(35 * len(plain), "big")
+    version = _VERSION_BYTE["G"]
+    for start, address in zip(range(0, len(raw), 35), plain, strict=True):
+        key = raw[start : start + 35]
+        if key[0] != version or binascii.crc_hqx(key[:33], 0) != int.from_bytes(key[33:], "little"):
+            bad.add(address)
+    return bad
 
 
 def is_account(address: str) -> bool:
