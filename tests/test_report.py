@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streampay_incident.cli import main
 from streampay_incident.cli.common import exit_code_for
@@ -100,6 +103,51 @@ def test_text_and_markdown() -> None:
     assert "No findings." in render(empty, "text")
     assert "No findings." in render(empty, "markdown")
     assert "PASS" in render(empty, "text")
+
+
+_ANSI_STYLE = re.compile("\x1b\\[[0-9;]*m")
+
+
+def _text_report(subject: str, summary: str, settlement_id: str, note: str) -> Report:
+    return Report(
+        command="settlements",
+        findings=(make_finding("PAYOUT_DUPLICATE_MEMO", subject, summary),),
+        generated_at=NOW,
+        inputs={"file": note},
+        settlements=(
+            SettlementVerdict(settlement_id, "stuck", False, "tx_may_still_land"),
+            SettlementVerdict("s2", "stuck", True, "tx_expired"),
+        ),
+        extra={"notes": [note]},
+    )
+
+
+def test_text_shows_hostile_values_literally_and_escapes_control_characters() -> None:
+    """A value from an export is shown as text: no markup, no emoji code, and no control
+    character reaches the terminal (a terminal title, a colour, a forged line)."""
+    forged = "s1\x1b]0;pwned\x07\n  CRITICAL (9)\r\t:rocket: [bold]x[/] \\[y]\x9b2J"
+    for color in (False, True):
+        text = render(_text_report(forged, forged, forged, forged), "text", color=color)
+        shown = _ANSI_STYLE.sub("", text)
+        assert "\x1b]0;" not in text and "\x07" not in text and "\r" not in text
+        assert "\x9b" not in text and "\t" not in text
+        assert "\n  CRITICAL (9)" not in text
+        escaped = (
+            "s1\\x1b]0;pwned\\x07\\x0a  CRITICAL (9)\\x0d\\x09:rocket: [bold]x[/] \\[y]\\x9b2J"
+        )
+        assert shown.count(escaped) == 5  # subject, summary, the input, the note, the verdict
+        assert "\U0001f680" not in text
+
+
+@given(st.text(max_size=40), st.text(max_size=40), st.text(max_size=40), st.text(max_size=20))
+def test_text_in_colour_is_the_plain_text_styled(
+    subject: str, summary: str, settlement_id: str, note: str
+) -> None:
+    """Rich only adds styles on a colour terminal: the text is the same as written plainly."""
+    report = _text_report(subject, summary, settlement_id, note)
+    plain = render(report, "text")
+    assert _ANSI_STYLE.sub("", render(report, "text", color=True)) == plain
+    assert "\x1b" not in plain
 
 
 def test_codes_table_is_consistent() -> None:

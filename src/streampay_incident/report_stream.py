@@ -31,6 +31,7 @@ from .io.rows import may_hold_seed, seed_paths
 from .model import Finding, Report, SettlementVerdict
 from .report import (
     MARKDOWN_FINDINGS_HEAD,
+    TextWriter,
     finding_rank,
     json_item,
     markdown_finding,
@@ -38,7 +39,6 @@ from .report import (
     markdown_settlements_head,
     markdown_verdict,
     report_to_json,
-    text_console,
     text_finding,
     text_group_head,
     text_head,
@@ -94,7 +94,7 @@ class SettlementSpool:
         self._verdicts: IO[str] = tempfile.TemporaryFile(  # noqa: SIM115
             "w+", encoding="utf-8", newline=""
         )
-        self._console = text_console(self._verdicts, color=color) if fmt == "text" else None
+        self._text = TextWriter(self._verdicts, color=color) if fmt == "text" else None
         self._verdict_count = 0
         self._buffer: list[tuple[tuple[int, str, str], int, Finding]] = []
         self._runs: list[IO[bytes]] = []
@@ -142,8 +142,8 @@ class SettlementSpool:
         self._check_seeds(None, verdict.to_json(), f"settlements[{index}]")
         # A verdict's deciding finding is one of its own, so its batch's findings are enough.
         runbook = docs_link(verdict_runbook(verdict, findings), self.docs_url)
-        if self._console is not None:
-            text_verdict(self._console, verdict, runbook)
+        if self._text is not None:
+            text_verdict(self._text, verdict, runbook)
         else:
             self._verdicts.write(markdown_verdict(verdict, runbook) + "\n")
 
@@ -223,7 +223,7 @@ class SettlementSpool:
         out.write(after + "\n")
 
     def _write_text(self, head: Report, counts: SpooledCounts, out: IO[str]) -> None:
-        console = text_console(out, color=self.color)
+        console = TextWriter(out, color=self.color)
         text_head(console, head, counts.findings)
         severity = None
         for f, _ in self._shown_findings():
@@ -234,7 +234,7 @@ class SettlementSpool:
         text_settlements_head(console, counts.actions)
         shutil.copyfileobj(self._verdicts, out)
         if not counts.findings:
-            console.print("No findings.")
+            console.line("No findings.")
 
     def _write_markdown(self, head: Report, counts: SpooledCounts, out: IO[str]) -> None:
         lines = markdown_head(head)
