@@ -346,12 +346,16 @@ def test_texts_sharing_a_hash_go_to_the_reference() -> None:
 def test_the_default_memory_limit_grows_with_the_input_within_bounds() -> None:
     mib, gib = 2**20, 2**30
     limit = duckdb_engine.default_memory_limit
+    per_byte = duckdb_engine.LIMIT_PER_INPUT_BYTE
     assert limit(0) == limit(100 * mib, 24 * gib) == "224MiB"  # the floor, DEFAULT_MEMORY_LIMIT
-    assert limit(248 * 10**6, 24 * gib) == "224MiB"  # 1M rows of the benchmark
-    assert limit(800 * mib, 24 * gib) == "400MiB"  # half the input
+    assert limit(int(248 * 10**6 * per_byte["csv"]), 24 * gib) == "224MiB"  # 1M benchmark rows
+    assert limit(int(338 * 10**6 * per_byte["csv"]), 24 * gib) == "273MiB"  # with long ids
+    assert limit(800 * mib, 24 * gib) == "800MiB"  # what the input's typed rows want
     assert limit(2500 * mib, 24 * gib) == "1024MiB"  # 10M rows: LARGEST_DEFAULT_LIMIT
     assert limit(10 * gib, 2 * gib) == "512MiB"  # a quarter of a small machine
     assert limit(10 * gib, 512 * mib) == "224MiB"  # never under the floor
+    # The typed rows take less than the text formats' bytes, more than Parquet's.
+    assert per_byte["json"] == per_byte["jsonl"] < per_byte["csv"] < 1 < per_byte["parquet"]
 
 
 def test_key_hashes_per_dialect() -> None:
