@@ -55,6 +55,20 @@ def test_text_format() -> None:
     assert "  op 1: " in result.stdout
 
 
+def test_text_format_shows_a_memo_s_control_characters_escaped() -> None:
+    """Anyone can pay with any memo: its text must not drive the on-call's terminal."""
+    from stellar_sdk import TextMemo
+
+    from test_envelope import TESTNET, build_envelope
+
+    envelope, _ = build_envelope(memo=TextMemo("a\x1b]0;pwned\x07\nfee: 0"))
+    result = run([envelope, "--network", TESTNET, "--format", "text"])
+    assert result.exit_code == 0
+    assert "memo: a\\x1b]0;pwned\\x07\\x0afee: 0\n" in result.stdout
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\nfee: 0" not in result.stdout
+
+
 def test_network_is_required() -> None:
     result = run([TRIPLES[0]["envelope_xdr"]])
     assert result.exit_code == 2

@@ -466,7 +466,8 @@ def endpoint_table_text(endpoints: Sequence[Mapping[str, Any]]) -> str:
         closed = e.get("latest_ledger_close_time")
         ledger += f" closed {closed}" if closed else ""
         lines.append(
-            f"  {e['status'].upper():<5} {e['kind']:<8} {e['url']}  ledger {ledger}, age {age}, "
+            f"  {e['status'].upper():<5} {e['kind']:<8} {shown_text(e['url'])}  ledger {ledger}, "
+            f"age {age}, "
             f"ingest lag {lag}, {e['duration_seconds']:.2f}s"
         )
     return "\n".join(lines) + "\n"
@@ -498,7 +499,7 @@ def render_diagnosis(report: Report, fmt: str) -> str:
     """The chain report's first line for people: Stellar or us (text, markdown); else ``""``."""
     diagnosis = report.extra.get("diagnosis")
     if diagnosis and fmt == "text":
-        return f"{diagnosis['summary']}\n"
+        return f"{shown_text(diagnosis['summary'])}\n"
     if diagnosis and fmt == "markdown":
         return f"**{diagnosis['summary']}**\n\n"
     return ""

@@ -14,21 +14,23 @@ import click
 
 from ..errors import InputError, InputProblem
 from ..io.rows import contains_seed, seed_problem
+from ..report import shown_text
 from ..stellar.envelope import EnvelopeError, TransactionSummary, inspect_transaction
 from .common import Network, fail_input
 
 
 def _text(summary: TransactionSummary) -> str:
-    """Key: value lines for people; operations indented under their number."""
+    """Key: value lines for people; operations indented under their number. A memo is
+    anyone's text: its control characters are shown escaped (``report.shown_text``)."""
     doc = summary.to_json()
     lines = []
     for key, value in doc.items():
         if key == "operations":
             for number, op in enumerate(value, 1):
-                details = ", ".join(f"{k}={v}" for k, v in op.items() if k != "type")
+                details = ", ".join(f"{k}={shown_text(v)}" for k, v in op.items() if k != "type")
                 lines.append(f"  op {number}: {op['type']}" + (f" ({details})" if details else ""))
         else:
-            lines.append(f"{key}: {'-' if value is None else value}")
+            lines.append(f"{key}: {'-' if value is None else shown_text(value)}")
     return "\n".join(lines) + "\n"
 
 
