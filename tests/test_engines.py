@@ -23,7 +23,7 @@ from stellar_sdk import Keypair
 from engines_support import DESTINATIONS, HASHES, write_export
 from streampay_incident import engines
 from streampay_incident.cli import main
-from streampay_incident.engines import duckdb_engine, sql
+from streampay_incident.engines import duckdb_engine, duckdb_keys, sql
 from streampay_incident.engines.duckdb_engine import run_duckdb
 from streampay_incident.errors import InputError
 from streampay_incident.hookspecs import hookimpl
@@ -319,7 +319,7 @@ def test_progress_runs_once_from_0_to_100_over_both_passes(monkeypatch: pytest.M
     monkeypatch.setattr(duckdb_engine, "report_progress", lambda con, tell: tell(50.0))
     monkeypatch.setattr(duckdb_engine, "PROGRESS_POLL_SECONDS", 0.0)
     run_duckdb(DEMO, source="demo", policy=PayoutPolicy(), progress=seen.append)
-    share = duckdb_engine.DICTIONARY_SHARE
+    share = duckdb_keys.DICTIONARY_SHARE
     # The watcher may not get a turn before a small query ends: the ends are always told.
     assert {share, 100.0} <= set(seen) <= {share / 2, share, share + (100 - share) / 2, 100.0}
     assert seen == sorted(seen)
@@ -335,12 +335,23 @@ def test_texts_sharing_a_hash_go_to_the_reference() -> None:
         "CREATE TABLE dictionary AS SELECT * FROM (VALUES (true, 'GA'), (true, NULL), "
         "(false, 'native'), (false, 'USDC:GB')) AS t(of_destination, text)"
     )
-    duckdb_engine.dictionaries(con, key="length")
+    duckdb_keys.dictionaries(con, key="length")
     assert con.execute("SELECT text FROM dict_destination").fetchall() == [("GA",)]
     con.execute("DROP TABLE dict_destination; DROP TABLE dict_asset")
     con.execute("INSERT INTO dictionary VALUES (true, 'GB')")
-    with pytest.raises(duckdb_engine.Fallback, match="dict_destination share a 64-bit hash"):
-        duckdb_engine.dictionaries(con, key="length")
+    with pytest.raises(duckdb_keys.Collision, match="dict_destination share a 64-bit hash"):
+        duckdb_keys.dictionaries(con, key="length")
+
+
+def test_a_hash_collision_hands_the_input_to_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def collide(con: Any) -> None:
+        raise duckdb_keys.Collision("two values of dict_asset share a 64-bit hash")
+
+    monkeypatch.setattr(duckdb_engine, "dictionaries", collide)
+    with pytest.raises(duckdb_engine.Fallback, match="share a 64-bit hash"):
+        run_duckdb(DEMO, source="demo", policy=PayoutPolicy())
 
 
 def test_the_default_memory_limit_grows_with_the_input_within_bounds() -> None:

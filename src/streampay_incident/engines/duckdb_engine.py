@@ -4,7 +4,8 @@ Over 400 lines as one shell around :mod:`.sql`: DuckDB reads the file into the t
 ``payouts`` table (validating in SQL what SQL can judge), Python judges each
 distinct value SQL cannot (StrKey checksums, assets, timestamps in a rarer
 RFC 3339 shape, base64 memos, identifiers that may be blank), and the rules
-run as SQL. Only the findings come back.
+run as SQL. Only the findings come back. The typed rows are keyed
+(:mod:`.duckdb_keys`) to stay within the memory limit.
 
 The Python reader stays the reference for what an input means and for every
 message. Whenever a text export holds anything wrong, or anything DuckDB
@@ -35,6 +36,14 @@ from ..io.rows import Row, contains_seed, sniff_format
 from ..model import Finding, PayoutPolicy
 from ..stellar.strkey import invalid_destinations
 from . import sql
+from .duckdb_keys import (
+    DICTIONARY_SHARE,
+    DICTIONARY_SQL,
+    Collision,
+    as_text,
+    dictionaries,
+    keyed_sql,
+)
 from .findings import RecordCount, findings_from_rows, moment
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,7 +132,10 @@ def run_duckdb(
             typed = sql.typed_payouts_sql(sql.DUCKDB, "raw_payouts", extra, keep)
             con.register("raw_payouts", relation)
             _with_progress(con, DICTIONARY_SQL, _scaled(progress, 0, DICTIONARY_SHARE))
-            dictionaries(con)
+            try:
+                dictionaries(con)
+            except Collision as exc:
+                raise Fallback(str(exc)) from None
             _with_progress(
                 con,
                 f"CREATE TABLE judged AS {keyed_sql(typed)}",
@@ -168,70 +180,6 @@ def run_duckdb(
             con.close()
     findings = findings_from_rows(rows, at_risk, repeat_window=policy.repeat_window)
     return findings, RecordCount(records, newest=moment(newest_us))
-
-
-# -- the keyed rows ---------------------------------------------------------------------------
-# ``judged`` keeps destinations and assets as 64-bit hashes and transaction hashes as their 32
-# bytes: 160 bytes a row less than the texts, so a 1M-row export stays within the memory limit
-# instead of spilling (0.5 s of 2.1 s). The rules only compare these values; the rows of the
-# findings get their texts back from the dictionaries (one pass over the input before
-# ``judged``, which also hands Python each distinct destination and asset to judge once).
-
-# The dictionary pass's share of the progress bar (the second pass does far more).
-DICTIONARY_SHARE = 20.0
-_CANONICAL_ASSET = "CASE WHEN asset IN ('native', 'XLM') THEN 'native' ELSE asset END"
-DICTIONARY_SQL = f"""
-CREATE TABLE dictionary AS
-SELECT grouping(destination) = 0 AS of_destination, coalesce(destination, asset) AS text
-FROM (SELECT destination, {_CANONICAL_ASSET} AS asset FROM raw_payouts)
-GROUP BY GROUPING SETS ((destination), (asset))
-"""
-_DICTIONARIES = {
-    "dict_destination": "of_destination",
-    "dict_asset": "NOT of_destination",
-}
-
-
-_STATUS = "ENUM('pending', 'submitted', 'confirmed', 'failed')"
-_MEMO_TYPE = "ENUM('none', 'text', 'id', 'hash', 'return')"
-
-
-def keyed_sql(typed: str) -> str:
-    """``typed`` (:func:`.sql.typed_payouts_sql`) with destinations and assets as hashes,
-    valid transaction hashes as bytes, statuses and memo types as one-byte ENUMs (a bad
-    row's are NULL: ``unhex`` and the ENUMs refuse what is not theirs)."""
-    return (
-        "SELECT * REPLACE (hash(destination) AS destination, hash(asset) AS asset, "
-        "CASE WHEN NOT bad THEN unhex(tx_hash) END AS tx_hash, "
-        f"CASE WHEN NOT bad THEN CAST(status AS {_STATUS}) END AS status, "
-        f"CASE WHEN NOT bad THEN CAST(memo_type AS {_MEMO_TYPE}) END AS memo_type) "
-        f"FROM ({typed})"
-    )
-
-
-def as_text(relation: str) -> str:
-    """SELECT ``relation`` (keyed rows) with the texts of its destinations, assets,
-    transaction hashes, statuses and memo types (ENUMs would sort otherwise)."""
-    return (
-        f"SELECT r.* REPLACE (d.text AS destination, a.text AS asset, "
-        f"{sql.DUCKDB.tx_text('r.tx_hash')} AS tx_hash, CAST(r.status AS VARCHAR) AS status, "
-        f"CAST(r.memo_type AS VARCHAR) AS memo_type) FROM {relation} r "
-        "LEFT JOIN dict_destination d ON r.destination = d.h "
-        "LEFT JOIN dict_asset a ON r.asset = a.h"
-    )
-
-
-def dictionaries(con: duckdb.DuckDBPyConnection, key: str = "hash") -> None:
-    """``dict_destination`` and ``dict_asset`` (h, text) from ``dictionary``; Fallback when two
-    texts share a hash (never seen: the reference then judges the input). ``key``: the SQL
-    function hashing a text (``judged`` uses ``hash``; a test gives one that collides)."""
-    for name, which in _DICTIONARIES.items():
-        con.execute(
-            f"CREATE TABLE {name} AS SELECT {key}(text) AS h, text FROM dictionary "
-            f"WHERE {which} AND text IS NOT NULL"
-        )
-        if con.execute(f"SELECT count(*) - count(DISTINCT h) FROM {name}").fetchall()[0][0]:
-            raise Fallback(f"two values of {name} share a 64-bit hash")
 
 
 def _scaled(progress: ProgressCallback | None, low: float, high: float) -> ProgressCallback | None:
