@@ -531,6 +531,28 @@ def test_spark_errors_other_than_heap_pass_through() -> None:
             raise raised
 
 
+def test_spark_reads_csv_by_lines_only_when_no_record_can_span_two(tmp_path: Path) -> None:
+    """A file (or any part Spark reads) with a double quote may hold a line break in a
+    field: Spark must then read each file whole; the usual export is split into tasks."""
+    from streampay_incident.engines.spark_engine import may_span_lines
+
+    plain = tmp_path / "plain.csv"
+    plain.write_text(HEADER + GOOD * 3)
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text(HEADER + GOOD + GOOD.replace("inv-1", '"inv\n1"'))
+    assert not may_span_lines(str(plain))
+    assert may_span_lines(str(quoted))
+    assert may_span_lines("s3://bucket/payouts.csv")  # not read here: assume the worst
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "part-0.csv").write_text(HEADER + GOOD)
+    (parts / "_SUCCESS").write_text('"')  # Spark skips these, and so does the scan
+    (parts / ".part-0.csv.crc").write_text('"')
+    assert not may_span_lines(str(parts))
+    (parts / "part-1").write_text(HEADER + '"x"\n')  # a part without the suffix is read too
+    assert may_span_lines(str(parts))
+
+
 def test_spark_input_formats_by_name_magic_and_uri(tmp_path: Path) -> None:
     from streampay_incident.engines.spark_engine import _format
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from datetime import timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,21 @@ def test_spark_cli_reads_a_directory_of_part_files(spark: Any, tmp_path: Path) -
     assert spark_run.exception is None or isinstance(spark_run.exception, SystemExit)
     assert spark_run.exit_code == python_run.exit_code == 1, spark_run.output
     assert json.loads(spark_run.stdout)["findings"] == json.loads(python_run.stdout)["findings"]
+
+
+def test_spark_split_csv_still_refuses_a_repeated_header_line(spark: Any, tmp_path: Path) -> None:
+    """Read by lines (no quote in the file), Spark drops the header of each file only:
+    a data line that repeats the header is a bad record, as for the reference."""
+    from streampay_incident.engines.duckdb_engine import Fallback
+    from streampay_incident.engines.spark_engine import may_span_lines, run_spark
+
+    demo = Path(str(resources.files("streampay_incident") / "demo_data" / "payouts.csv"))
+    header, *lines = demo.read_text(encoding="utf-8").splitlines(keepends=True)
+    export = tmp_path / "payouts.csv"
+    export.write_text(header + "".join(lines[:3]) + header + "".join(lines[3:]), encoding="utf-8")
+    assert not may_span_lines(str(export))
+    with pytest.raises(Fallback):
+        run_spark(export, source="payouts.csv", policy=PayoutPolicy(), session=spark)
 
 
 def test_spark_bad_inputs_are_named(spark: Any, tmp_path: Path) -> None:
