@@ -80,7 +80,7 @@ def heap_exhaustion_explained() -> Iterator[None]:
         text, heap = str(exc), os.environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY
         advice = (
             f"set {DRIVER_MEMORY_ENV} higher (now {heap}), or give Parquet part files "
-            "(one CSV file is read as one partition)"
+            "(a CSV file with quoted fields is read whole, as one task)"
         )
         if "OutOfMemoryError" in text or "Java heap space" in text:
             raise EngineUnavailable(
