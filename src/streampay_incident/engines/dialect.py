@@ -78,7 +78,7 @@ class Dialect:
 
     def tx_text(self, expr: str) -> str:
         """The lower-case hex text of a ``tx_hash`` column of ``payouts``: DuckDB keeps the
-        32 bytes (half the memory of the text, see :mod:`.duckdb_engine`), the others the text."""
+        32 bytes (half the memory of the text, see :mod:`.duckdb_keys`), the others the text."""
         return f"lower(hex({expr}))" if self.name == "duckdb" else expr
 
     @property

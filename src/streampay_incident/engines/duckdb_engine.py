@@ -381,17 +381,17 @@ def _judge(con: duckdb.DuckDBPyConnection, source: str, fmt: str) -> None:
     }
     if not odd_times and not odd_memos:  # the usual export: nothing for Python to fill in
         con.execute(f"CREATE TEMP VIEW keyed AS {sql.payouts_sql(sql.DUCKDB, odd_values=False)}")
-        con.execute("CREATE TEMP VIEW payouts AS SELECT * FROM keyed")
-        return
-    con.execute("CREATE TABLE odd_times (text VARCHAR, us BIGINT)")
-    if odd_times:
-        con.executemany("INSERT INTO odd_times VALUES (?, ?)", list(odd_times.items()))
-    con.execute("CREATE TABLE odd_memos (text VARCHAR, hex VARCHAR)")
-    if odd_memos:
-        con.executemany("INSERT INTO odd_memos VALUES (?, ?)", list(odd_memos.items()))
-    con.execute(f"CREATE TABLE keyed AS {sql.payouts_sql(sql.DUCKDB, odd_values=True)}")
+    else:
+        con.execute("CREATE TABLE odd_times (text VARCHAR, us BIGINT)")
+        if odd_times:
+            con.executemany("INSERT INTO odd_times VALUES (?, ?)", list(odd_times.items()))
+        con.execute("CREATE TABLE odd_memos (text VARCHAR, hex VARCHAR)")
+        if odd_memos:
+            con.executemany("INSERT INTO odd_memos VALUES (?, ?)", list(odd_memos.items()))
+        con.execute(f"CREATE TABLE keyed AS {sql.payouts_sql(sql.DUCKDB, odd_values=True)}")
+        con.execute("DROP TABLE judged")
+    # The rules read ``payouts``; the escrow join replaces it with the rows' texts (as_text).
     con.execute("CREATE TEMP VIEW payouts AS SELECT * FROM keyed")
-    con.execute("DROP TABLE judged")
 
 
 def _micros(value: datetime) -> int:

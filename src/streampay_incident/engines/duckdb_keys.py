@@ -25,11 +25,10 @@ class Collision(Exception):
 
 # The dictionary pass's share of the progress bar (the second pass does far more).
 DICTIONARY_SHARE = 20.0
-_CANONICAL_ASSET = "CASE WHEN asset IN ('native', 'XLM') THEN 'native' ELSE asset END"
 DICTIONARY_SQL = f"""
 CREATE TABLE dictionary AS
 SELECT grouping(destination) = 0 AS of_destination, coalesce(destination, asset) AS text
-FROM (SELECT destination, {_CANONICAL_ASSET} AS asset FROM raw_payouts)
+FROM (SELECT destination, {sql.canonical_asset("asset")} AS asset FROM raw_payouts)
 GROUP BY GROUPING SETS ((destination), (asset))
 """
 _DICTIONARIES = {

@@ -79,6 +79,11 @@ _FREE_TEXT = ("payout_id", "settlement_id", "idempotency_key")
 _REQUIRED = ("payout_id", "settlement_id", "destination", "asset", "amount", "status", "created_at")
 
 
+def canonical_asset(column: str) -> str:
+    """The asset as the typed relation keeps it: ``native`` for ``XLM`` too."""
+    return f"CASE WHEN {column} IN ('native', 'XLM') THEN 'native' ELSE {column} END"
+
+
 def _not_blank(column: str) -> str:
     """A cheap test that a text is not all white space; doubtful values go to Python.
 
@@ -184,7 +189,7 @@ WITH parts AS (
 )
 SELECT
     payout_id, settlement_id, destination,
-    CASE WHEN asset IN ('native', 'XLM') THEN 'native' ELSE asset END AS asset,
+    {canonical_asset("asset")} AS asset,
     amount_stroops, status, created_us,
     CASE WHEN created_us IS NULL THEN created_at END AS created_odd,
     lower(tx_hash) AS tx_hash,
